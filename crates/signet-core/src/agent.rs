@@ -1,0 +1,380 @@
+//! Agents: the identities Signet issues tokens to, their settings and the rules for valid values.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cidr::Cidr;
+use crate::crypto::random_bytes;
+use crate::encoding::base62;
+use crate::UnixTime;
+
+/// Shortest and longest access-token lifetime an agent may be given, in seconds.
+pub const MIN_TOKEN_TTL: u64 = 30;
+pub const MAX_TOKEN_TTL: u64 = 86_400;
+
+/// An agent's unique, URL-safe identifier: `agt_` followed by 22 base62 characters (128 bits).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AgentId(String);
+
+impl AgentId {
+    pub const PREFIX: &'static str = "agt_";
+
+    pub fn generate() -> Self {
+        let bytes: [u8; 16] = random_bytes();
+        Self(format!("{}{}", Self::PREFIX, base62(&bytes, 22)))
+    }
+
+    /// Wraps an identifier read from storage or a request without checking its shape; lookups
+    /// of a malformed one simply find nothing.
+    pub fn from_string(id: String) -> Self {
+        Self(id)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AgentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether an agent may authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Active,
+    Disabled,
+}
+
+impl AgentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+impl FromStr for AgentStatus {
+    type Err = AgentError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(Self::Active),
+            "disabled" => Ok(Self::Disabled),
+            other => Err(AgentError::Invalid("status", format!("`{other}` is not active or disabled"))),
+        }
+    }
+}
+
+/// How an agent proves its identity at the token endpoint, with the registered OAuth names
+/// (RFC 7591 §2, RFC 8705 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    TlsClientAuth,
+    SelfSignedTlsClientAuth,
+}
+
+impl AuthMethod {
+    pub const ALL: [AuthMethod; 5] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::PrivateKeyJwt,
+        Self::TlsClientAuth,
+        Self::SelfSignedTlsClientAuth,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+        }
+    }
+
+    /// Whether the agent authenticates with a Signet-generated secret. Both secret forms are
+    /// accepted for such an agent, whichever of the two it was registered with.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
+
+    /// Whether this release can authenticate agents registered with this method.
+    pub fn is_supported(self) -> bool {
+        self.uses_secret()
+    }
+}
+
+impl FromStr for AuthMethod {
+    type Err = AgentError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
+            AgentError::Invalid(
+                "token_endpoint_auth_method",
+                format!(
+                    "`{s}` is not one of client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth, self_signed_tls_client_auth"
+                ),
+            )
+        })
+    }
+}
+
+/// An agent as stored and shown to operators. Credentials live beside it, never inside it, so
+/// an `Agent` can be serialised into any admin response without leaking a secret hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    pub agent_id: AgentId,
+    pub name: String,
+    pub description: String,
+    pub status: AgentStatus,
+    pub token_endpoint_auth_method: AuthMethod,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    /// Lifetime of this agent's access tokens; `None` uses the server default.
+    pub access_token_ttl: Option<u64>,
+    pub allowed_cidrs: Vec<Cidr>,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+impl Agent {
+    /// Whether a request from `source` is allowed by `allowed_cidrs` (an empty list allows all).
+    pub fn allows_source(&self, source: std::net::IpAddr) -> bool {
+        self.allowed_cidrs.is_empty() || self.allowed_cidrs.iter().any(|c| c.contains(source))
+    }
+}
+
+/// Why agent data was refused. The field name is what the operator must fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}: {1}")]
+    Invalid(&'static str, String),
+}
+
+/// Settings an operator supplies when creating an agent (already parsed from JSON).
+#[derive(Debug, Clone, Default)]
+pub struct NewAgent {
+    pub name: String,
+    pub description: Option<String>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    pub access_token_ttl: Option<u64>,
+    pub allowed_cidrs: Option<Vec<String>>,
+}
+
+/// A partial update of an agent: each `Some` replaces the field.
+#[derive(Debug, Clone, Default)]
+pub struct AgentPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub status: Option<String>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    /// `Some(None)` resets to the server default.
+    pub access_token_ttl: Option<Option<u64>>,
+    pub allowed_cidrs: Option<Vec<String>>,
+}
+
+impl NewAgent {
+    /// Validates the settings and builds the agent with a fresh ID.
+    pub fn into_agent(self, now: UnixTime) -> Result<Agent, AgentError> {
+        let method = match self.token_endpoint_auth_method.as_deref() {
+            None => AuthMethod::ClientSecretBasic,
+            Some(m) => m.parse()?,
+        };
+        Ok(Agent {
+            agent_id: AgentId::generate(),
+            name: validate_name(self.name)?,
+            description: validate_description(self.description.unwrap_or_default())?,
+            status: AgentStatus::Active,
+            token_endpoint_auth_method: method,
+            scopes: validate_scopes(self.scopes.unwrap_or_default())?,
+            audiences: validate_audiences(self.audiences.unwrap_or_default())?,
+            access_token_ttl: self.access_token_ttl.map(validate_ttl).transpose()?,
+            allowed_cidrs: validate_cidrs(self.allowed_cidrs.unwrap_or_default())?,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+}
+
+impl AgentPatch {
+    /// Applies the patch to a copy of `agent`, validating every changed field.
+    pub fn apply(self, agent: &Agent, now: UnixTime) -> Result<Agent, AgentError> {
+        let mut updated = agent.clone();
+        if let Some(name) = self.name {
+            updated.name = validate_name(name)?;
+        }
+        if let Some(description) = self.description {
+            updated.description = validate_description(description)?;
+        }
+        if let Some(status) = self.status {
+            updated.status = status.parse()?;
+        }
+        if let Some(method) = self.token_endpoint_auth_method {
+            updated.token_endpoint_auth_method = method.parse()?;
+        }
+        if let Some(scopes) = self.scopes {
+            updated.scopes = validate_scopes(scopes)?;
+        }
+        if let Some(audiences) = self.audiences {
+            updated.audiences = validate_audiences(audiences)?;
+        }
+        if let Some(ttl) = self.access_token_ttl {
+            updated.access_token_ttl = ttl.map(validate_ttl).transpose()?;
+        }
+        if let Some(cidrs) = self.allowed_cidrs {
+            updated.allowed_cidrs = validate_cidrs(cidrs)?;
+        }
+        if updated != *agent {
+            updated.updated_at = now;
+        }
+        Ok(updated)
+    }
+}
+
+fn validate_name(name: String) -> Result<String, AgentError> {
+    let name = name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(AgentError::Invalid(
+            "name",
+            "must be 1 to 200 characters without control characters".into(),
+        ));
+    }
+    Ok(name)
+}
+
+fn validate_description(description: String) -> Result<String, AgentError> {
+    if description.chars().count() > 2000 {
+        return Err(AgentError::Invalid("description", "must be at most 2000 characters".into()));
+    }
+    Ok(description)
+}
+
+/// Scope tokens per RFC 6749 §3.3: printable ASCII except space, `"` and `\`.
+fn validate_scopes(scopes: Vec<String>) -> Result<Vec<String>, AgentError> {
+    let mut out: Vec<String> = Vec::with_capacity(scopes.len());
+    for scope in scopes {
+        let valid = !scope.is_empty()
+            && scope.len() <= 200
+            && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+        if !valid {
+            return Err(AgentError::Invalid(
+                "scopes",
+                format!("`{scope}` is not a scope token (printable ASCII without spaces, quotes or backslashes)"),
+            ));
+        }
+        if !out.contains(&scope) {
+            out.push(scope);
+        }
+    }
+    if out.len() > 100 {
+        return Err(AgentError::Invalid("scopes", "at most 100 scopes".into()));
+    }
+    Ok(out)
+}
+
+/// Audiences are absolute URIs or plain identifiers; they end up in the `aud` claim.
+fn validate_audiences(audiences: Vec<String>) -> Result<Vec<String>, AgentError> {
+    let mut out: Vec<String> = Vec::with_capacity(audiences.len());
+    for audience in audiences {
+        if audience.is_empty() || audience.len() > 500 || audience.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(AgentError::Invalid(
+                "audiences",
+                format!("`{audience}` must be 1 to 500 characters without spaces"),
+            ));
+        }
+        if !out.contains(&audience) {
+            out.push(audience);
+        }
+    }
+    if out.len() > 100 {
+        return Err(AgentError::Invalid("audiences", "at most 100 audiences".into()));
+    }
+    Ok(out)
+}
+
+fn validate_ttl(ttl: u64) -> Result<u64, AgentError> {
+    if !(MIN_TOKEN_TTL..=MAX_TOKEN_TTL).contains(&ttl) {
+        return Err(AgentError::Invalid(
+            "access_token_ttl",
+            format!("must be between {MIN_TOKEN_TTL} and {MAX_TOKEN_TTL} seconds"),
+        ));
+    }
+    Ok(ttl)
+}
+
+fn validate_cidrs(cidrs: Vec<String>) -> Result<Vec<Cidr>, AgentError> {
+    cidrs
+        .iter()
+        .map(|c| c.parse::<Cidr>().map_err(|e| AgentError::Invalid("allowed_cidrs", e)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_agent() -> NewAgent {
+        NewAgent { name: "billing-bot".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn agent_ids_are_url_safe_and_unique() {
+        let a = AgentId::generate();
+        let b = AgentId::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 26);
+        assert!(a.as_str()[4..].bytes().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn defaults_to_client_secret_basic_and_active() {
+        let agent = new_agent().into_agent(10).expect("valid");
+        assert_eq!(agent.token_endpoint_auth_method, AuthMethod::ClientSecretBasic);
+        assert_eq!(agent.status, AgentStatus::Active);
+        assert!(agent.allows_source("192.0.2.1".parse().expect("ip")));
+    }
+
+    #[test]
+    fn invalid_fields_name_the_field() {
+        let cases: Vec<(NewAgent, &str)> = vec![
+            (NewAgent { name: " ".into(), ..Default::default() }, "name"),
+            (NewAgent { scopes: Some(vec!["a b".into()]), ..new_agent() }, "scopes"),
+            (NewAgent { audiences: Some(vec!["".into()]), ..new_agent() }, "audiences"),
+            (NewAgent { access_token_ttl: Some(5), ..new_agent() }, "access_token_ttl"),
+            (NewAgent { allowed_cidrs: Some(vec!["nope".into()]), ..new_agent() }, "allowed_cidrs"),
+            (NewAgent { token_endpoint_auth_method: Some("magic".into()), ..new_agent() }, "token_endpoint_auth_method"),
+        ];
+        for (input, field) in cases {
+            match input.into_agent(0) {
+                Err(AgentError::Invalid(f, _)) => assert_eq!(f, field),
+                other => panic!("expected an error on {field}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn patch_changes_only_given_fields() {
+        let agent = new_agent().into_agent(10).expect("valid");
+        let patch = AgentPatch { status: Some("disabled".into()), ..Default::default() };
+        let updated = patch.apply(&agent, 20).expect("valid");
+        assert_eq!(updated.status, AgentStatus::Disabled);
+        assert_eq!(updated.name, agent.name);
+        assert_eq!(updated.updated_at, 20);
+        let unchanged = AgentPatch::default().apply(&agent, 30).expect("valid");
+        assert_eq!(unchanged.updated_at, 10);
+    }
+}

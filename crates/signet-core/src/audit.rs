@@ -1,0 +1,177 @@
+//! Audit events: what happened, to which agent, by whom, from where, and the precise reason of a
+//! failure. Secrets never appear in an event: there is no field that could hold one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::UnixTime;
+
+/// Event types. Token endpoint traffic, introspection and revocation, and every admin change.
+pub mod event {
+    pub const TOKEN_REQUEST: &str = "token_request";
+    pub const INTROSPECTION: &str = "introspection";
+    pub const REVOCATION: &str = "revocation";
+    pub const AGENT_CREATED: &str = "agent_created";
+    pub const AGENT_UPDATED: &str = "agent_updated";
+    pub const AGENT_DELETED: &str = "agent_deleted";
+    pub const AGENT_SECRET_REGENERATED: &str = "agent_secret_regenerated";
+    pub const ADMIN_AUTH: &str = "admin_auth";
+    pub const SIGNING_KEY_CREATED: &str = "signing_key_created";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+        }
+    }
+}
+
+/// One audit record. Built with [`AuditEvent::new`] and the `with_*` methods.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Sequence number assigned by the store (0 until written).
+    #[serde(default)]
+    pub id: i64,
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+    pub event_type: String,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Client authentication method used (token endpoint) or attempted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// Who made an admin change (`admin-token`, a console user, an agent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// `jti` of the issued, introspected or revoked token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// Event-specific facts (changed fields, granted scope), never secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+}
+
+impl AuditEvent {
+    pub fn new(event_type: &str, outcome: Outcome) -> Self {
+        let ts_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Self {
+            id: 0,
+            ts_ms,
+            event_type: event_type.to_string(),
+            outcome,
+            reason: None,
+            agent_id: None,
+            method: None,
+            source: None,
+            user_agent: None,
+            actor: None,
+            jti: None,
+            detail: None,
+        }
+    }
+
+    pub fn success(event_type: &str) -> Self {
+        Self::new(event_type, Outcome::Success)
+    }
+
+    pub fn failure(event_type: &str, reason: &str) -> Self {
+        Self::new(event_type, Outcome::Failure).with_reason(reason)
+    }
+
+    pub fn with_reason(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.to_string());
+        self
+    }
+
+    pub fn with_agent(mut self, agent_id: Option<&str>) -> Self {
+        // A claimed ID from a failed request is attacker-controlled: keep it bounded.
+        self.agent_id = agent_id.map(|a| truncate(a, 128));
+        self
+    }
+
+    pub fn with_method(mut self, method: &str) -> Self {
+        self.method = Some(method.to_string());
+        self
+    }
+
+    pub fn with_source(mut self, source: Option<String>, user_agent: Option<&str>) -> Self {
+        self.source = source;
+        self.user_agent = user_agent.map(|u| truncate(u, 256));
+        self
+    }
+
+    pub fn with_actor(mut self, actor: &str) -> Self {
+        self.actor = Some(actor.to_string());
+        self
+    }
+
+    pub fn with_jti(mut self, jti: &str) -> Self {
+        self.jti = Some(truncate(jti, 128));
+        self
+    }
+
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+/// Filters for reading the audit log; every `Some` narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub agent_id: Option<String>,
+    pub event_type: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub reason: Option<String>,
+    pub source: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Return records with `id` below this (newest first paging).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// Used only by store code that needs the current time in seconds.
+pub fn seconds(ts_ms: i64) -> UnixTime {
+    ts_ms / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_fields_are_bounded_and_cleaned() {
+        let event = AuditEvent::failure(event::TOKEN_REQUEST, "unknown_agent")
+            .with_agent(Some(&"x".repeat(1000)))
+            .with_source(None, Some("curl\n/8"));
+        assert_eq!(event.agent_id.map(|a| a.len()), Some(128));
+        assert_eq!(event.user_agent.as_deref(), Some("curl?/8"));
+    }
+}

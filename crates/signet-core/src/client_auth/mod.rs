@@ -1,0 +1,222 @@
+//! Client authentication at the token, introspection and revocation endpoints: what an agent
+//! presented, how it is checked, and the precise reasons it can fail.
+//!
+//! One file per method: [`client_secret`] today; Private Key JWT and mutual TLS follow.
+//! The HTTP layer extracts [`PresentedCredentials`] from the request, looks up the agent's
+//! [`AgentCredentials`], and calls [`authenticate`].
+
+pub mod client_secret;
+
+use std::net::IpAddr;
+
+use crate::agent::{Agent, AgentStatus, AuthMethod};
+use crate::crypto::MasterKey;
+use crate::UnixTime;
+
+pub use client_secret::{AgentSecret, StoredSecret};
+
+/// How the secret reached the server (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretForm {
+    /// `Authorization: Basic`.
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    Post,
+}
+
+impl SecretForm {
+    pub fn method(self) -> AuthMethod {
+        match self {
+            Self::Basic => AuthMethod::ClientSecretBasic,
+            Self::Post => AuthMethod::ClientSecretPost,
+        }
+    }
+}
+
+/// What a request presented to prove the agent's identity.
+#[derive(Debug)]
+pub enum PresentedCredentials {
+    /// Agent ID and secret; the secret's format is already checked.
+    Secret { agent_id: String, secret: AgentSecret, form: SecretForm },
+    /// A JWT client assertion (RFC 7523), which this release cannot verify yet.
+    Assertion { agent_id: Option<String> },
+}
+
+impl PresentedCredentials {
+    /// The agent ID the caller claims, for the audit record of a failure.
+    pub fn claimed_agent_id(&self) -> Option<&str> {
+        match self {
+            Self::Secret { agent_id, .. } => Some(agent_id),
+            Self::Assertion { agent_id } => agent_id.as_deref(),
+        }
+    }
+
+    pub fn method(&self) -> AuthMethod {
+        match self {
+            Self::Secret { form, .. } => form.method(),
+            Self::Assertion { .. } => AuthMethod::PrivateKeyJwt,
+        }
+    }
+}
+
+/// An agent with everything needed to authenticate it: the record the hot path keeps cached.
+#[derive(Debug, Clone)]
+pub struct AgentCredentials {
+    pub agent: Agent,
+    pub secrets: Vec<StoredSecret>,
+}
+
+/// Why client authentication failed. Every variant is a distinct audit reason; on the wire all
+/// of them are the same `invalid_client`, so a caller learns nothing about which agents exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClientAuthError {
+    #[error("no client credentials in the request")]
+    NoCredentials,
+    #[error("more than one client authentication method in the request")]
+    MultipleMethods,
+    #[error("malformed Authorization: Basic header")]
+    MalformedBasicHeader,
+    #[error("the secret does not have Signet's format or its checksum is wrong")]
+    MalformedSecret,
+    #[error("no agent with this ID")]
+    UnknownAgent,
+    #[error("the agent is registered for another authentication method")]
+    MethodMismatch,
+    #[error("this authentication method is not available in this release")]
+    MethodNotSupported,
+    #[error("the secret does not match")]
+    WrongSecret,
+    #[error("the secret was replaced by a newer one")]
+    StaleSecret,
+    #[error("the secret has expired")]
+    ExpiredSecret,
+    #[error("the agent is disabled")]
+    AgentDisabled,
+    #[error("the request comes from a network outside the agent's allowed_cidrs")]
+    SourceNotAllowed,
+}
+
+impl ClientAuthError {
+    /// The audit reason code.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NoCredentials => "no_credentials",
+            Self::MultipleMethods => "multiple_auth_methods",
+            Self::MalformedBasicHeader => "malformed_basic_header",
+            Self::MalformedSecret => "malformed_secret",
+            Self::UnknownAgent => "unknown_agent",
+            Self::MethodMismatch => "method_mismatch",
+            Self::MethodNotSupported => "method_not_supported",
+            Self::WrongSecret => "wrong_secret",
+            Self::StaleSecret => "stale_secret",
+            Self::ExpiredSecret => "expired_secret",
+            Self::AgentDisabled => "agent_disabled",
+            Self::SourceNotAllowed => "source_not_allowed",
+        }
+    }
+
+    /// Whether the caller sent credentials in the `Authorization` header, or none at all, in
+    /// which case RFC 6749 §5.2 asks for 401 with `WWW-Authenticate`.
+    pub fn wants_basic_challenge(self, presented_basic: bool) -> bool {
+        presented_basic || matches!(self, Self::NoCredentials | Self::MalformedBasicHeader)
+    }
+}
+
+/// Checks presented credentials against the agent's stored ones. `credentials` is `None` when
+/// no agent has the claimed ID.
+pub fn authenticate<'a>(
+    presented: &PresentedCredentials,
+    credentials: Option<&'a AgentCredentials>,
+    master_key: &MasterKey,
+    source: IpAddr,
+    now: UnixTime,
+) -> Result<&'a Agent, ClientAuthError> {
+    let credentials = credentials.ok_or(ClientAuthError::UnknownAgent)?;
+    let agent = &credentials.agent;
+    match presented {
+        PresentedCredentials::Secret { secret, .. } => {
+            if !agent.token_endpoint_auth_method.uses_secret() {
+                return Err(ClientAuthError::MethodMismatch);
+            }
+            client_secret::verify(secret, &credentials.secrets, master_key, now)?;
+        }
+        PresentedCredentials::Assertion { .. } => {
+            if agent.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt {
+                return Err(ClientAuthError::MethodMismatch);
+            }
+            return Err(ClientAuthError::MethodNotSupported);
+        }
+    }
+    if agent.status != AgentStatus::Active {
+        return Err(ClientAuthError::AgentDisabled);
+    }
+    if !agent.allows_source(source) {
+        return Err(ClientAuthError::SourceNotAllowed);
+    }
+    Ok(agent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::NewAgent;
+
+    struct Fixture {
+        key: MasterKey,
+        credentials: AgentCredentials,
+        secret: AgentSecret,
+    }
+
+    fn fixture(method: &str, cidrs: &[&str]) -> Fixture {
+        let (key, _) = MasterKey::generate();
+        let agent = NewAgent {
+            name: "a".into(),
+            token_endpoint_auth_method: Some(method.into()),
+            allowed_cidrs: Some(cidrs.iter().map(|c| c.to_string()).collect()),
+            ..Default::default()
+        }
+        .into_agent(0)
+        .expect("valid agent");
+        let secret = AgentSecret::generate();
+        let stored = StoredSecret::new(&key, &secret, 0);
+        Fixture { key, credentials: AgentCredentials { agent, secrets: vec![stored] }, secret }
+    }
+
+    fn presented(f: &Fixture, secret: &AgentSecret) -> PresentedCredentials {
+        PresentedCredentials::Secret {
+            agent_id: f.credentials.agent.agent_id.to_string(),
+            secret: AgentSecret::parse(secret.expose()).expect("well-formed"),
+            form: SecretForm::Basic,
+        }
+    }
+
+    fn check(f: &Fixture, creds: &PresentedCredentials, source: &str, expected: Result<(), ClientAuthError>) {
+        let result = authenticate(creds, Some(&f.credentials), &f.key, source.parse().expect("ip"), 1).map(|_| ());
+        assert_eq!(result, expected);
+    }
+
+    #[test]
+    fn the_right_secret_authenticates() {
+        let f = fixture("client_secret_basic", &[]);
+        check(&f, &presented(&f, &f.secret), "127.0.0.1", Ok(()));
+    }
+
+    #[test]
+    fn failures_have_precise_reasons() {
+        let f = fixture("client_secret_post", &["10.0.0.0/8"]);
+        check(&f, &presented(&f, &f.secret), "127.0.0.1", Err(ClientAuthError::SourceNotAllowed));
+        check(&f, &presented(&f, &f.secret), "10.1.1.1", Ok(()));
+        check(&f, &presented(&f, &AgentSecret::generate()), "10.1.1.1", Err(ClientAuthError::WrongSecret));
+
+        let f = fixture("private_key_jwt", &[]);
+        check(&f, &presented(&f, &f.secret), "127.0.0.1", Err(ClientAuthError::MethodMismatch));
+
+        let mut f = fixture("client_secret_basic", &[]);
+        f.credentials.agent.status = AgentStatus::Disabled;
+        check(&f, &presented(&f, &f.secret), "127.0.0.1", Err(ClientAuthError::AgentDisabled));
+
+        let f = fixture("client_secret_basic", &[]);
+        let result = authenticate(&presented(&f, &f.secret), None, &f.key, "127.0.0.1".parse().expect("ip"), 1);
+        assert_eq!(result.err(), Some(ClientAuthError::UnknownAgent));
+    }
+}
