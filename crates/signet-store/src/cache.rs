@@ -1,0 +1,37 @@
+//! The in-memory cache of agents and their credentials, so the token endpoint authenticates a
+//! known agent without a database read. This is the only place that knows about staleness:
+//! every store method that changes an agent or its credentials invalidates the entry.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use signet_core::client_auth::AgentCredentials;
+
+/// Entries beyond this are dropped wholesale; a miss costs one indexed read.
+const CAPACITY: usize = 200_000;
+
+#[derive(Debug, Default)]
+pub struct AgentCache {
+    entries: RwLock<HashMap<String, Arc<AgentCredentials>>>,
+}
+
+impl AgentCache {
+    pub fn get(&self, agent_id: &str) -> Option<Arc<AgentCredentials>> {
+        self.entries.read().ok()?.get(agent_id).cloned()
+    }
+
+    pub fn insert(&self, credentials: Arc<AgentCredentials>) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= CAPACITY {
+                entries.clear();
+            }
+            entries.insert(credentials.agent.agent_id.to_string(), credentials);
+        }
+    }
+
+    pub fn invalidate(&self, agent_id: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(agent_id);
+        }
+    }
+}

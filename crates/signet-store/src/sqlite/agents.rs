@@ -1,0 +1,212 @@
+//! Agents and their secrets.
+
+use std::sync::Arc;
+
+use signet_core::agent::{Agent, AgentId};
+use signet_core::client_auth::{AgentCredentials, StoredSecret};
+use signet_core::UnixTime;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::Store;
+use crate::StoreError;
+
+/// One page of a listing, with the cursor of the next page if there is one.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+macro_rules! agent_columns {
+    () => {
+        "agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, created_at, updated_at"
+    };
+}
+
+impl Store {
+    /// Inserts a new agent and, for a secret agent, its first secret, in one transaction.
+    pub async fn create_agent(&self, agent: &Agent, secret: Option<&StoredSecret>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO agents (agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(agent.agent_id.as_str())
+        .bind(&agent.name)
+        .bind(&agent.description)
+        .bind(agent.status.as_str())
+        .bind(agent.token_endpoint_auth_method.as_str())
+        .bind(json_list(&agent.scopes))
+        .bind(json_list(&agent.audiences))
+        .bind(agent.access_token_ttl.map(|t| t as i64))
+        .bind(json_list(&agent.allowed_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>()))
+        .bind(agent.created_at)
+        .bind(agent.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(secret) = secret {
+            insert_secret(&mut tx, agent.agent_id.as_str(), secret).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn find_agent(&self, agent_id: &str) -> Result<Option<Agent>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", agent_columns!(), " FROM agents WHERE agent_id = ?"))
+            .bind(agent_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| agent_from_row(&r)).transpose()
+    }
+
+    /// The agent with its secrets, from the cache or else the database (then cached).
+    pub async fn agent_credentials(&self, agent_id: &str) -> Result<Option<Arc<AgentCredentials>>, StoreError> {
+        if let Some(hit) = self.cache.get(agent_id) {
+            return Ok(Some(hit));
+        }
+        let Some(agent) = self.find_agent(agent_id).await? else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT secret_hash, created_at, expires_at, replaced_at FROM agent_secrets WHERE agent_id = ? ORDER BY id",
+        )
+        .bind(agent_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let secrets = rows
+            .iter()
+            .map(|r| {
+                let hash: Vec<u8> = r.try_get("secret_hash")?;
+                let hash: [u8; 32] = hash.try_into().map_err(|_| StoreError::Corrupt("secret hash length".into()))?;
+                Ok(StoredSecret {
+                    hash,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    replaced_at: r.try_get("replaced_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let credentials = Arc::new(AgentCredentials { agent, secrets });
+        self.cache.insert(credentials.clone());
+        Ok(Some(credentials))
+    }
+
+    /// Agents ordered by ID, optionally filtered by a case-insensitive search over ID, name and
+    /// description; `after` is the cursor returned with the previous page.
+    pub async fn list_agents(&self, search: Option<&str>, after: Option<&str>, limit: u32) -> Result<Page<Agent>, StoreError> {
+        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(concat!("SELECT ", agent_columns!(), " FROM agents WHERE 1 = 1"));
+        if let Some(search) = search.filter(|s| !s.is_empty()) {
+            let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            query
+                .push(" AND (agent_id LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR name LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR description LIKE ")
+                .push_bind(pattern)
+                .push(" ESCAPE '\\')");
+        }
+        if let Some(after) = after {
+            query.push(" AND agent_id > ").push_bind(after.to_string());
+        }
+        query.push(" ORDER BY agent_id LIMIT ").push_bind(i64::from(limit) + 1);
+        let rows = query.build().fetch_all(&self.pool).await?;
+        let mut items = rows.iter().map(agent_from_row).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|a| a.agent_id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Writes an updated agent (settings and status).
+    pub async fn update_agent(&self, agent: &Agent) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE agents SET name = ?, description = ?, status = ?, token_endpoint_auth_method = ?, scopes = ?, audiences = ?, access_token_ttl = ?, allowed_cidrs = ?, updated_at = ? WHERE agent_id = ?",
+        )
+        .bind(&agent.name)
+        .bind(&agent.description)
+        .bind(agent.status.as_str())
+        .bind(agent.token_endpoint_auth_method.as_str())
+        .bind(json_list(&agent.scopes))
+        .bind(json_list(&agent.audiences))
+        .bind(agent.access_token_ttl.map(|t| t as i64))
+        .bind(json_list(&agent.allowed_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>()))
+        .bind(agent.updated_at)
+        .bind(agent.agent_id.as_str())
+        .execute(&self.pool)
+        .await?;
+        self.cache.invalidate(agent.agent_id.as_str());
+        Ok(())
+    }
+
+    /// Deletes an agent and its credentials; `false` if there was none.
+    pub async fn delete_agent(&self, agent_id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM agents WHERE agent_id = ?").bind(agent_id).execute(&self.pool).await?;
+        self.cache.invalidate(agent_id);
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Replaces the agent's current secret: the old one stops working at once (its hash is kept
+    /// so that its use is recognised as stale) and `secret` becomes current.
+    pub async fn replace_secret(&self, agent_id: &str, secret: &StoredSecret, now: UnixTime) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE agent_secrets SET replaced_at = ? WHERE agent_id = ? AND replaced_at IS NULL")
+            .bind(now)
+            .bind(agent_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_secret(&mut tx, agent_id, secret).await?;
+        tx.commit().await?;
+        self.cache.invalidate(agent_id);
+        Ok(())
+    }
+}
+
+async fn insert_secret(tx: &mut sqlx::Transaction<'_, Sqlite>, agent_id: &str, secret: &StoredSecret) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO agent_secrets (agent_id, secret_hash, created_at, expires_at, replaced_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(agent_id)
+        .bind(&secret.hash[..])
+        .bind(secret.created_at)
+        .bind(secret.expires_at)
+        .bind(secret.replaced_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn json_list(values: &[String]) -> String {
+    serde_json::to_string(values).unwrap_or_else(|_| "[]".into())
+}
+
+fn parse_list(row: &SqliteRow, column: &str) -> Result<Vec<String>, StoreError> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("agents.{column}: {e}")))
+}
+
+fn agent_from_row(row: &SqliteRow) -> Result<Agent, StoreError> {
+    let corrupt = |field: &str, e: String| StoreError::Corrupt(format!("agents.{field}: {e}"));
+    let status: String = row.try_get("status")?;
+    let method: String = row.try_get("token_endpoint_auth_method")?;
+    let ttl: Option<i64> = row.try_get("access_token_ttl")?;
+    Ok(Agent {
+        agent_id: AgentId::from_string(row.try_get("agent_id")?),
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        status: status.parse().map_err(|e: signet_core::agent::AgentError| corrupt("status", e.to_string()))?,
+        token_endpoint_auth_method: method
+            .parse()
+            .map_err(|e: signet_core::agent::AgentError| corrupt("token_endpoint_auth_method", e.to_string()))?,
+        scopes: parse_list(row, "scopes")?,
+        audiences: parse_list(row, "audiences")?,
+        access_token_ttl: ttl.map(|t| t as u64),
+        allowed_cidrs: parse_list(row, "allowed_cidrs")?
+            .iter()
+            .map(|c| c.parse().map_err(|e: String| corrupt("allowed_cidrs", e)))
+            .collect::<Result<_, _>>()?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

@@ -1,0 +1,84 @@
+//! The SQLite store: one database file in WAL mode, `synchronous = FULL` so that a commit the
+//! server acknowledged survives a crash, and foreign keys on.
+
+mod agents;
+mod audit;
+mod keys;
+mod tokens;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+use crate::audit_writer::AuditLog;
+use crate::cache::AgentCache;
+use crate::migrations::migrate;
+use crate::StoreError;
+
+pub use agents::Page;
+pub use keys::StoredSigningKey;
+
+/// The store: a connection pool, the agent cache and the audit writer. Cloning is cheap.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    cache: Arc<AgentCache>,
+    audit: AuditLog,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH`) and applies migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        let applied = migrate(&pool).await?;
+        for name in applied {
+            tracing::info!(migration = name, "applied database migration");
+        }
+        let audit = AuditLog::start(pool.clone());
+        Ok(Self { pool, cache: Arc::new(AgentCache::default()), audit })
+    }
+
+    /// The audit log writer.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A setting stored in the database, e.g. the admin token's hash.
+    pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = ?").bind(name).fetch_optional(&self.pool).await?)
+    }
+
+    /// Stores a setting, replacing any previous value.
+    pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes the pool after pending work; used at shutdown.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
