@@ -36,6 +36,14 @@ impl AgentId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether `text` has the shape of a generated agent ID; anything else cannot exist, so a
+    /// lookup is not needed to refuse it.
+    pub fn is_well_formed(text: &str) -> bool {
+        text.len() == Self::PREFIX.len() + 22
+            && text.starts_with(Self::PREFIX)
+            && text[Self::PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric())
+    }
 }
 
 impl fmt::Display for AgentId {
@@ -337,7 +345,9 @@ mod tests {
         let b = AgentId::generate();
         assert_ne!(a, b);
         assert_eq!(a.as_str().len(), 26);
-        assert!(a.as_str()[4..].bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert!(AgentId::is_well_formed(a.as_str()));
+        assert!(!AgentId::is_well_formed("agt_short"));
+        assert!(!AgentId::is_well_formed("../../etc/passwd"));
     }
 
     #[test]

@@ -1,1 +1,20 @@
-//! placeholder
+//! Signet's HTTP surface, the only crate that knows HTTP: the OAuth endpoints (token, JWKS,
+//! introspection, revocation, metadata), the admin API with its OpenAPI document, and health.
+//!
+//! Handlers are thin: they extract input, call the domain (`signet-core`) and the store
+//! (`signet-store`), and map the result. Domain errors become wire errors in exactly two places:
+//! [`oauth::error`] (RFC 6749 §5.2, deliberately vague) and [`admin::problem`] (RFC 9457).
+
+pub mod admin;
+mod body;
+mod health;
+pub mod keyring;
+pub mod oauth;
+mod request;
+pub mod router;
+pub mod server;
+pub mod state;
+
+pub use keyring::KeyRing;
+pub use server::serve;
+pub use state::AppState;

@@ -40,7 +40,7 @@ async fn replacing_a_secret_invalidates_the_cache() {
     let a = agent("alpha");
     store.create_agent(&a, Some(&StoredSecret::new(&key, &AgentSecret::generate(), 1))).await.expect("create");
     let before = store.agent_credentials(a.agent_id.as_str()).await.expect("read").expect("exists");
-    store.replace_secret(a.agent_id.as_str(), &StoredSecret::new(&key, &AgentSecret::generate(), 2), 2).await.expect("replace");
+    store.replace_secret(a.agent_id.as_str(), &StoredSecret::new(&key, &AgentSecret::generate(), 2), 2, 0).await.expect("replace");
     let after = store.agent_credentials(a.agent_id.as_str()).await.expect("read").expect("exists");
     assert_eq!(before.secrets.len(), 1);
     assert_eq!(after.secrets.len(), 2);

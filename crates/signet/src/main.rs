@@ -1,1 +1,62 @@
-fn main() {}
+//! The `signet` binary: command-line parsing and wiring only. `serve` runs the server; `agent`
+//! manages agents through a running server's admin API; `token` is the agent-side command that
+//! gets an access token.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Signet: a self-hosted identity provider for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "signet", version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (creates the data directory, database and keys on first start).
+    Serve(cli::serve::ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(cli::serve::ServeArgs),
+    /// Print the admin API's OpenAPI document.
+    Openapi,
+    /// Manage agents through a running server's admin API.
+    #[command(subcommand)]
+    Agent(cli::agent::AgentCommand),
+    /// Get an access token as an agent (SIGNET_AGENT_ID and SIGNET_AGENT_SECRET).
+    Token(cli::token::TokenArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("signet: cannot start the async runtime: {e}");
+            return ExitCode::from(cli::EXIT_FAILURE);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match args.command {
+            Command::Serve(args) => cli::serve::serve(args).await,
+            Command::Migrate(args) => cli::serve::migrate(args).await,
+            Command::Openapi => {
+                println!("{}", signet_http::router::openapi_json());
+                Ok(())
+            }
+            Command::Agent(command) => cli::agent::run(command).await,
+            Command::Token(args) => cli::token::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("signet: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}

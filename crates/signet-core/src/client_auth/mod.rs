@@ -74,6 +74,8 @@ pub enum ClientAuthError {
     NoCredentials,
     #[error("more than one client authentication method in the request")]
     MultipleMethods,
+    #[error("client_id in the body differs from the one in the Authorization header")]
+    ClientIdMismatch,
     #[error("malformed Authorization: Basic header")]
     MalformedBasicHeader,
     #[error("the secret does not have Signet's format or its checksum is wrong")]
@@ -102,6 +104,7 @@ impl ClientAuthError {
         match self {
             Self::NoCredentials => "no_credentials",
             Self::MultipleMethods => "multiple_auth_methods",
+            Self::ClientIdMismatch => "client_id_mismatch",
             Self::MalformedBasicHeader => "malformed_basic_header",
             Self::MalformedSecret => "malformed_secret",
             Self::UnknownAgent => "unknown_agent",

@@ -149,12 +149,25 @@ impl Store {
         Ok(result.rows_affected() > 0)
     }
 
-    /// Replaces the agent's current secret: the old one stops working at once (its hash is kept
-    /// so that its use is recognised as stale) and `secret` becomes current.
-    pub async fn replace_secret(&self, agent_id: &str, secret: &StoredSecret, now: UnixTime) -> Result<(), StoreError> {
+    /// Replaces the agent's current secret with `secret`. The old one keeps working for
+    /// `grace_seconds` (0: it stops at once); its hash is kept so that later use is recognised as
+    /// stale. A secret still in an earlier grace period stops now, so at most two are valid.
+    pub async fn replace_secret(
+        &self,
+        agent_id: &str,
+        secret: &StoredSecret,
+        now: UnixTime,
+        grace_seconds: u64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE agent_secrets SET replaced_at = ? WHERE agent_id = ? AND replaced_at IS NULL")
+        sqlx::query("UPDATE agent_secrets SET replaced_at = ? WHERE agent_id = ? AND replaced_at > ?")
             .bind(now)
+            .bind(agent_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE agent_secrets SET replaced_at = ? WHERE agent_id = ? AND replaced_at IS NULL")
+            .bind(now + grace_seconds as i64)
             .bind(agent_id)
             .execute(&mut *tx)
             .await?;

@@ -1,0 +1,370 @@
+//! `/api/v1/agents`: register agents, list and search them, read, change and delete them, and
+//! regenerate their secrets. Every change is audited with the actor.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Value, json};
+use signet_core::agent::{Agent, AgentPatch, NewAgent};
+use signet_core::audit::event;
+use signet_core::client_auth::{AgentCredentials, AgentSecret, StoredSecret};
+use utoipa::{IntoParams, ToSchema};
+
+use super::json::ApiJson;
+use super::problem::Problem;
+use super::{Admin, rfc3339};
+use crate::state::AppState;
+
+/// Longest grace period for a regenerated secret's predecessor: 30 days.
+const MAX_GRACE_SECONDS: u64 = 30 * 86_400;
+
+/// An agent as the admin API shows it. Secrets never appear here.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentView {
+    agent_id: String,
+    name: String,
+    description: String,
+    /// `active` or `disabled`.
+    status: String,
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt`, `tls_client_auth` or `self_signed_tls_client_auth`.
+    token_endpoint_auth_method: String,
+    scopes: Vec<String>,
+    audiences: Vec<String>,
+    /// The agent's own token lifetime in seconds; `null` uses the server default.
+    access_token_ttl: Option<u64>,
+    allowed_cidrs: Vec<String>,
+    created_at: String,
+    updated_at: String,
+    /// Facts about the current secret (never the secret), on single-agent reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<SecretView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretView {
+    created_at: String,
+    /// While a regenerated secret's predecessor still works.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_valid_until: Option<String>,
+}
+
+impl AgentView {
+    fn new(agent: &Agent) -> Self {
+        Self {
+            agent_id: agent.agent_id.to_string(),
+            name: agent.name.clone(),
+            description: agent.description.clone(),
+            status: agent.status.as_str().to_string(),
+            token_endpoint_auth_method: agent.token_endpoint_auth_method.as_str().to_string(),
+            scopes: agent.scopes.clone(),
+            audiences: agent.audiences.clone(),
+            access_token_ttl: agent.access_token_ttl,
+            allowed_cidrs: agent.allowed_cidrs.iter().map(|c| c.to_string()).collect(),
+            created_at: rfc3339(agent.created_at),
+            updated_at: rfc3339(agent.updated_at),
+            secret: None,
+        }
+    }
+
+    fn with_credentials(credentials: &AgentCredentials) -> Self {
+        let now = signet_core::now();
+        let current = credentials.secrets.iter().rev().find(|s| s.replaced_at.is_none());
+        let previous = credentials.secrets.iter().filter_map(|s| s.replaced_at).filter(|t| *t > now).max();
+        Self {
+            secret: current.map(|s| SecretView {
+                created_at: rfc3339(s.created_at),
+                previous_secret_valid_until: previous.map(rfc3339),
+            }),
+            ..Self::new(&credentials.agent)
+        }
+    }
+}
+
+/// A newly registered agent, with its secret: shown here and never again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedAgent {
+    #[serde(flatten)]
+    agent: AgentView,
+    /// The agent secret, for `client_secret_*` agents. Store it now: it cannot be shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_secret: Option<String>,
+}
+
+/// Settings of a new agent.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgentRequest {
+    name: String,
+    description: Option<String>,
+    /// Defaults to `client_secret_basic`.
+    token_endpoint_auth_method: Option<String>,
+    scopes: Option<Vec<String>>,
+    audiences: Option<Vec<String>>,
+    /// Seconds, 30 to 86400.
+    access_token_ttl: Option<u64>,
+    /// Source networks the agent may authenticate from, e.g. `10.0.0.0/8`; empty allows all.
+    allowed_cidrs: Option<Vec<String>>,
+    /// Public keys for `private_key_jwt` (not yet available in this release).
+    #[schema(value_type = Option<Object>)]
+    jwks: Option<Value>,
+    /// Key set URL for `private_key_jwt` (not yet available in this release).
+    jwks_uri: Option<String>,
+    tls_client_auth_subject_dn: Option<String>,
+    tls_client_auth_san_dns: Option<String>,
+    tls_client_auth_san_uri: Option<String>,
+    tls_client_auth_san_ip: Option<String>,
+    tls_client_auth_san_email: Option<String>,
+}
+
+/// A partial update: only the fields present change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchAgentRequest {
+    name: Option<String>,
+    description: Option<String>,
+    /// `active` or `disabled`. A disabled agent gets no tokens and its live tokens turn inactive.
+    status: Option<String>,
+    token_endpoint_auth_method: Option<String>,
+    scopes: Option<Vec<String>>,
+    audiences: Option<Vec<String>>,
+    /// Seconds; `null` resets to the server default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    access_token_ttl: Option<Option<u64>>,
+    allowed_cidrs: Option<Vec<String>>,
+}
+
+/// Distinguishes a field set to `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegenerateSecretRequest {
+    /// Keep the previous secret working this many seconds (at most 30 days); 0 or absent ends it at once.
+    grace_period_seconds: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegeneratedSecret {
+    agent_id: String,
+    /// The new secret. Store it now: it cannot be shown again.
+    agent_secret: String,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_valid_until: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Case-insensitive match on agent ID, name or description.
+    search: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// 1 to 500; default 50.
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentList {
+    items: Vec<AgentView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// Registers an agent. A secret agent's secret is in the response, and only there.
+#[utoipa::path(
+    post, path = "/api/v1/agents", tag = "agents",
+    request_body = CreateAgentRequest,
+    responses(
+        (status = 201, description = "Registered", body = CreatedAgent),
+        (status = 400, description = "Invalid settings", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong admin token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn create_agent(admin: Admin, State(state): State<AppState>, ApiJson(request): ApiJson<CreateAgentRequest>) -> Result<Response, Problem> {
+    let not_yet = [
+        ("jwks", request.jwks.is_some()),
+        ("jwks_uri", request.jwks_uri.is_some()),
+        ("tls_client_auth_subject_dn", request.tls_client_auth_subject_dn.is_some()),
+        ("tls_client_auth_san_dns", request.tls_client_auth_san_dns.is_some()),
+        ("tls_client_auth_san_uri", request.tls_client_auth_san_uri.is_some()),
+        ("tls_client_auth_san_ip", request.tls_client_auth_san_ip.is_some()),
+        ("tls_client_auth_san_email", request.tls_client_auth_san_email.is_some()),
+    ];
+    if let Some((field, _)) = not_yet.iter().find(|(_, set)| *set) {
+        return Err(Problem::invalid_field(field, format!("{field}: key and certificate registration is not available in this release")));
+    }
+    let now = signet_core::now();
+    let agent = NewAgent {
+        name: request.name,
+        description: request.description,
+        token_endpoint_auth_method: request.token_endpoint_auth_method,
+        scopes: request.scopes,
+        audiences: request.audiences,
+        access_token_ttl: request.access_token_ttl,
+        allowed_cidrs: request.allowed_cidrs,
+    }
+    .into_agent(now)?;
+    let secret = agent.token_endpoint_auth_method.uses_secret().then(AgentSecret::generate);
+    let stored = secret.as_ref().map(|s| StoredSecret::new(&state.master_key, s, now));
+    state.store.create_agent(&agent, stored.as_ref()).await?;
+    let audit = admin.event(event::AGENT_CREATED, agent.agent_id.as_str()).with_detail(json!({
+        "name": agent.name,
+        "token_endpoint_auth_method": agent.token_endpoint_auth_method.as_str(),
+        "scopes": agent.scopes,
+        "audiences": agent.audiences,
+    }));
+    state.store.audit().record(audit).await?;
+    let location = format!("/api/v1/agents/{}", agent.agent_id);
+    let body = CreatedAgent { agent: AgentView::new(&agent), agent_secret: secret.map(|s| s.expose().to_string()) };
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Lists agents by ID, with search and cursor pagination.
+#[utoipa::path(
+    get, path = "/api/v1/agents", tag = "agents", params(ListParams),
+    responses((status = 200, body = AgentList), (status = 400, body = Problem, content_type = "application/problem+json")),
+    security(("admin_token" = []))
+)]
+pub async fn list_agents(
+    _admin: Admin,
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<AgentList>, Problem> {
+    let Query(params) = params.map_err(|e| Problem::bad_request(format!("invalid query: {}", e.body_text())))?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(Problem::invalid_field("limit", "limit must be between 1 and 500"));
+    }
+    let page = state.store.list_agents(params.search.as_deref(), params.cursor.as_deref(), limit).await?;
+    Ok(Json(AgentList { items: page.items.iter().map(AgentView::new).collect(), next_cursor: page.next_cursor }))
+}
+
+/// Reads one agent.
+#[utoipa::path(
+    get, path = "/api/v1/agents/{agent_id}", tag = "agents",
+    params(("agent_id" = String, Path)),
+    responses((status = 200, body = AgentView), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("admin_token" = []))
+)]
+pub async fn get_agent(_admin: Admin, State(state): State<AppState>, Path(agent_id): Path<String>) -> Result<Json<AgentView>, Problem> {
+    let credentials = state.store.agent_credentials(&agent_id).await?.ok_or_else(|| Problem::not_found("agent"))?;
+    Ok(Json(AgentView::with_credentials(&credentials)))
+}
+
+/// Changes an agent's settings or status.
+#[utoipa::path(
+    patch, path = "/api/v1/agents/{agent_id}", tag = "agents",
+    params(("agent_id" = String, Path)), request_body = PatchAgentRequest,
+    responses(
+        (status = 200, body = AgentView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn patch_agent(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    ApiJson(request): ApiJson<PatchAgentRequest>,
+) -> Result<Json<AgentView>, Problem> {
+    let agent = state.store.find_agent(&agent_id).await?.ok_or_else(|| Problem::not_found("agent"))?;
+    let patch = AgentPatch {
+        name: request.name,
+        description: request.description,
+        status: request.status,
+        token_endpoint_auth_method: request.token_endpoint_auth_method,
+        scopes: request.scopes,
+        audiences: request.audiences,
+        access_token_ttl: request.access_token_ttl,
+        allowed_cidrs: request.allowed_cidrs,
+    };
+    let updated = patch.apply(&agent, signet_core::now())?;
+    if updated != agent {
+        state.store.update_agent(&updated).await?;
+        let before = serde_json::to_value(AgentView::new(&agent)).unwrap_or_default();
+        let after = serde_json::to_value(AgentView::new(&updated)).unwrap_or_default();
+        let changes: serde_json::Map<String, Value> = after
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| k.as_str() != "updated_at" && before.get(k.as_str()) != Some(*v))
+            .map(|(k, v)| (k.clone(), json!({ "from": before.get(k.as_str()), "to": v })))
+            .collect();
+        let audit = admin.event(event::AGENT_UPDATED, &agent_id).with_detail(json!({ "changes": changes }));
+        state.store.audit().record(audit).await?;
+    }
+    let credentials = state.store.agent_credentials(&agent_id).await?.ok_or_else(|| Problem::not_found("agent"))?;
+    Ok(Json(AgentView::with_credentials(&credentials)))
+}
+
+/// Deletes an agent and its credentials. Its live tokens turn inactive at introspection.
+#[utoipa::path(
+    delete, path = "/api/v1/agents/{agent_id}", tag = "agents",
+    params(("agent_id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("admin_token" = []))
+)]
+pub async fn delete_agent(admin: Admin, State(state): State<AppState>, Path(agent_id): Path<String>) -> Result<StatusCode, Problem> {
+    if !state.store.delete_agent(&agent_id).await? {
+        return Err(Problem::not_found("agent"));
+    }
+    state.store.audit().record(admin.event(event::AGENT_DELETED, &agent_id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Generates a new secret. The old one fails at once, or after `grace_period_seconds`.
+#[utoipa::path(
+    post, path = "/api/v1/agents/{agent_id}/secret/regenerate", tag = "agents",
+    params(("agent_id" = String, Path)), request_body(content = Option<RegenerateSecretRequest>),
+    responses(
+        (status = 200, body = RegeneratedSecret),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The agent does not use a secret", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn regenerate_secret(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    ApiJson(request): ApiJson<RegenerateSecretRequest>,
+) -> Result<Response, Problem> {
+    let grace = request.grace_period_seconds.unwrap_or(0);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(Problem::invalid_field("grace_period_seconds", "grace_period_seconds must be at most 2592000 (30 days)"));
+    }
+    let agent = state.store.find_agent(&agent_id).await?.ok_or_else(|| Problem::not_found("agent"))?;
+    if !agent.token_endpoint_auth_method.uses_secret() {
+        return Err(Problem::conflict(format!(
+            "the agent authenticates with {}; it has no secret",
+            agent.token_endpoint_auth_method.as_str()
+        )));
+    }
+    let now = signet_core::now();
+    let secret = AgentSecret::generate();
+    state.store.replace_secret(&agent_id, &StoredSecret::new(&state.master_key, &secret, now), now, grace).await?;
+    let audit = admin.event(event::AGENT_SECRET_REGENERATED, &agent_id).with_detail(json!({ "grace_period_seconds": grace }));
+    state.store.audit().record(audit).await?;
+    let body = RegeneratedSecret {
+        agent_id,
+        agent_secret: secret.expose().to_string(),
+        created_at: rfc3339(now),
+        previous_secret_valid_until: (grace > 0).then(|| rfc3339(now + grace as i64)),
+    };
+    Ok(([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(body)).into_response())
+}

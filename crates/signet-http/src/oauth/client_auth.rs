@@ -1,0 +1,164 @@
+//! Client authentication as the HTTP layer sees it: which credentials a request carries (the
+//! `Authorization: Basic` header, form parameters, a client assertion), then the domain check
+//! against the agent's cached credentials.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use signet_core::agent::AgentId;
+use signet_core::client_auth::{self, AgentCredentials, AgentSecret, ClientAuthError, PresentedCredentials, SecretForm};
+use signet_store::StoreError;
+
+use super::form::{Form, decode};
+use crate::request::Caller;
+use crate::state::AppState;
+
+/// What an authentication attempt looked like, for its audit record and wire error.
+#[derive(Debug, Default, Clone)]
+pub struct Attempt {
+    pub claimed_agent_id: Option<String>,
+    pub method: Option<&'static str>,
+    pub used_basic: bool,
+}
+
+#[derive(Debug)]
+pub enum Failure {
+    Client(ClientAuthError),
+    Store(StoreError),
+}
+
+/// `client_assertion_type` for JWT client authentication (RFC 7523 §2.2).
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Finds the credentials in the request. RFC 6749 §2.3: a client must not use more than one
+/// authentication method in a request.
+pub fn presented(headers: &HeaderMap, form: &Form, attempt: &mut Attempt) -> Result<PresentedCredentials, ClientAuthError> {
+    let basic = match headers.get(AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            attempt.used_basic = true;
+            attempt.method = Some("client_secret_basic");
+            Some(parse_basic(value.as_bytes())?)
+        }
+    };
+    let form_id = form.get("client_id");
+    let form_secret = form.get("client_secret");
+    let assertion = form.get("client_assertion");
+    let methods = usize::from(basic.is_some()) + usize::from(form_secret.is_some()) + usize::from(assertion.is_some());
+    if methods > 1 {
+        attempt.claimed_agent_id = basic.as_ref().map(|(id, _)| id.clone()).or(form_id.map(str::to_string));
+        return Err(ClientAuthError::MultipleMethods);
+    }
+    if let Some((agent_id, secret)) = basic {
+        attempt.claimed_agent_id = Some(agent_id.clone());
+        if form_id.is_some_and(|id| id != agent_id) {
+            return Err(ClientAuthError::ClientIdMismatch);
+        }
+        let secret = AgentSecret::parse(&secret)?;
+        return Ok(PresentedCredentials::Secret { agent_id, secret, form: SecretForm::Basic });
+    }
+    attempt.claimed_agent_id = form_id.map(str::to_string);
+    if let Some(secret) = form_secret {
+        attempt.method = Some("client_secret_post");
+        let agent_id = form_id.ok_or(ClientAuthError::NoCredentials)?.to_string();
+        let secret = AgentSecret::parse(secret)?;
+        return Ok(PresentedCredentials::Secret { agent_id, secret, form: SecretForm::Post });
+    }
+    if assertion.is_some() {
+        attempt.method = Some("private_key_jwt");
+        if form.get("client_assertion_type") != Some(JWT_BEARER) {
+            return Err(ClientAuthError::MethodNotSupported);
+        }
+        return Ok(PresentedCredentials::Assertion { agent_id: form_id.map(str::to_string) });
+    }
+    Err(ClientAuthError::NoCredentials)
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, RFC 7617).
+fn parse_basic(value: &[u8]) -> Result<(String, String), ClientAuthError> {
+    let malformed = ClientAuthError::MalformedBasicHeader;
+    let value = std::str::from_utf8(value).map_err(|_| malformed)?;
+    let (scheme, encoded) = value.split_once(' ').ok_or(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(malformed);
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed)?;
+    let colon = decoded.iter().position(|&b| b == b':').ok_or(malformed)?;
+    let agent_id = decode(&decoded[..colon]).map_err(|_| malformed)?;
+    let secret = decode(&decoded[colon + 1..]).map_err(|_| malformed)?;
+    if agent_id.is_empty() {
+        return Err(malformed);
+    }
+    Ok((agent_id, secret))
+}
+
+/// Authenticates the calling agent.
+pub async fn authenticate(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    form: &Form,
+    attempt: &mut Attempt,
+) -> Result<Arc<AgentCredentials>, Failure> {
+    let presented = presented(headers, form, attempt).map_err(Failure::Client)?;
+    attempt.method = Some(presented.method().as_str());
+    let claimed = presented.claimed_agent_id().unwrap_or_default();
+    let credentials = if AgentId::is_well_formed(claimed) {
+        state.store.agent_credentials(claimed).await.map_err(Failure::Store)?
+    } else {
+        None
+    };
+    client_auth::authenticate(&presented, credentials.as_deref(), &state.master_key, caller.ip, signet_core::now())
+        .map_err(Failure::Client)?;
+    credentials.ok_or(Failure::Client(ClientAuthError::UnknownAgent))
+}
+
+/// Who may call introspection and revocation: an agent, or an operator with the admin token.
+#[derive(Debug)]
+pub enum EndpointCaller {
+    Admin,
+    Agent(Arc<AgentCredentials>),
+}
+
+/// Authenticates the caller of introspection or revocation: `Authorization: Bearer <admin
+/// token>` or any agent client authentication.
+pub async fn authenticate_endpoint_caller(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    form: &Form,
+    attempt: &mut Attempt,
+) -> Result<EndpointCaller, Failure> {
+    if let Some(token) = crate::admin::bearer_token(headers) {
+        attempt.method = Some("admin_token");
+        return if crate::admin::is_admin_token(state, token) {
+            Ok(EndpointCaller::Admin)
+        } else {
+            Err(Failure::Client(ClientAuthError::WrongSecret))
+        };
+    }
+    authenticate(state, caller, headers, form, attempt).await.map(EndpointCaller::Agent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(raw: &str) -> Result<(String, String), ClientAuthError> {
+        parse_basic(format!("Basic {}", STANDARD.encode(raw)).as_bytes())
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        assert_eq!(basic("agt_x:a%2Bb+c"), Ok(("agt_x".into(), "a+b c".into())));
+        assert_eq!(basic("agt_x:p:w"), Ok(("agt_x".into(), "p:w".into())));
+        assert_eq!(basic("no-colon"), Err(ClientAuthError::MalformedBasicHeader));
+        assert_eq!(basic(":secret"), Err(ClientAuthError::MalformedBasicHeader));
+        assert_eq!(parse_basic(b"Basic !!!"), Err(ClientAuthError::MalformedBasicHeader));
+        assert_eq!(parse_basic(b"Bearer abc"), Err(ClientAuthError::MalformedBasicHeader));
+        assert_eq!(parse_basic(b"Basic"), Err(ClientAuthError::MalformedBasicHeader));
+    }
+}

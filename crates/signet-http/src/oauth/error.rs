@@ -1,0 +1,102 @@
+//! The one place where domain errors become OAuth wire errors (RFC 6749 §5.2). Wire errors are
+//! deliberately vague: every client authentication failure is the same `invalid_client`, so a
+//! caller cannot tell an unknown agent from a wrong secret. The precise reason goes to the audit
+//! log, never into `error_description`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use signet_core::client_auth::ClientAuthError;
+use signet_core::token::TokenError;
+
+/// An OAuth error response.
+#[derive(Debug, Clone)]
+pub struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: &'static str,
+    /// Send `WWW-Authenticate: Basic` (RFC 6749 §5.2: with 401 for Basic callers).
+    challenge: bool,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: &'static str) -> Self {
+        Self { status, error, description, challenge: false }
+    }
+
+    pub fn invalid_request(description: &'static str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    pub fn unsupported_grant_type() -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", "only the client_credentials grant is supported")
+    }
+
+    pub fn unauthorized_client(description: &'static str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", description)
+    }
+
+    pub fn payload_too_large() -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large")
+    }
+
+    pub fn request_timeout() -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "invalid_request", "the request body took too long to arrive")
+    }
+
+    pub fn temporarily_unavailable() -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly")
+    }
+
+    /// Client authentication failed. 401 with a Basic challenge when the client used (or
+    /// mangled) the `Authorization` header or sent nothing, 401 without a challenge otherwise.
+    pub fn from_client_auth(error: ClientAuthError, used_basic: bool) -> Self {
+        let mut wire = Self::new(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
+        wire.challenge = error.wants_basic_challenge(used_basic);
+        if error == ClientAuthError::MultipleMethods {
+            wire = Self::invalid_request("use exactly one client authentication method");
+        }
+        wire
+    }
+
+    pub fn from_token(error: &TokenError) -> Self {
+        match error {
+            TokenError::ScopeNotAllowed(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_scope", "the requested scope is not allowed")
+            }
+            TokenError::MalformedScope => Self::new(StatusCode::BAD_REQUEST, "invalid_scope", "the scope parameter is malformed"),
+            TokenError::AudienceNotAllowed(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_target", "the requested resource or audience is not allowed")
+            }
+        }
+    }
+
+    pub fn error_code(&self) -> &'static str {
+        self.error
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.error, "error_description": self.description });
+        let mut response = (self.status, no_store(), Json(body)).into_response();
+        if self.challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"signet\", charset=\"UTF-8\""));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
+pub fn no_store() -> [(header::HeaderName, HeaderValue); 2] {
+    [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (header::PRAGMA, HeaderValue::from_static("no-cache")),
+    ]
+}

@@ -1,0 +1,49 @@
+//! Authorization server metadata (RFC 8414), also served at the OpenID Connect discovery path
+//! for client libraries that only look there. Signet is not an OpenID Provider: it issues no ID
+//! tokens and has no authorization endpoint, so `response_types_supported` is empty.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// Metadata document.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "oauth",
+    responses((status = 200, description = "RFC 8414 metadata", body = Object))
+)]
+pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
+    let issuer = &*state.issuer;
+    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    let document = json!({
+        "issuer": issuer,
+        "token_endpoint": state.token_endpoint(),
+        "jwks_uri": format!("{issuer}/oauth2/jwks"),
+        "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
+        "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "access_token_signing_alg_values_supported": [state.keys.active().alg().as_str()],
+        "service_documentation": format!("{issuer}/api/v1/openapi.json"),
+    });
+    ([(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"))], Json(document))
+}
+
+/// The same document at the OpenID Connect discovery path.
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "oauth",
+    responses((status = 200, description = "The RFC 8414 metadata document", body = Object))
+)]
+pub async fn openid_configuration(state: State<AppState>) -> impl IntoResponse {
+    metadata(state).await
+}

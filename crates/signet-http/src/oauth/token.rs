@@ -1,0 +1,145 @@
+//! `POST /oauth2/token`: the `client_credentials` grant (RFC 6749 §4.4) with RFC 9068 JWT
+//! access tokens. Every request, granted or refused, is audited before the response leaves.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use signet_core::audit::{AuditEvent, event};
+use signet_core::token::{TokenRequest, grant};
+use std::net::SocketAddr;
+use utoipa::ToSchema;
+
+use super::client_auth::{self, Attempt, Failure};
+use super::error::{OAuthError, no_store};
+use super::read_form;
+use crate::request::Caller;
+use crate::state::AppState;
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// The JWT access token (RFC 9068).
+    access_token: String,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    /// Lifetime in seconds.
+    expires_in: u64,
+    /// Granted scopes, space-delimited.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    scope: String,
+}
+
+/// An OAuth error response (RFC 6749 §5.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_target`, …
+    error: String,
+    error_description: String,
+}
+
+/// Form parameters of a token request.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct TokenForm {
+    /// Must be `client_credentials`.
+    grant_type: String,
+    /// Space-delimited scopes; all of the agent's scopes when omitted.
+    scope: Option<String>,
+    /// Resource indicator (RFC 8707); may repeat.
+    resource: Option<String>,
+    /// Audience; like `resource`.
+    audience: Option<String>,
+    /// Agent ID, for `client_secret_post`.
+    client_id: Option<String>,
+    /// Agent secret, for `client_secret_post`.
+    client_secret: Option<String>,
+}
+
+struct Refusal {
+    reason: String,
+    wire: OAuthError,
+}
+
+impl Refusal {
+    fn new(reason: &str, wire: OAuthError) -> Self {
+        Self { reason: reason.to_string(), wire }
+    }
+}
+
+/// Issues an access token to an authenticated agent.
+#[utoipa::path(
+    post,
+    path = "/oauth2/token",
+    tag = "oauth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Token issued", body = TokenResponse),
+        (status = 400, description = "Invalid request, grant, scope or target", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed", body = OAuthErrorBody),
+        (status = 413, description = "Body too large", body = OAuthErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = OAuthErrorBody),
+    ),
+    security((), ("client_secret_basic" = []))
+)]
+pub async fn token(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body) -> Response {
+    let caller = Caller::new(peer, &headers);
+    let mut attempt = Attempt::default();
+    let (event, response) = match issue(&state, &caller, &headers, body, &mut attempt).await {
+        Ok((event, response)) => (event, response),
+        Err(refusal) => {
+            let event = AuditEvent::failure(event::TOKEN_REQUEST, &refusal.reason);
+            (event, refusal.wire.into_response())
+        }
+    };
+    let mut event = event.with_agent(attempt.claimed_agent_id.as_deref()).with_source(caller.source(), caller.user_agent.as_deref());
+    if let Some(method) = attempt.method {
+        event = event.with_method(method);
+    }
+    // The record of a token is committed before the token leaves the server.
+    if let Err(e) = state.store.audit().record(event).await {
+        tracing::error!(error = %e, "token request could not be audited; refusing it");
+        return OAuthError::temporarily_unavailable().into_response();
+    }
+    response
+}
+
+async fn issue(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Body,
+    attempt: &mut Attempt,
+) -> Result<(AuditEvent, Response), Refusal> {
+    let form = read_form(state, headers, body).await.map_err(|(reason, wire)| Refusal::new(reason, wire))?;
+    match form.get("grant_type") {
+        None => return Err(Refusal::new("missing_grant_type", OAuthError::invalid_request("grant_type is required"))),
+        Some("client_credentials") => {}
+        Some(_) => return Err(Refusal::new("unsupported_grant_type", OAuthError::unsupported_grant_type())),
+    }
+    let credentials = client_auth::authenticate(state, caller, headers, &form, attempt).await.map_err(|failure| match failure {
+        Failure::Client(e) => Refusal::new(e.reason(), OAuthError::from_client_auth(e, attempt.used_basic)),
+        Failure::Store(e) => {
+            tracing::error!(error = %e, "agent lookup failed");
+            Refusal::new("store_unavailable", OAuthError::temporarily_unavailable())
+        }
+    })?;
+    let agent = &credentials.agent;
+    let request = TokenRequest {
+        scope: form.get("scope").map(str::to_string),
+        audiences: form.all("resource").chain(form.get("audience")).map(str::to_string).collect(),
+    };
+    let ttl = state.token_ttl(agent.access_token_ttl);
+    let claims = grant(agent, &request, &state.issuer, ttl, signet_core::now())
+        .map_err(|e| Refusal::new(e.reason(), OAuthError::from_token(&e)))?;
+    let key = state.keys.active();
+    let claims_json = serde_json::to_vec(&claims).map_err(|_| Refusal::new("internal", OAuthError::temporarily_unavailable()))?;
+    let access_token = key.sign_jws(&claims_json);
+    let event = AuditEvent::success(event::TOKEN_REQUEST)
+        .with_jti(&claims.jti)
+        .with_detail(serde_json::json!({ "scope": claims.scope, "kid": key.kid(), "exp": claims.exp }));
+    let body = TokenResponse { access_token, token_type: "Bearer", expires_in: ttl, scope: claims.scope };
+    Ok((event, (no_store(), Json(body)).into_response()))
+}

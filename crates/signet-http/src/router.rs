@@ -1,0 +1,79 @@
+//! The one route table. The OpenAPI document served at `/api/v1/openapi.json` is generated from
+//! it, so the two cannot drift apart.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::admin::problem::Problem;
+use crate::admin::{agents, audit, signing_keys};
+use crate::health;
+use crate::oauth::{introspect, jwks, metadata, revoke, token};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Signet", description = "Identity provider for AI agents: OAuth 2.0 endpoints and the admin API."),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "oauth", description = "OAuth 2.0 endpoints for agents and resource servers"),
+        (name = "agents", description = "Register and manage agents"),
+        (name = "audit", description = "The audit log"),
+        (name = "signing-keys", description = "Token signing keys"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("admin_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme("client_secret_basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+    }
+}
+
+/// The route table and the OpenAPI document generated from it.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(metadata::metadata))
+        .routes(routes!(metadata::openid_configuration))
+        .routes(routes!(token::token))
+        .routes(routes!(jwks::jwks))
+        .routes(routes!(introspect::introspect))
+        .routes(routes!(revoke::revoke))
+        .routes(routes!(agents::create_agent, agents::list_agents))
+        .routes(routes!(agents::get_agent, agents::patch_agent, agents::delete_agent))
+        .routes(routes!(agents::regenerate_secret))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(signing_keys::list_signing_keys))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .split_for_parts()
+}
+
+/// The application: routes, the OpenAPI document, and a problem-details 404.
+pub fn app(state: AppState) -> Router {
+    let (router, openapi) = routes();
+    let openapi = std::sync::Arc::new(openapi);
+    router
+        .route("/api/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()).into_response() }))
+        .fallback(|| async { Problem::new(axum::http::StatusCode::NOT_FOUND, "no such endpoint").into_response() })
+        // Bodies are read by the endpoints themselves, with the configured limit and a clean 413.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// The OpenAPI document as JSON, for snapshot tests and `signet openapi`.
+pub fn openapi_json() -> String {
+    let (_, openapi) = routes();
+    openapi.to_pretty_json().unwrap_or_default()
+}

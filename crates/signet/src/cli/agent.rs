@@ -1,0 +1,253 @@
+//! `signet agent …`: manage agents through a running server's admin API.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::client::{http, json as read_json, unreachable};
+use super::{CliError, env_secret};
+
+/// Where the server is and how to authenticate to its admin API.
+#[derive(Debug, Args)]
+pub struct AdminConnection {
+    /// Base URL of the Signet server.
+    #[arg(long, env = "SIGNET_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    url: String,
+    /// Admin token (default: SIGNET_ADMIN_TOKEN or the file in SIGNET_ADMIN_TOKEN_FILE).
+    #[arg(long, global = true, hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Print the server's JSON instead of a summary.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Register an agent and print its Agent ID and secret (shown once).
+    Create {
+        #[command(flatten)]
+        connection: AdminConnection,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// client_secret_basic (default), client_secret_post, private_key_jwt, tls_client_auth, self_signed_tls_client_auth.
+        #[arg(long)]
+        method: Option<String>,
+        /// An allowed scope; repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// An allowed audience (resource); repeat for several.
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// Access token lifetime in seconds (default: the server's).
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// A network the agent may authenticate from, e.g. 10.0.0.0/8; repeat for several.
+        #[arg(long = "allowed-cidr")]
+        allowed_cidrs: Vec<String>,
+    },
+    /// List agents.
+    List {
+        #[command(flatten)]
+        connection: AdminConnection,
+        /// Match on ID, name or description.
+        #[arg(long)]
+        search: Option<String>,
+        /// Most agents to list.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Show one agent.
+    Show {
+        #[command(flatten)]
+        connection: AdminConnection,
+        agent_id: String,
+    },
+    /// Generate a new secret; the old one stops working at once unless --grace-period is given.
+    RegenerateSecret {
+        #[command(flatten)]
+        connection: AdminConnection,
+        agent_id: String,
+        /// Seconds during which the old secret keeps working.
+        #[arg(long)]
+        grace_period: Option<u64>,
+    },
+    /// Disable an agent: no new tokens, and its live tokens turn inactive at introspection.
+    Disable {
+        #[command(flatten)]
+        connection: AdminConnection,
+        agent_id: String,
+    },
+    /// Enable a disabled agent.
+    Enable {
+        #[command(flatten)]
+        connection: AdminConnection,
+        agent_id: String,
+    },
+    /// Delete an agent and its credentials.
+    Delete {
+        #[command(flatten)]
+        connection: AdminConnection,
+        agent_id: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
+}
+
+struct Api {
+    url: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    fn new(connection: &AdminConnection) -> Result<Self, CliError> {
+        let token = match &connection.admin_token {
+            Some(token) => token.clone(),
+            None => env_secret("ADMIN_TOKEN")?.ok_or_else(|| {
+                CliError::failure("no admin token: pass --admin-token or set SIGNET_ADMIN_TOKEN (or SIGNET_ADMIN_TOKEN_FILE)")
+            })?,
+        };
+        Ok(Self { url: connection.url.trim_end_matches('/').to_string(), token, client: http() })
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>, what: &str) -> Result<Value, CliError> {
+        let mut request = self.client.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| unreachable(&self.url, e))?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        read_json(response, what).await
+    }
+}
+
+fn segment(id: &str) -> String {
+    super::client::form_encode(id)
+}
+
+pub async fn run(command: AgentCommand) -> Result<(), CliError> {
+    use reqwest::Method;
+    match command {
+        AgentCommand::Create { connection, name, description, method, scopes, audiences, ttl, allowed_cidrs } => {
+            let api = Api::new(&connection)?;
+            let mut body = json!({ "name": name, "scopes": scopes, "audiences": audiences, "allowed_cidrs": allowed_cidrs });
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            if let Some(m) = method {
+                body["token_endpoint_auth_method"] = json!(m);
+            }
+            if let Some(t) = ttl {
+                body["access_token_ttl"] = json!(t);
+            }
+            let agent = api.call(Method::POST, "/api/v1/agents", Some(body), "creating the agent").await?;
+            if connection.json {
+                return print_json(&agent);
+            }
+            let id = agent["agent_id"].as_str().unwrap_or_default();
+            println!("Agent registered: {} ({})", agent["name"].as_str().unwrap_or_default(), id);
+            println!("  method  {}", agent["token_endpoint_auth_method"].as_str().unwrap_or_default());
+            if let Some(secret) = agent["agent_secret"].as_str() {
+                println!("\nAgent secret (shown only this once; store it in your secrets manager now):\n\n    {secret}\n");
+                println!("For the agent's environment:\n  SIGNET_AGENT_ID={id}\n  SIGNET_AGENT_SECRET={secret}");
+            }
+            Ok(())
+        }
+        AgentCommand::List { connection, search, limit } => {
+            let api = Api::new(&connection)?;
+            let mut items: Vec<Value> = Vec::new();
+            let mut cursor: Option<String> = None;
+            while items.len() < limit as usize {
+                let page_size = (limit as usize - items.len()).min(500);
+                let mut path = format!("/api/v1/agents?limit={page_size}");
+                if let Some(s) = &search {
+                    path.push_str(&format!("&search={}", segment(s)));
+                }
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={}", segment(c)));
+                }
+                let page = api.call(Method::GET, &path, None, "listing agents").await?;
+                items.extend(page["items"].as_array().cloned().unwrap_or_default());
+                cursor = page["next_cursor"].as_str().map(str::to_string);
+                if cursor.is_none() {
+                    break;
+                }
+            }
+            if connection.json {
+                return print_json(&Value::Array(items));
+            }
+            println!("{:<27} {:<9} {:<28} NAME", "AGENT ID", "STATUS", "METHOD");
+            for a in &items {
+                println!(
+                    "{:<27} {:<9} {:<28} {}",
+                    a["agent_id"].as_str().unwrap_or_default(),
+                    a["status"].as_str().unwrap_or_default(),
+                    a["token_endpoint_auth_method"].as_str().unwrap_or_default(),
+                    a["name"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        AgentCommand::Show { connection, agent_id } => {
+            let api = Api::new(&connection)?;
+            let agent = api.call(Method::GET, &format!("/api/v1/agents/{}", segment(&agent_id)), None, "reading the agent").await?;
+            print_json(&agent)
+        }
+        AgentCommand::RegenerateSecret { connection, agent_id, grace_period } => {
+            let api = Api::new(&connection)?;
+            let body = json!({ "grace_period_seconds": grace_period.unwrap_or(0) });
+            let path = format!("/api/v1/agents/{}/secret/regenerate", segment(&agent_id));
+            let result = api.call(Method::POST, &path, Some(body), "regenerating the secret").await?;
+            if connection.json {
+                return print_json(&result);
+            }
+            println!("New agent secret (shown only this once):\n\n    {}\n", result["agent_secret"].as_str().unwrap_or_default());
+            match result["previous_secret_valid_until"].as_str() {
+                Some(until) => println!("The previous secret keeps working until {until}."),
+                None => println!("The previous secret no longer works: update every service that used it."),
+            }
+            Ok(())
+        }
+        AgentCommand::Disable { connection, agent_id } => set_status(&connection, &agent_id, "disabled").await,
+        AgentCommand::Enable { connection, agent_id } => set_status(&connection, &agent_id, "active").await,
+        AgentCommand::Delete { connection, agent_id, yes } => {
+            let api = Api::new(&connection)?;
+            if !yes && std::io::stdin().is_terminal() {
+                print!("Delete agent {agent_id} and its credentials? This cannot be undone. [y/N] ");
+                let _ = std::io::stdout().flush();
+                let mut answer = String::new();
+                let _ = std::io::stdin().lock().read_line(&mut answer);
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    return Err(CliError::failure("not deleted"));
+                }
+            }
+            api.call(Method::DELETE, &format!("/api/v1/agents/{}", segment(&agent_id)), None, "deleting the agent").await?;
+            if !connection.json {
+                println!("Deleted agent {agent_id}.");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn set_status(connection: &AdminConnection, agent_id: &str, status: &str) -> Result<(), CliError> {
+    let api = Api::new(connection)?;
+    let path = format!("/api/v1/agents/{}", segment(agent_id));
+    let agent = api.call(reqwest::Method::PATCH, &path, Some(json!({ "status": status })), "updating the agent").await?;
+    if connection.json {
+        return print_json(&agent);
+    }
+    println!("Agent {agent_id} is now {}.", agent["status"].as_str().unwrap_or(status));
+    Ok(())
+}
+
+fn print_json(value: &Value) -> Result<(), CliError> {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    Ok(())
+}

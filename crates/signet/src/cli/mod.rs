@@ -1,0 +1,53 @@
+//! The subcommands, and the exit codes scripts can rely on:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | any other failure (configuration, files, startup) |
+//! | 2 | wrong command-line usage |
+//! | 3 | authentication failed (admin token or agent credentials refused) |
+//! | 4 | not found |
+//! | 5 | server unreachable or unavailable (connection refused, 5xx, 503) |
+//! | 6 | the server refused the request (validation, `invalid_scope`, …) |
+
+pub mod agent;
+pub mod client;
+pub mod serve;
+pub mod token;
+
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_AUTH: u8 = 3;
+pub const EXIT_NOT_FOUND: u8 = 4;
+pub const EXIT_UNAVAILABLE: u8 = 5;
+pub const EXIT_REFUSED: u8 = 6;
+
+/// A command failure: what to tell the person, and the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub code: u8,
+}
+
+impl CliError {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Self { message: message.into(), code }
+    }
+
+    pub fn failure(message: impl Into<String>) -> Self {
+        Self::new(EXIT_FAILURE, message)
+    }
+}
+
+/// Reads `SIGNET_<NAME>` or the file named by `SIGNET_<NAME>_FILE`.
+pub fn env_secret(name: &str) -> Result<Option<String>, CliError> {
+    let direct = std::env::var(format!("SIGNET_{name}")).ok().filter(|v| !v.is_empty());
+    let file = std::env::var(format!("SIGNET_{name}_FILE")).ok().filter(|v| !v.is_empty());
+    match (direct, file) {
+        (Some(_), Some(_)) => Err(CliError::failure(format!("set either SIGNET_{name} or SIGNET_{name}_FILE, not both"))),
+        (Some(value), None) => Ok(Some(value.trim().to_string())),
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map(|v| Some(v.trim().to_string()))
+            .map_err(|e| CliError::failure(format!("SIGNET_{name}_FILE: cannot read `{path}`: {e}"))),
+        (None, None) => Ok(None),
+    }
+}
