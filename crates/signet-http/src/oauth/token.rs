@@ -114,11 +114,8 @@ async fn issue(
     attempt: &mut Attempt,
 ) -> Result<(AuditEvent, Response), Refusal> {
     let form = read_form(state, headers, body).await.map_err(|(reason, wire)| Refusal::new(reason, wire))?;
-    match form.get("grant_type") {
-        None => return Err(Refusal::new("missing_grant_type", OAuthError::invalid_request("grant_type is required"))),
-        Some("client_credentials") => {}
-        Some(_) => return Err(Refusal::new("unsupported_grant_type", OAuthError::unsupported_grant_type())),
-    }
+    // The client is authenticated first, so that every later refusal is audited against a
+    // known agent.
     let credentials = client_auth::authenticate(state, caller, headers, &form, attempt).await.map_err(|failure| match failure {
         Failure::Client(e) => Refusal::new(e.reason(), OAuthError::from_client_auth(e, attempt.used_basic)),
         Failure::Store(e) => {
@@ -126,6 +123,11 @@ async fn issue(
             Refusal::new("store_unavailable", OAuthError::temporarily_unavailable())
         }
     })?;
+    match form.get("grant_type") {
+        None => return Err(Refusal::new("missing_grant_type", OAuthError::invalid_request("grant_type is required"))),
+        Some("client_credentials") => {}
+        Some(_) => return Err(Refusal::new("unsupported_grant_type", OAuthError::unsupported_grant_type())),
+    }
     let agent = &credentials.agent;
     let request = TokenRequest {
         scope: form.get("scope").map(str::to_string),

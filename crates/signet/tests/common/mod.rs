@@ -1,0 +1,223 @@
+//! `TestApp`: spawns the real `signet` binary on port 0 with a fresh data directory, and talks
+//! to it over real HTTP. Each test gets its own server and database.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123456789";
+
+pub fn signet_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_signet")
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+    child: Option<Child>,
+    stderr: Option<tokio::task::JoinHandle<String>>,
+    _tmp: Option<tempfile::TempDir>,
+    env: Vec<(String, String)>,
+}
+
+/// An agent registered through the admin API.
+#[derive(Debug, Clone)]
+pub struct TestAgent {
+    pub id: String,
+    pub secret: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Spawns with extra `SIGNET_*` variables.
+    pub async fn spawn_with(env: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().join("data");
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut app = Self::start(&data_dir, &env).await;
+        app._tmp = Some(tmp);
+        app
+    }
+
+    async fn start(data_dir: &Path, env: &[(String, String)]) -> Self {
+        let mut command = Command::new(signet_bin());
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SIGNET_LISTEN", "127.0.0.1:0")
+            .env("SIGNET_DATA_DIR", data_dir)
+            .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("SIGNET_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn signet");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut stderr = child.stderr.take().expect("stderr");
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("signet: listening on ") {
+                    return url.trim().to_string();
+                }
+            }
+            String::new()
+        })
+        .await
+        .expect("server started in time");
+        if url.is_empty() {
+            let status = child.wait().await.expect("wait");
+            let log = stderr.await.unwrap_or_default();
+            panic!("signet exited before listening ({status}):\n{log}");
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            url,
+            data_dir: data_dir.to_path_buf(),
+            http: reqwest::Client::new(),
+            child: Some(child),
+            stderr: Some(stderr),
+            _tmp: None,
+            env: env.to_vec(),
+        }
+    }
+
+    /// Stops the server with SIGTERM and waits; returns its exit status and stderr.
+    pub async fn stop(&mut self) -> (std::process::ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().expect("pid");
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exit in time").expect("wait");
+        let log = self.stderr.take().expect("stderr").await.unwrap_or_default();
+        (status, log)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().and_then(|c| c.id()).expect("running")
+    }
+
+    /// Stops the server and starts a new one on the same data directory.
+    pub async fn restart(mut self) -> Self {
+        self.stop().await;
+        let mut next = Self::start(&self.data_dir, &self.env).await;
+        next._tmp = self._tmp.take();
+        next
+    }
+
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.url)).bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub async fn create_agent(&self, body: Value) -> Value {
+        let response = self.admin(reqwest::Method::POST, "/api/v1/agents").json(&body).send().await.expect("send");
+        assert_eq!(response.status(), 201, "create agent");
+        response.json().await.expect("json")
+    }
+
+    /// A `client_secret_basic` agent with scopes `read write` and audience `https://api.example`.
+    pub async fn secret_agent(&self) -> TestAgent {
+        let agent = self
+            .create_agent(json!({ "name": "test-agent", "scopes": ["read", "write"], "audiences": ["https://api.example"] }))
+            .await;
+        TestAgent {
+            id: agent["agent_id"].as_str().expect("id").to_string(),
+            secret: agent["agent_secret"].as_str().expect("secret").to_string(),
+        }
+    }
+
+    /// POSTs a form to `path` with optional Basic credentials.
+    pub async fn post_form(&self, path: &str, basic: Option<(&str, &str)>, form: &str) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_string());
+        if let Some((id, secret)) = basic {
+            request = request.header("authorization", format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))));
+        }
+        request.send().await.expect("send")
+    }
+
+    /// Gets a token with `client_secret_basic`; returns the response.
+    pub async fn token(&self, agent: &TestAgent, form: &str) -> reqwest::Response {
+        self.post_form("/oauth2/token", Some((&agent.id, &agent.secret)), form).await
+    }
+
+    /// Gets a token and returns the access token; panics on failure.
+    pub async fn access_token(&self, agent: &TestAgent) -> String {
+        let response = self.token(agent, "grant_type=client_credentials").await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        body["access_token"].as_str().expect("token").to_string()
+    }
+
+    pub async fn introspect(&self, token: &str) -> Value {
+        let response = self
+            .admin(reqwest::Method::POST, "/oauth2/introspect")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json")
+    }
+
+    /// Audit records matching the query string (newest first).
+    pub async fn audit(&self, query: &str) -> Vec<Value> {
+        let response = self.admin(reqwest::Method::GET, &format!("/api/v1/audit?{query}")).send().await.expect("send");
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The reason of the newest token-request audit record for `agent_id`.
+    pub async fn last_token_reason(&self, agent_id: &str) -> Option<String> {
+        let items = self.audit(&format!("event_type=token_request&agent_id={agent_id}&limit=1")).await;
+        items.first().and_then(|e| e["reason"].as_str()).map(str::to_string)
+    }
+
+    pub async fn set_status(&self, agent_id: &str, status: &str) {
+        let response = self
+            .admin(reqwest::Method::PATCH, &format!("/api/v1/agents/{agent_id}"))
+            .json(&json!({ "status": status }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200);
+    }
+
+    pub fn env_map(&self) -> HashMap<String, String> {
+        self.env.iter().cloned().collect()
+    }
+}
+
+/// Decodes a JWT's payload without verifying it (for assertions on claims).
+pub fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64");
+    serde_json::from_slice(&bytes).expect("json")
+}
