@@ -5,10 +5,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::UnixTime;
 use crate::cidr::Cidr;
 use crate::crypto::random_bytes;
 use crate::encoding::base62;
-use crate::UnixTime;
 
 /// Shortest and longest access-token lifetime an agent may be given, in seconds.
 pub const MIN_TOKEN_TTL: u64 = 30;
@@ -42,7 +42,9 @@ impl AgentId {
     pub fn is_well_formed(text: &str) -> bool {
         text.len() == Self::PREFIX.len() + 22
             && text.starts_with(Self::PREFIX)
-            && text[Self::PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric())
+            && text[Self::PREFIX.len()..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
     }
 }
 
@@ -75,7 +77,10 @@ impl FromStr for AgentStatus {
         match s {
             "active" => Ok(Self::Active),
             "disabled" => Ok(Self::Disabled),
-            other => Err(AgentError::Invalid("status", format!("`{other}` is not active or disabled"))),
+            other => Err(AgentError::Invalid(
+                "status",
+                format!("`{other}` is not active or disabled"),
+            )),
         }
     }
 }
@@ -266,7 +271,10 @@ fn validate_name(name: String) -> Result<String, AgentError> {
 
 fn validate_description(description: String) -> Result<String, AgentError> {
     if description.chars().count() > 2000 {
-        return Err(AgentError::Invalid("description", "must be at most 2000 characters".into()));
+        return Err(AgentError::Invalid(
+            "description",
+            "must be at most 2000 characters".into(),
+        ));
     }
     Ok(description)
 }
@@ -277,11 +285,15 @@ fn validate_scopes(scopes: Vec<String>) -> Result<Vec<String>, AgentError> {
     for scope in scopes {
         let valid = !scope.is_empty()
             && scope.len() <= 200
-            && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+            && scope
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
         if !valid {
             return Err(AgentError::Invalid(
                 "scopes",
-                format!("`{scope}` is not a scope token (printable ASCII without spaces, quotes or backslashes)"),
+                format!(
+                    "`{scope}` is not a scope token (printable ASCII without spaces, quotes or backslashes)"
+                ),
             ));
         }
         if !out.contains(&scope) {
@@ -298,7 +310,10 @@ fn validate_scopes(scopes: Vec<String>) -> Result<Vec<String>, AgentError> {
 fn validate_audiences(audiences: Vec<String>) -> Result<Vec<String>, AgentError> {
     let mut out: Vec<String> = Vec::with_capacity(audiences.len());
     for audience in audiences {
-        if audience.is_empty() || audience.len() > 500 || audience.chars().any(|c| c.is_control() || c == ' ') {
+        if audience.is_empty()
+            || audience.len() > 500
+            || audience.chars().any(|c| c.is_control() || c == ' ')
+        {
             return Err(AgentError::Invalid(
                 "audiences",
                 format!("`{audience}` must be 1 to 500 characters without spaces"),
@@ -309,7 +324,10 @@ fn validate_audiences(audiences: Vec<String>) -> Result<Vec<String>, AgentError>
         }
     }
     if out.len() > 100 {
-        return Err(AgentError::Invalid("audiences", "at most 100 audiences".into()));
+        return Err(AgentError::Invalid(
+            "audiences",
+            "at most 100 audiences".into(),
+        ));
     }
     Ok(out)
 }
@@ -327,7 +345,10 @@ fn validate_ttl(ttl: u64) -> Result<u64, AgentError> {
 fn validate_cidrs(cidrs: Vec<String>) -> Result<Vec<Cidr>, AgentError> {
     cidrs
         .iter()
-        .map(|c| c.parse::<Cidr>().map_err(|e| AgentError::Invalid("allowed_cidrs", e)))
+        .map(|c| {
+            c.parse::<Cidr>()
+                .map_err(|e| AgentError::Invalid("allowed_cidrs", e))
+        })
         .collect()
 }
 
@@ -336,7 +357,10 @@ mod tests {
     use super::*;
 
     fn new_agent() -> NewAgent {
-        NewAgent { name: "billing-bot".into(), ..Default::default() }
+        NewAgent {
+            name: "billing-bot".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -353,7 +377,10 @@ mod tests {
     #[test]
     fn defaults_to_client_secret_basic_and_active() {
         let agent = new_agent().into_agent(10).expect("valid");
-        assert_eq!(agent.token_endpoint_auth_method, AuthMethod::ClientSecretBasic);
+        assert_eq!(
+            agent.token_endpoint_auth_method,
+            AuthMethod::ClientSecretBasic
+        );
         assert_eq!(agent.status, AgentStatus::Active);
         assert!(agent.allows_source("192.0.2.1".parse().expect("ip")));
     }
@@ -361,12 +388,48 @@ mod tests {
     #[test]
     fn invalid_fields_name_the_field() {
         let cases: Vec<(NewAgent, &str)> = vec![
-            (NewAgent { name: " ".into(), ..Default::default() }, "name"),
-            (NewAgent { scopes: Some(vec!["a b".into()]), ..new_agent() }, "scopes"),
-            (NewAgent { audiences: Some(vec!["".into()]), ..new_agent() }, "audiences"),
-            (NewAgent { access_token_ttl: Some(5), ..new_agent() }, "access_token_ttl"),
-            (NewAgent { allowed_cidrs: Some(vec!["nope".into()]), ..new_agent() }, "allowed_cidrs"),
-            (NewAgent { token_endpoint_auth_method: Some("magic".into()), ..new_agent() }, "token_endpoint_auth_method"),
+            (
+                NewAgent {
+                    name: " ".into(),
+                    ..Default::default()
+                },
+                "name",
+            ),
+            (
+                NewAgent {
+                    scopes: Some(vec!["a b".into()]),
+                    ..new_agent()
+                },
+                "scopes",
+            ),
+            (
+                NewAgent {
+                    audiences: Some(vec!["".into()]),
+                    ..new_agent()
+                },
+                "audiences",
+            ),
+            (
+                NewAgent {
+                    access_token_ttl: Some(5),
+                    ..new_agent()
+                },
+                "access_token_ttl",
+            ),
+            (
+                NewAgent {
+                    allowed_cidrs: Some(vec!["nope".into()]),
+                    ..new_agent()
+                },
+                "allowed_cidrs",
+            ),
+            (
+                NewAgent {
+                    token_endpoint_auth_method: Some("magic".into()),
+                    ..new_agent()
+                },
+                "token_endpoint_auth_method",
+            ),
         ];
         for (input, field) in cases {
             match input.into_agent(0) {
@@ -379,7 +442,10 @@ mod tests {
     #[test]
     fn patch_changes_only_given_fields() {
         let agent = new_agent().into_agent(10).expect("valid");
-        let patch = AgentPatch { status: Some("disabled".into()), ..Default::default() };
+        let patch = AgentPatch {
+            status: Some("disabled".into()),
+            ..Default::default()
+        };
         let updated = patch.apply(&agent, 20).expect("valid");
         assert_eq!(updated.status, AgentStatus::Disabled);
         assert_eq!(updated.name, agent.name);

@@ -139,7 +139,10 @@ fn truncate(text: &str, max: usize) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    text[..end].chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    text[..end]
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// Filters for reading the audit log; every `Some` narrows the result.

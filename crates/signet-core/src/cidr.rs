@@ -31,11 +31,19 @@ impl Cidr {
 }
 
 fn mask_v4(value: u32, prefix: u8) -> u32 {
-    if prefix == 0 { 0 } else { value & (u32::MAX << (32 - u32::from(prefix))) }
+    if prefix == 0 {
+        0
+    } else {
+        value & (u32::MAX << (32 - u32::from(prefix)))
+    }
 }
 
 fn mask_v6(value: u128, prefix: u8) -> u128 {
-    if prefix == 0 { 0 } else { value & (u128::MAX << (128 - u32::from(prefix))) }
+    if prefix == 0 {
+        0
+    } else {
+        value & (u128::MAX << (128 - u32::from(prefix)))
+    }
 }
 
 impl FromStr for Cidr {
@@ -46,8 +54,9 @@ impl FromStr for Cidr {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
         };
-        let addr: IpAddr =
-            addr.parse().map_err(|_| format!("`{text}` is not an IP network like 10.0.0.0/8"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{text}` is not an IP network like 10.0.0.0/8"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
@@ -77,7 +86,11 @@ mod tests {
 
     fn check(cidr: &str, addr: &str, expected: bool) {
         let cidr: Cidr = cidr.parse().expect("valid cidr");
-        assert_eq!(cidr.contains(addr.parse().expect("ip")), expected, "{cidr} ∋ {addr}");
+        assert_eq!(
+            cidr.contains(addr.parse().expect("ip")),
+            expected,
+            "{cidr} ∋ {addr}"
+        );
     }
 
     #[test]
@@ -93,7 +106,10 @@ mod tests {
 
     #[test]
     fn parsing_normalises_and_rejects() {
-        assert_eq!("10.1.2.3/8".parse::<Cidr>().map(|c| c.to_string()), Ok("10.0.0.0/8".into()));
+        assert_eq!(
+            "10.1.2.3/8".parse::<Cidr>().map(|c| c.to_string()),
+            Ok("10.0.0.0/8".into())
+        );
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
         assert!("example.com/8".parse::<Cidr>().is_err());
     }

@@ -46,7 +46,10 @@ pub struct ConfigError {
 }
 
 fn error(setting: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { setting: setting.to_string(), problem: problem.into() }
+    ConfigError {
+        setting: setting.to_string(),
+        problem: problem.into(),
+    }
 }
 
 /// The TOML file's shape: the same names as the variables, lower-case, without `SIGNET_`.
@@ -81,52 +84,101 @@ impl Config {
     /// Loads and validates the configuration.
     pub fn load(sources: Sources<'_>) -> Result<Config, ConfigError> {
         let file: FileConfig = match &sources.file {
-            Some((path, text)) => toml::from_str(text)
-                .map_err(|e| error(&path.display().to_string(), format!("invalid configuration file: {e}")))?,
+            Some((path, text)) => toml::from_str(text).map_err(|e| {
+                error(
+                    &path.display().to_string(),
+                    format!("invalid configuration file: {e}"),
+                )
+            })?,
             None => FileConfig::default(),
         };
         let env = sources.env;
         let get = |name: &str, from_file: Option<String>| -> Option<String> {
-            env.get(&format!("SIGNET_{name}")).cloned().filter(|v| !v.is_empty()).or(from_file)
+            env.get(&format!("SIGNET_{name}"))
+                .cloned()
+                .filter(|v| !v.is_empty())
+                .or(from_file)
         };
 
-        let listen = parse_addr("SIGNET_LISTEN", get("LISTEN", file.listen), "127.0.0.1:8080")?;
-        let tls_listen = parse_addr("SIGNET_TLS_LISTEN", get("TLS_LISTEN", file.tls_listen), "127.0.0.1:8443")?;
-        let issuer = get("ISSUER", file.issuer).map(|i| validate_issuer(&i)).transpose()?;
-        let data_dir = PathBuf::from(get("DATA_DIR", file.data_dir).unwrap_or_else(|| "./signet-data".into()));
+        let listen = parse_addr(
+            "SIGNET_LISTEN",
+            get("LISTEN", file.listen),
+            "127.0.0.1:8080",
+        )?;
+        let tls_listen = parse_addr(
+            "SIGNET_TLS_LISTEN",
+            get("TLS_LISTEN", file.tls_listen),
+            "127.0.0.1:8443",
+        )?;
+        let issuer = get("ISSUER", file.issuer)
+            .map(|i| validate_issuer(&i))
+            .transpose()?;
+        let data_dir =
+            PathBuf::from(get("DATA_DIR", file.data_dir).unwrap_or_else(|| "./signet-data".into()));
         let database_url = get("DATABASE_URL", file.database_url);
-        if let Some(url) = &database_url {
-            if !url.starts_with("sqlite:") {
-                return Err(error(
-                    "SIGNET_DATABASE_URL",
-                    format!("`{}…` is not supported: use sqlite://PATH (PostgreSQL support is coming)", &url[..url.len().min(12)]),
-                ));
-            }
+        if let Some(url) = &database_url
+            && !url.starts_with("sqlite:")
+        {
+            return Err(error(
+                "SIGNET_DATABASE_URL",
+                format!(
+                    "`{}…` is not supported: use sqlite://PATH (PostgreSQL support is coming)",
+                    url.chars().take(12).collect::<String>()
+                ),
+            ));
         }
         let admin_token = secret(env, "ADMIN_TOKEN", file.admin_token, file.admin_token_file)?;
-        if let Some(token) = &admin_token {
-            if token.expose().len() < 32 {
-                return Err(error("SIGNET_ADMIN_TOKEN", "must be at least 32 characters (e.g. `openssl rand -hex 32`)"));
-            }
+        if let Some(token) = &admin_token
+            && token.expose().len() < 32
+        {
+            return Err(error(
+                "SIGNET_ADMIN_TOKEN",
+                "must be at least 32 characters (e.g. `openssl rand -hex 32`)",
+            ));
         }
         let master_key = secret(env, "MASTER_KEY", file.master_key, file.master_key_file)?;
         let token_signing_alg = get("TOKEN_SIGNING_ALG", file.token_signing_alg)
-            .map(|a| a.parse().map_err(|e: String| error("SIGNET_TOKEN_SIGNING_ALG", e)))
+            .map(|a| {
+                a.parse()
+                    .map_err(|e: String| error("SIGNET_TOKEN_SIGNING_ALG", e))
+            })
             .transpose()?
             .unwrap_or(SigningAlgorithm::Es256);
         let access_token_ttl = number("SIGNET_ACCESS_TOKEN_TTL", env, file.access_token_ttl, 600)?;
-        if !(crate::agent::MIN_TOKEN_TTL..=crate::agent::MAX_TOKEN_TTL).contains(&access_token_ttl) {
-            return Err(error("SIGNET_ACCESS_TOKEN_TTL", "must be between 30 and 86400 seconds"));
+        if !(crate::agent::MIN_TOKEN_TTL..=crate::agent::MAX_TOKEN_TTL).contains(&access_token_ttl)
+        {
+            return Err(error(
+                "SIGNET_ACCESS_TOKEN_TTL",
+                "must be between 30 and 86400 seconds",
+            ));
         }
-        let max_body_bytes = number("SIGNET_MAX_BODY_BYTES", env, file.max_body_bytes.map(|b| b as u64), 64 * 1024)? as usize;
+        let max_body_bytes = number(
+            "SIGNET_MAX_BODY_BYTES",
+            env,
+            file.max_body_bytes.map(|b| b as u64),
+            64 * 1024,
+        )? as usize;
         if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
-            return Err(error("SIGNET_MAX_BODY_BYTES", "must be between 1024 and 16777216"));
+            return Err(error(
+                "SIGNET_MAX_BODY_BYTES",
+                "must be between 1024 and 16777216",
+            ));
         }
-        let shutdown_grace_seconds = number("SIGNET_SHUTDOWN_GRACE_SECONDS", env, file.shutdown_grace_seconds, 30)?;
+        let shutdown_grace_seconds = number(
+            "SIGNET_SHUTDOWN_GRACE_SECONDS",
+            env,
+            file.shutdown_grace_seconds,
+            30,
+        )?;
         let log_format = match get("LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(error("SIGNET_LOG_FORMAT", format!("`{other}` is not text or json"))),
+            Some(other) => {
+                return Err(error(
+                    "SIGNET_LOG_FORMAT",
+                    format!("`{other}` is not text or json"),
+                ));
+            }
         };
         Ok(Config {
             listen,
@@ -152,11 +204,18 @@ impl Config {
     }
 }
 
-fn parse_addr(setting: &str, value: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
+fn parse_addr(
+    setting: &str,
+    value: Option<String>,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
     let value = value.unwrap_or_else(|| default.to_string());
-    value
-        .parse()
-        .map_err(|_| error(setting, format!("`{value}` is not an address like {default}")))
+    value.parse().map_err(|_| {
+        error(
+            setting,
+            format!("`{value}` is not an address like {default}"),
+        )
+    })
 }
 
 fn validate_issuer(issuer: &str) -> Result<String, ConfigError> {
@@ -165,14 +224,25 @@ fn validate_issuer(issuer: &str) -> Result<String, ConfigError> {
         && !issuer.contains(['?', '#', ' '])
         && issuer.len() > "http://".len();
     if !ok {
-        return Err(error("SIGNET_ISSUER", format!("`{issuer}` must be an http(s) URL without query or fragment (RFC 8414 §2)")));
+        return Err(error(
+            "SIGNET_ISSUER",
+            format!("`{issuer}` must be an http(s) URL without query or fragment (RFC 8414 §2)"),
+        ));
     }
     Ok(issuer.to_string())
 }
 
-fn number(setting: &str, env: &HashMap<String, String>, from_file: Option<u64>, default: u64) -> Result<u64, ConfigError> {
+fn number(
+    setting: &str,
+    env: &HashMap<String, String>,
+    from_file: Option<u64>,
+    default: u64,
+) -> Result<u64, ConfigError> {
     match env.get(setting).filter(|v| !v.is_empty()) {
-        Some(v) => v.trim().parse().map_err(|_| error(setting, format!("`{v}` is not a whole number"))),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| error(setting, format!("`{v}` is not a whole number"))),
         None => Ok(from_file.unwrap_or(default)),
     }
 }
@@ -189,20 +259,29 @@ fn secret(
     let direct = env.get(&var).filter(|v| !v.is_empty());
     let path = env.get(&file_var).filter(|v| !v.is_empty());
     match (direct, path) {
-        (Some(_), Some(_)) => Err(error(&var, format!("set either {var} or {file_var}, not both"))),
+        (Some(_), Some(_)) => Err(error(
+            &var,
+            format!("set either {var} or {file_var}, not both"),
+        )),
         (Some(value), None) => Ok(Some(Sensitive::new(value.trim()))),
         (None, Some(path)) => read_secret_file(&file_var, path).map(Some),
         (None, None) => match (from_file, file_path_from_file) {
-            (Some(_), Some(_)) => Err(error(&name.to_lowercase(), "set either the value or the _file setting, not both")),
+            (Some(_), Some(_)) => Err(error(
+                &name.to_lowercase(),
+                "set either the value or the _file setting, not both",
+            )),
             (Some(value), None) => Ok(Some(Sensitive::new(value.trim()))),
-            (None, Some(path)) => read_secret_file(&format!("{}_file", name.to_lowercase()), &path).map(Some),
+            (None, Some(path)) => {
+                read_secret_file(&format!("{}_file", name.to_lowercase()), &path).map(Some)
+            }
             (None, None) => Ok(None),
         },
     }
 }
 
 fn read_secret_file(setting: &str, path: &str) -> Result<Sensitive, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| error(setting, format!("cannot read `{path}`: {e}")))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| error(setting, format!("cannot read `{path}`: {e}")))?;
     let value = text.trim();
     if value.is_empty() {
         return Err(error(setting, format!("`{path}` is empty")));
@@ -215,8 +294,14 @@ mod tests {
     use super::*;
 
     fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::load(Sources { file: file.map(|f| (Path::new("signet.toml"), f.to_string())), env: &env })
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(Sources {
+            file: file.map(|f| (Path::new("signet.toml"), f.to_string())),
+            env: &env,
+        })
     }
 
     #[test]
@@ -231,8 +316,11 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_file() {
-        let config = load(&[("SIGNET_ACCESS_TOKEN_TTL", "120")], Some("access_token_ttl = 300\ntoken_signing_alg = \"EdDSA\""))
-            .expect("valid");
+        let config = load(
+            &[("SIGNET_ACCESS_TOKEN_TTL", "120")],
+            Some("access_token_ttl = 300\ntoken_signing_alg = \"EdDSA\""),
+        )
+        .expect("valid");
         assert_eq!(config.access_token_ttl, 120);
         assert_eq!(config.token_signing_alg, SigningAlgorithm::EdDsa);
     }
@@ -243,23 +331,65 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("tmp");
         let path = dir.join("token");
         std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").expect("write");
-        let config = load(&[("SIGNET_ADMIN_TOKEN_FILE", path.to_str().expect("utf8"))], None).expect("valid");
-        assert_eq!(config.admin_token.map(|t| t.expose().to_string()).as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        let config = load(
+            &[("SIGNET_ADMIN_TOKEN_FILE", path.to_str().expect("utf8"))],
+            None,
+        )
+        .expect("valid");
+        assert_eq!(
+            config
+                .admin_token
+                .map(|t| t.expose().to_string())
+                .as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
     fn errors_name_the_setting() {
-        let cases: &[(&[(&str, &str)], Option<&str>, &str)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+        let cases: &[Case] = &[
             (&[("SIGNET_LISTEN", "localhost")], None, "SIGNET_LISTEN"),
-            (&[("SIGNET_TOKEN_SIGNING_ALG", "HS256")], None, "SIGNET_TOKEN_SIGNING_ALG"),
-            (&[("SIGNET_ACCESS_TOKEN_TTL", "ten")], None, "SIGNET_ACCESS_TOKEN_TTL"),
-            (&[("SIGNET_ACCESS_TOKEN_TTL", "5")], None, "SIGNET_ACCESS_TOKEN_TTL"),
+            (
+                &[("SIGNET_TOKEN_SIGNING_ALG", "HS256")],
+                None,
+                "SIGNET_TOKEN_SIGNING_ALG",
+            ),
+            (
+                &[("SIGNET_ACCESS_TOKEN_TTL", "ten")],
+                None,
+                "SIGNET_ACCESS_TOKEN_TTL",
+            ),
+            (
+                &[("SIGNET_ACCESS_TOKEN_TTL", "5")],
+                None,
+                "SIGNET_ACCESS_TOKEN_TTL",
+            ),
             (&[("SIGNET_ISSUER", "ftp://x")], None, "SIGNET_ISSUER"),
-            (&[("SIGNET_ADMIN_TOKEN", "short")], None, "SIGNET_ADMIN_TOKEN"),
-            (&[("SIGNET_ADMIN_TOKEN", "a"), ("SIGNET_ADMIN_TOKEN_FILE", "/x")], None, "SIGNET_ADMIN_TOKEN"),
-            (&[("SIGNET_MASTER_KEY_FILE", "/nonexistent/key")], None, "SIGNET_MASTER_KEY_FILE"),
-            (&[("SIGNET_DATABASE_URL", "mysql://x")], None, "SIGNET_DATABASE_URL"),
+            (
+                &[("SIGNET_ADMIN_TOKEN", "short")],
+                None,
+                "SIGNET_ADMIN_TOKEN",
+            ),
+            (
+                &[
+                    ("SIGNET_ADMIN_TOKEN", "a"),
+                    ("SIGNET_ADMIN_TOKEN_FILE", "/x"),
+                ],
+                None,
+                "SIGNET_ADMIN_TOKEN",
+            ),
+            (
+                &[("SIGNET_MASTER_KEY_FILE", "/nonexistent/key")],
+                None,
+                "SIGNET_MASTER_KEY_FILE",
+            ),
+            (
+                &[("SIGNET_DATABASE_URL", "mysql://x")],
+                None,
+                "SIGNET_DATABASE_URL",
+            ),
             (&[], Some("listen_addr = \"x\""), "signet.toml"),
         ];
         for (env, file, setting) in cases {

@@ -41,7 +41,9 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Why a master key or a sealed value was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
-    #[error("the master key must be 32 bytes encoded in base64 (generate one with `openssl rand -base64 32`)")]
+    #[error(
+        "the master key must be 32 bytes encoded in base64 (generate one with `openssl rand -base64 32`)"
+    )]
     BadMasterKey,
     #[error("sealed data could not be decrypted: wrong master key or corrupted data")]
     Unseal,
@@ -70,7 +72,9 @@ impl MasterKey {
 
     /// Parses the base64 form (surrounding whitespace ignored).
     pub fn from_base64(text: &str) -> Result<Self, CryptoError> {
-        let bytes = STANDARD.decode(text.trim()).map_err(|_| CryptoError::BadMasterKey)?;
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| CryptoError::BadMasterKey)?;
         if bytes.len() != MASTER_KEY_LEN {
             return Err(CryptoError::BadMasterKey);
         }
@@ -86,7 +90,10 @@ impl MasterKey {
         let aead = LessSafeKey::new(
             UnboundKey::new(&AES_256_GCM, aead_key.as_ref()).expect("32-byte AES-256 key"),
         );
-        Self { aead, pepper: hmac::Key::new(hmac::HMAC_SHA256, pepper_key.as_ref()) }
+        Self {
+            aead,
+            pepper: hmac::Key::new(hmac::HMAC_SHA256, pepper_key.as_ref()),
+        }
     }
 
     /// Encrypts `plaintext`, binding it to `context` (e.g. the key id) so a sealed value cannot
@@ -137,7 +144,10 @@ mod tests {
     fn seal_and_open_round_trip_and_bind_context() {
         let (key, _) = MasterKey::generate();
         let sealed = key.seal(b"kid-1", b"private key");
-        assert_eq!(key.open(b"kid-1", &sealed).as_deref(), Ok(&b"private key"[..]));
+        assert_eq!(
+            key.open(b"kid-1", &sealed).as_deref(),
+            Ok(&b"private key"[..])
+        );
         assert_eq!(key.open(b"kid-2", &sealed), Err(CryptoError::Unseal));
         let (other, _) = MasterKey::generate();
         assert_eq!(other.open(b"kid-1", &sealed), Err(CryptoError::Unseal));
@@ -146,7 +156,10 @@ mod tests {
 
     #[test]
     fn master_key_parsing_says_what_is_wrong() {
-        assert_eq!(MasterKey::from_base64("short").err(), Some(CryptoError::BadMasterKey));
+        assert_eq!(
+            MasterKey::from_base64("short").err(),
+            Some(CryptoError::BadMasterKey)
+        );
         let (_, text) = MasterKey::generate();
         assert!(MasterKey::from_base64(&format!("{text}\n")).is_ok());
     }

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
+use signet_core::UnixTime;
+use signet_core::agent::MAX_TOKEN_TTL;
 use signet_core::audit::{AuditEvent, event};
 use signet_core::crypto::MasterKey;
 use signet_core::token::{SigningAlgorithm, SigningKey};
-use signet_core::agent::MAX_TOKEN_TTL;
-use signet_core::UnixTime;
 use signet_store::{Store, StoredSigningKey};
 
 /// The parsed signing keys.
@@ -23,7 +23,9 @@ pub struct KeyRing {
 /// Why the key ring could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
-    #[error("signing key {kid} cannot be decrypted: is SIGNET_MASTER_KEY the key this database was created with?")]
+    #[error(
+        "signing key {kid} cannot be decrypted: is SIGNET_MASTER_KEY the key this database was created with?"
+    )]
     Unseal { kid: String },
     #[error("signing key {kid}: {problem}")]
     Invalid { kid: String, problem: String },
@@ -37,10 +39,19 @@ impl KeyRing {
     /// Loads the keys from the store. If there is no active key, or the active key's algorithm
     /// is not `alg`, a new key is generated, sealed and stored; the previous key is retired and
     /// stays published until every token it signed has expired.
-    pub async fn load(store: &Store, master_key: &MasterKey, alg: SigningAlgorithm, now: UnixTime) -> Result<Self, KeyRingError> {
-        store.delete_retired_signing_keys(now - MAX_TOKEN_TTL as i64).await?;
+    pub async fn load(
+        store: &Store,
+        master_key: &MasterKey,
+        alg: SigningAlgorithm,
+        now: UnixTime,
+    ) -> Result<Self, KeyRingError> {
+        store
+            .delete_retired_signing_keys(now - MAX_TOKEN_TTL as i64)
+            .await?;
         let mut stored = store.signing_keys().await?;
-        let active_matches = stored.iter().any(|k| k.status == "active" && k.alg == alg.as_str());
+        let active_matches = stored
+            .iter()
+            .any(|k| k.status == "active" && k.alg == alg.as_str());
         if !active_matches {
             let (key, pkcs8) = SigningKey::generate(alg).map_err(|_| KeyRingError::Generate)?;
             let row = StoredSigningKey {
@@ -60,7 +71,11 @@ impl KeyRing {
                         .with_detail(serde_json::json!({ "kid": key.kid(), "alg": alg.as_str() })),
                 )
                 .await?;
-            tracing::info!(kid = key.kid(), alg = alg.as_str(), "generated a new token signing key");
+            tracing::info!(
+                kid = key.kid(),
+                alg = alg.as_str(),
+                "generated a new token signing key"
+            );
             stored = store.signing_keys().await?;
         }
         let mut active = None;
@@ -77,7 +92,11 @@ impl KeyRing {
             }
         }
         let active = active.ok_or(KeyRingError::Generate)?;
-        Ok(Self { active, published, retired_at })
+        Ok(Self {
+            active,
+            published,
+            retired_at,
+        })
     }
 
     /// The key that signs new tokens.
@@ -92,20 +111,32 @@ impl KeyRing {
 
     /// When the key `kid` was retired, if it was.
     pub fn retired_at(&self, kid: &str) -> Option<UnixTime> {
-        self.retired_at.iter().find(|(k, _)| k == kid).and_then(|(_, t)| *t)
+        self.retired_at
+            .iter()
+            .find(|(k, _)| k == kid)
+            .and_then(|(_, t)| *t)
     }
 }
 
 fn open_key(row: &StoredSigningKey, master_key: &MasterKey) -> Result<SigningKey, KeyRingError> {
-    let alg: SigningAlgorithm =
-        row.alg.parse().map_err(|problem| KeyRingError::Invalid { kid: row.kid.clone(), problem })?;
+    let alg: SigningAlgorithm = row.alg.parse().map_err(|problem| KeyRingError::Invalid {
+        kid: row.kid.clone(),
+        problem,
+    })?;
     let pkcs8 = master_key
         .open(row.kid.as_bytes(), &row.private_key_sealed)
-        .map_err(|_| KeyRingError::Unseal { kid: row.kid.clone() })?;
-    let key = SigningKey::from_pkcs8(alg, &pkcs8)
-        .map_err(|e| KeyRingError::Invalid { kid: row.kid.clone(), problem: e.to_string() })?;
+        .map_err(|_| KeyRingError::Unseal {
+            kid: row.kid.clone(),
+        })?;
+    let key = SigningKey::from_pkcs8(alg, &pkcs8).map_err(|e| KeyRingError::Invalid {
+        kid: row.kid.clone(),
+        problem: e.to_string(),
+    })?;
     if key.kid() != row.kid {
-        return Err(KeyRingError::Invalid { kid: row.kid.clone(), problem: "key id does not match the key".into() });
+        return Err(KeyRingError::Invalid {
+            kid: row.kid.clone(),
+            problem: "key id does not match the key".into(),
+        });
     }
     Ok(key)
 }

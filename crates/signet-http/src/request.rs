@@ -16,7 +16,10 @@ impl Caller {
     pub fn new(peer: SocketAddr, headers: &HeaderMap) -> Self {
         Self {
             ip: peer.ip(),
-            user_agent: headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
+            user_agent: headers
+                .get(USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
         }
     }
 

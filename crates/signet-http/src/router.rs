@@ -36,8 +36,14 @@ struct SecuritySchemes;
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("admin_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
-        components.add_security_scheme("client_secret_basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "client_secret_basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
     }
 }
 
@@ -51,7 +57,11 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(introspect::introspect))
         .routes(routes!(revoke::revoke))
         .routes(routes!(agents::create_agent, agents::list_agents))
-        .routes(routes!(agents::get_agent, agents::patch_agent, agents::delete_agent))
+        .routes(routes!(
+            agents::get_agent,
+            agents::patch_agent,
+            agents::delete_agent
+        ))
         .routes(routes!(agents::regenerate_secret))
         .routes(routes!(audit::list_audit))
         .routes(routes!(signing_keys::list_signing_keys))
@@ -65,8 +75,13 @@ pub fn app(state: AppState) -> Router {
     let (router, openapi) = routes();
     let openapi = std::sync::Arc::new(openapi);
     router
-        .route("/api/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()).into_response() }))
-        .fallback(|| async { Problem::new(axum::http::StatusCode::NOT_FOUND, "no such endpoint").into_response() })
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { Json(openapi.as_ref().clone()).into_response() }),
+        )
+        .fallback(|| async {
+            Problem::new(axum::http::StatusCode::NOT_FOUND, "no such endpoint").into_response()
+        })
         // Bodies are read by the endpoints themselves, with the configured limit and a clean 413.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)

@@ -34,7 +34,10 @@ impl AuditLog {
     /// Records `event` and returns once it is committed.
     pub async fn record(&self, event: AuditEvent) -> Result<(), StoreError> {
         let (ack, done) = oneshot::channel();
-        self.sender.send((event, ack)).await.map_err(|_| StoreError::AuditClosed)?;
+        self.sender
+            .send((event, ack))
+            .await
+            .map_err(|_| StoreError::AuditClosed)?;
         match done.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(StoreError::Unavailable(sqlx::Error::Protocol(message))),

@@ -6,7 +6,10 @@ use sqlx::SqlitePool;
 use crate::StoreError;
 
 /// The migrations, in order: (name, SQLite SQL).
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../migrations/sqlite/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
 
 /// Applies every migration not yet recorded, each in its own transaction.
 pub async fn migrate(pool: &SqlitePool) -> Result<Vec<&'static str>, StoreError> {
@@ -15,8 +18,13 @@ pub async fn migrate(pool: &SqlitePool) -> Result<Vec<&'static str>, StoreError>
     )
     .execute(pool)
     .await?;
-    let applied: Vec<String> = sqlx::query_scalar("SELECT name FROM signet_migrations").fetch_all(pool).await?;
-    if let Some(unknown) = applied.iter().find(|name| !MIGRATIONS.iter().any(|(m, _)| m == name)) {
+    let applied: Vec<String> = sqlx::query_scalar("SELECT name FROM signet_migrations")
+        .fetch_all(pool)
+        .await?;
+    if let Some(unknown) = applied
+        .iter()
+        .find(|name| !MIGRATIONS.iter().any(|(m, _)| m == name))
+    {
         return Err(StoreError::Corrupt(format!(
             "the database has migration `{unknown}`, which this binary does not know: it was written by a newer Signet"
         )));

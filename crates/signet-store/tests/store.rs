@@ -7,11 +7,22 @@ use signet_core::crypto::MasterKey;
 use signet_store::Store;
 
 async fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(&format!("sqlite://{}", dir.path().join("signet.db").display())).await.expect("open store")
+    Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("signet.db").display()
+    ))
+    .await
+    .expect("open store")
 }
 
 fn agent(name: &str) -> signet_core::agent::Agent {
-    NewAgent { name: name.into(), scopes: Some(vec!["read".into()]), ..Default::default() }.into_agent(1).expect("valid")
+    NewAgent {
+        name: name.into(),
+        scopes: Some(vec!["read".into()]),
+        ..Default::default()
+    }
+    .into_agent(1)
+    .expect("valid")
 }
 
 #[tokio::test]
@@ -22,14 +33,33 @@ async fn agents_round_trip_and_survive_reopening() {
     let a = agent("alpha");
     {
         let store = open(&dir).await;
-        store.create_agent(&a, Some(&StoredSecret::new(&key, &secret, 1))).await.expect("create");
+        store
+            .create_agent(&a, Some(&StoredSecret::new(&key, &secret, 1)))
+            .await
+            .expect("create");
         store.close().await;
     }
     let store = open(&dir).await;
-    assert_eq!(store.find_agent(a.agent_id.as_str()).await.expect("find"), Some(a.clone()));
-    let credentials = store.agent_credentials(a.agent_id.as_str()).await.expect("read").expect("exists");
-    assert_eq!(credentials.secrets, vec![StoredSecret::new(&key, &secret, 1)]);
-    assert!(store.find_agent("agt_missing").await.expect("find").is_none());
+    assert_eq!(
+        store.find_agent(a.agent_id.as_str()).await.expect("find"),
+        Some(a.clone())
+    );
+    let credentials = store
+        .agent_credentials(a.agent_id.as_str())
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        credentials.secrets,
+        vec![StoredSecret::new(&key, &secret, 1)]
+    );
+    assert!(
+        store
+            .find_agent("agt_missing")
+            .await
+            .expect("find")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -38,16 +68,49 @@ async fn replacing_a_secret_invalidates_the_cache() {
     let store = open(&dir).await;
     let (key, _) = MasterKey::generate();
     let a = agent("alpha");
-    store.create_agent(&a, Some(&StoredSecret::new(&key, &AgentSecret::generate(), 1))).await.expect("create");
-    let before = store.agent_credentials(a.agent_id.as_str()).await.expect("read").expect("exists");
-    store.replace_secret(a.agent_id.as_str(), &StoredSecret::new(&key, &AgentSecret::generate(), 2), 2, 0).await.expect("replace");
-    let after = store.agent_credentials(a.agent_id.as_str()).await.expect("read").expect("exists");
+    store
+        .create_agent(
+            &a,
+            Some(&StoredSecret::new(&key, &AgentSecret::generate(), 1)),
+        )
+        .await
+        .expect("create");
+    let before = store
+        .agent_credentials(a.agent_id.as_str())
+        .await
+        .expect("read")
+        .expect("exists");
+    store
+        .replace_secret(
+            a.agent_id.as_str(),
+            &StoredSecret::new(&key, &AgentSecret::generate(), 2),
+            2,
+            0,
+        )
+        .await
+        .expect("replace");
+    let after = store
+        .agent_credentials(a.agent_id.as_str())
+        .await
+        .expect("read")
+        .expect("exists");
     assert_eq!(before.secrets.len(), 1);
     assert_eq!(after.secrets.len(), 2);
     assert_eq!(after.secrets[0].replaced_at, Some(2));
     assert_eq!(after.secrets[1].replaced_at, None);
-    assert!(store.delete_agent(a.agent_id.as_str()).await.expect("delete"));
-    assert!(store.agent_credentials(a.agent_id.as_str()).await.expect("read").is_none());
+    assert!(
+        store
+            .delete_agent(a.agent_id.as_str())
+            .await
+            .expect("delete")
+    );
+    assert!(
+        store
+            .agent_credentials(a.agent_id.as_str())
+            .await
+            .expect("read")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -55,17 +118,50 @@ async fn listing_pages_and_searches() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = open(&dir).await;
     for i in 0..5 {
-        store.create_agent(&agent(&format!("worker-{i}")), None).await.expect("create");
+        store
+            .create_agent(&agent(&format!("worker-{i}")), None)
+            .await
+            .expect("create");
     }
-    store.create_agent(&agent("billing_100%"), None).await.expect("create");
+    store
+        .create_agent(&agent("billing_100%"), None)
+        .await
+        .expect("create");
     let first = store.list_agents(None, None, 4).await.expect("list");
     assert_eq!(first.items.len(), 4);
-    let second = store.list_agents(None, first.next_cursor.as_deref(), 4).await.expect("list");
+    let second = store
+        .list_agents(None, first.next_cursor.as_deref(), 4)
+        .await
+        .expect("list");
     assert_eq!(second.items.len(), 2);
     assert!(second.next_cursor.is_none());
-    assert_eq!(store.list_agents(Some("WORKER"), None, 10).await.expect("search").items.len(), 5);
-    assert_eq!(store.list_agents(Some("_100%"), None, 10).await.expect("search").items.len(), 1);
-    assert_eq!(store.list_agents(Some("%"), None, 10).await.expect("search").items.len(), 1);
+    assert_eq!(
+        store
+            .list_agents(Some("WORKER"), None, 10)
+            .await
+            .expect("search")
+            .items
+            .len(),
+        5
+    );
+    assert_eq!(
+        store
+            .list_agents(Some("_100%"), None, 10)
+            .await
+            .expect("search")
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_agents(Some("%"), None, 10)
+            .await
+            .expect("search")
+            .items
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -76,7 +172,8 @@ async fn concurrent_audit_records_are_all_committed() {
     for i in 0..500 {
         let audit = store.audit().clone();
         tasks.push(tokio::spawn(async move {
-            let e = AuditEvent::failure(event::TOKEN_REQUEST, "wrong_secret").with_agent(Some(&format!("agt_{i}")));
+            let e = AuditEvent::failure(event::TOKEN_REQUEST, "wrong_secret")
+                .with_agent(Some(&format!("agt_{i}")));
             audit.record(e).await
         }));
     }
@@ -84,13 +181,32 @@ async fn concurrent_audit_records_are_all_committed() {
         task.await.expect("join").expect("recorded");
     }
     let all = store
-        .query_audit(&AuditQuery { event_type: Some("token_request".into()), outcome: Some(Outcome::Failure), limit: 1000, ..Default::default() })
+        .query_audit(&AuditQuery {
+            event_type: Some("token_request".into()),
+            outcome: Some(Outcome::Failure),
+            limit: 1000,
+            ..Default::default()
+        })
         .await
         .expect("query");
     assert_eq!(all.len(), 500);
-    let one = store.query_audit(&AuditQuery { agent_id: Some("agt_7".into()), limit: 10, ..Default::default() }).await.expect("query");
+    let one = store
+        .query_audit(&AuditQuery {
+            agent_id: Some("agt_7".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("query");
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].reason.as_deref(), Some("wrong_secret"));
-    let page = store.query_audit(&AuditQuery { before_id: Some(all[9].id), limit: 5, ..Default::default() }).await.expect("page");
+    let page = store
+        .query_audit(&AuditQuery {
+            before_id: Some(all[9].id),
+            limit: 5,
+            ..Default::default()
+        })
+        .await
+        .expect("page");
     assert_eq!(page.first().map(|e| e.id), Some(all[10].id));
 }

@@ -15,11 +15,17 @@ async fn the_admin_api_requires_the_admin_token() {
         }
         let response = request.send().await.expect("send");
         assert_eq!(response.status(), 401);
-        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
         assert!(response.headers().contains_key("www-authenticate"));
     }
     let failures = app.audit("event_type=admin_auth&outcome=failure").await;
-    let reasons: Vec<&str> = failures.iter().filter_map(|e| e["reason"].as_str()).collect();
+    let reasons: Vec<&str> = failures
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
     assert_eq!(reasons, ["bad_admin_token", "missing_admin_token"]);
 }
 
@@ -38,14 +44,29 @@ async fn agents_can_be_created_read_changed_listed_and_deleted() {
         .await;
     let id = created["agent_id"].as_str().expect("id").to_string();
     assert!(id.starts_with("agt_"));
-    assert!(created["agent_secret"].as_str().expect("secret").starts_with("signet_"));
+    assert!(
+        created["agent_secret"]
+            .as_str()
+            .expect("secret")
+            .starts_with("signet_")
+    );
     assert_eq!(created["token_endpoint_auth_method"], "client_secret_basic");
     assert_eq!(created["status"], "active");
 
-    let agent: Value = app.admin(reqwest::Method::GET, &format!("/api/v1/agents/{id}")).send().await.expect("send").json().await.expect("json");
+    let agent: Value = app
+        .admin(reqwest::Method::GET, &format!("/api/v1/agents/{id}"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(agent["name"], "inventory-bot");
     assert_eq!(agent["allowed_cidrs"], json!(["127.0.0.0/8"]));
-    assert!(agent.get("agent_secret").is_none(), "the secret is shown only at creation");
+    assert!(
+        agent.get("agent_secret").is_none(),
+        "the secret is shown only at creation"
+    );
     assert!(agent["secret"]["created_at"].is_string());
 
     let patched: Value = app
@@ -57,9 +78,14 @@ async fn agents_can_be_created_read_changed_listed_and_deleted() {
         .json()
         .await
         .expect("json");
-    assert_eq!(patched["scopes"], json!(["inventory:read", "inventory:write"]));
+    assert_eq!(
+        patched["scopes"],
+        json!(["inventory:read", "inventory:write"])
+    );
     assert_eq!(patched["access_token_ttl"], Value::Null);
-    let updates = app.audit(&format!("agent_id={id}&event_type=agent_updated")).await;
+    let updates = app
+        .audit(&format!("agent_id={id}&event_type=agent_updated"))
+        .await;
     assert_eq!(updates.len(), 1);
     assert!(updates[0]["detail"]["changes"]["scopes"].is_object());
 
@@ -69,28 +95,66 @@ async fn agents_can_be_created_read_changed_listed_and_deleted() {
         .send()
         .await
         .expect("send");
-    let updates = app.audit(&format!("agent_id={id}&event_type=agent_updated")).await;
-    assert_eq!(updates[0]["detail"]["changes"]["token_endpoint_auth_method"], json!({ "from": "client_secret_basic", "to": "private_key_jwt" }));
-    let response = app.admin(reqwest::Method::POST, &format!("/api/v1/agents/{id}/secret/regenerate")).send().await.expect("send");
-    assert_eq!(response.status(), 409, "a private_key_jwt agent has no secret to regenerate");
+    let updates = app
+        .audit(&format!("agent_id={id}&event_type=agent_updated"))
+        .await;
+    assert_eq!(
+        updates[0]["detail"]["changes"]["token_endpoint_auth_method"],
+        json!({ "from": "client_secret_basic", "to": "private_key_jwt" })
+    );
+    let response = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{id}/secret/regenerate"),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        response.status(),
+        409,
+        "a private_key_jwt agent has no secret to regenerate"
+    );
 
-    let response = app.admin(reqwest::Method::DELETE, &format!("/api/v1/agents/{id}")).send().await.expect("send");
+    let response = app
+        .admin(reqwest::Method::DELETE, &format!("/api/v1/agents/{id}"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 204);
-    let response = app.admin(reqwest::Method::GET, &format!("/api/v1/agents/{id}")).send().await.expect("send");
+    let response = app
+        .admin(reqwest::Method::GET, &format!("/api/v1/agents/{id}"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 404);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
-    let response = app.admin(reqwest::Method::DELETE, &format!("/api/v1/agents/{id}")).send().await.expect("send");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let response = app
+        .admin(reqwest::Method::DELETE, &format!("/api/v1/agents/{id}"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 404);
-    assert_eq!(app.audit(&format!("agent_id={id}&event_type=agent_deleted")).await.len(), 1);
+    assert_eq!(
+        app.audit(&format!("agent_id={id}&event_type=agent_deleted"))
+            .await
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn listing_paginates_and_searches() {
     let app = TestApp::spawn().await;
     for i in 0..7 {
-        app.create_agent(json!({ "name": format!("worker-{i}") })).await;
+        app.create_agent(json!({ "name": format!("worker-{i}") }))
+            .await;
     }
-    app.create_agent(json!({ "name": "billing", "description": "Invoices" })).await;
+    app.create_agent(json!({ "name": "billing", "description": "Invoices" }))
+        .await;
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -98,10 +162,21 @@ async fn listing_paginates_and_searches() {
             Some(c) => format!("/api/v1/agents?limit=3&cursor={c}"),
             None => "/api/v1/agents?limit=3".to_string(),
         };
-        let page: Value = app.admin(reqwest::Method::GET, &path).send().await.expect("send").json().await.expect("json");
+        let page: Value = app
+            .admin(reqwest::Method::GET, &path)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
         let items = page["items"].as_array().expect("items");
         assert!(items.len() <= 3);
-        seen.extend(items.iter().map(|a| a["agent_id"].as_str().expect("id").to_string()));
+        seen.extend(
+            items
+                .iter()
+                .map(|a| a["agent_id"].as_str().expect("id").to_string()),
+        );
         cursor = page["next_cursor"].as_str().map(str::to_string);
         if cursor.is_none() {
             break;
@@ -113,28 +188,64 @@ async fn listing_paginates_and_searches() {
     sorted.dedup();
     assert_eq!(sorted, seen, "pages are ordered and do not overlap");
 
-    let found: Value = app.admin(reqwest::Method::GET, "/api/v1/agents?search=invoice").send().await.expect("send").json().await.expect("json");
+    let found: Value = app
+        .admin(reqwest::Method::GET, "/api/v1/agents?search=invoice")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(found["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(found["items"][0]["name"], "billing");
-    let response = app.admin(reqwest::Method::GET, "/api/v1/agents?limit=0").send().await.expect("send");
+    let response = app
+        .admin(reqwest::Method::GET, "/api/v1/agents?limit=0")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 400);
-    let response = app.admin(reqwest::Method::GET, "/api/v1/agents?limit=abc").send().await.expect("send");
+    let response = app
+        .admin(reqwest::Method::GET, "/api/v1/agents?limit=abc")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 400);
 }
 
 #[tokio::test]
 async fn allowed_cidrs_are_enforced() {
     let app = TestApp::spawn().await;
-    let agent = app.create_agent(json!({ "name": "lan-only", "allowed_cidrs": ["10.0.0.0/8"] })).await;
-    let agent = common::TestAgent { id: agent["agent_id"].as_str().expect("id").into(), secret: agent["agent_secret"].as_str().expect("s").into() };
-    assert_eq!(app.token(&agent, "grant_type=client_credentials").await.status(), 401);
-    assert_eq!(app.last_token_reason(&agent.id).await.as_deref(), Some("source_not_allowed"));
+    let agent = app
+        .create_agent(json!({ "name": "lan-only", "allowed_cidrs": ["10.0.0.0/8"] }))
+        .await;
+    let agent = common::TestAgent {
+        id: agent["agent_id"].as_str().expect("id").into(),
+        secret: agent["agent_secret"].as_str().expect("s").into(),
+    };
+    assert_eq!(
+        app.token(&agent, "grant_type=client_credentials")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.last_token_reason(&agent.id).await.as_deref(),
+        Some("source_not_allowed")
+    );
 }
 
 #[tokio::test]
 async fn openapi_document_describes_every_route() {
     let app = TestApp::spawn().await;
-    let doc: Value = app.http.get(format!("{}/api/v1/openapi.json", app.url)).send().await.expect("send").json().await.expect("json");
+    let doc: Value = app
+        .http
+        .get(format!("{}/api/v1/openapi.json", app.url))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert!(doc["openapi"].as_str().expect("version").starts_with("3."));
     let paths = doc["paths"].as_object().expect("paths");
     for path in [
@@ -160,13 +271,46 @@ async fn openapi_document_describes_every_route() {
 #[tokio::test]
 async fn health_and_unknown_paths() {
     let app = TestApp::spawn().await;
-    assert_eq!(app.http.get(format!("{}/healthz", app.url)).send().await.expect("send").status(), 200);
-    assert_eq!(app.http.get(format!("{}/readyz", app.url)).send().await.expect("send").status(), 200);
-    let response = app.http.get(format!("{}/nope", app.url)).send().await.expect("send");
+    assert_eq!(
+        app.http
+            .get(format!("{}/healthz", app.url))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.http
+            .get(format!("{}/readyz", app.url))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    let response = app
+        .http
+        .get(format!("{}/nope", app.url))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 404);
-    let response = app.http.get(format!("{}/oauth2/token", app.url)).send().await.expect("send");
+    let response = app
+        .http
+        .get(format!("{}/oauth2/token", app.url))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 405);
-    let keys: Value = app.admin(reqwest::Method::GET, "/api/v1/signing-keys").send().await.expect("send").json().await.expect("json");
+    let keys: Value = app
+        .admin(reqwest::Method::GET, "/api/v1/signing-keys")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(keys[0]["alg"], "ES256");
     assert_eq!(keys[0]["status"], "active");
 }

@@ -32,7 +32,14 @@ async fn cli_round_trip() {
     let app = TestApp::spawn().await;
     let admin = [("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)];
 
-    let created = signet(&app, &["agent", "create", "--name", "cli-bot", "--scope", "read", "--json"], &admin).await;
+    let created = signet(
+        &app,
+        &[
+            "agent", "create", "--name", "cli-bot", "--scope", "read", "--json",
+        ],
+        &admin,
+    )
+    .await;
     assert_eq!(created.code, 0, "{}", created.stderr);
     let agent: Value = serde_json::from_str(&created.stdout).expect("json");
     let id = agent["agent_id"].as_str().expect("id").to_string();
@@ -48,9 +55,15 @@ async fn cli_round_trip() {
     assert!(list.stdout.contains(&id) && list.stdout.contains("cli-bot"));
     let show = signet(&app, &["agent", "show", &id], &admin).await;
     assert_eq!(show.code, 0);
-    assert_eq!(serde_json::from_str::<Value>(&show.stdout).expect("json")["name"], "cli-bot");
+    assert_eq!(
+        serde_json::from_str::<Value>(&show.stdout).expect("json")["name"],
+        "cli-bot"
+    );
 
-    let agent_env = [("SIGNET_AGENT_ID", id.as_str()), ("SIGNET_AGENT_SECRET", secret.as_str())];
+    let agent_env = [
+        ("SIGNET_AGENT_ID", id.as_str()),
+        ("SIGNET_AGENT_SECRET", secret.as_str()),
+    ];
     let token = signet(&app, &["token"], &agent_env).await;
     assert_eq!(token.code, 0, "{}", token.stderr);
     assert_eq!(token.stdout.trim().split('.').count(), 3);
@@ -59,29 +72,62 @@ async fn cli_round_trip() {
     assert_eq!(claims["sub"], id);
     assert_eq!(claims["scope"], "read");
     let refused = signet(&app, &["token", "--scope", "admin"], &agent_env).await;
-    assert_eq!(refused.code, 6, "invalid_scope is a refusal: {}", refused.stderr);
+    assert_eq!(
+        refused.code, 6,
+        "invalid_scope is a refusal: {}",
+        refused.stderr
+    );
     assert!(refused.stderr.contains("invalid_scope"));
 
     // The secret can also come from a file.
     let secret_file = app.data_dir.join("agent-secret");
     std::fs::write(&secret_file, format!("{secret}\n")).expect("write");
-    let from_file = signet(&app, &["token"], &[("SIGNET_AGENT_ID", &id), ("SIGNET_AGENT_SECRET_FILE", secret_file.to_str().expect("utf8"))]).await;
+    let from_file = signet(
+        &app,
+        &["token"],
+        &[
+            ("SIGNET_AGENT_ID", &id),
+            (
+                "SIGNET_AGENT_SECRET_FILE",
+                secret_file.to_str().expect("utf8"),
+            ),
+        ],
+    )
+    .await;
     assert_eq!(from_file.code, 0, "{}", from_file.stderr);
 
     let regenerated = signet(&app, &["agent", "regenerate-secret", &id, "--json"], &admin).await;
     assert_eq!(regenerated.code, 0);
-    let new_secret = serde_json::from_str::<Value>(&regenerated.stdout).expect("json")["agent_secret"].as_str().expect("s").to_string();
+    let new_secret =
+        serde_json::from_str::<Value>(&regenerated.stdout).expect("json")["agent_secret"]
+            .as_str()
+            .expect("s")
+            .to_string();
     let old = signet(&app, &["token"], &agent_env).await;
     assert_eq!(old.code, 3, "the old secret is refused: {}", old.stderr);
-    let new_env = [("SIGNET_AGENT_ID", id.as_str()), ("SIGNET_AGENT_SECRET", new_secret.as_str())];
+    let new_env = [
+        ("SIGNET_AGENT_ID", id.as_str()),
+        ("SIGNET_AGENT_SECRET", new_secret.as_str()),
+    ];
     assert_eq!(signet(&app, &["token"], &new_env).await.code, 0);
 
-    assert_eq!(signet(&app, &["agent", "disable", &id], &admin).await.code, 0);
+    assert_eq!(
+        signet(&app, &["agent", "disable", &id], &admin).await.code,
+        0
+    );
     assert_eq!(signet(&app, &["token"], &new_env).await.code, 3);
-    assert_eq!(signet(&app, &["agent", "enable", &id], &admin).await.code, 0);
+    assert_eq!(
+        signet(&app, &["agent", "enable", &id], &admin).await.code,
+        0
+    );
     assert_eq!(signet(&app, &["token"], &new_env).await.code, 0);
 
-    assert_eq!(signet(&app, &["agent", "delete", &id, "--yes"], &admin).await.code, 0);
+    assert_eq!(
+        signet(&app, &["agent", "delete", &id, "--yes"], &admin)
+            .await
+            .code,
+        0
+    );
     let gone = signet(&app, &["agent", "show", &id], &admin).await;
     assert_eq!(gone.code, 4);
 }
@@ -98,7 +144,14 @@ async fn cli_errors_are_actionable() {
     assert_eq!(no_agent.code, 1);
     assert!(no_agent.stderr.contains("SIGNET_AGENT_ID"));
     let unreachable = tokio::process::Command::new(signet_bin())
-        .args(["agent", "list", "--url", "http://127.0.0.1:9", "--admin-token", "x"])
+        .args([
+            "agent",
+            "list",
+            "--url",
+            "http://127.0.0.1:9",
+            "--admin-token",
+            "x",
+        ])
         .env_clear()
         .output()
         .await

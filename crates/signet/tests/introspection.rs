@@ -12,11 +12,24 @@ use signet_store::Store;
 /// Signs `claims` with the server's own active key, read from its database with its master
 /// key, to make tokens a test cannot get from the token endpoint (e.g. already expired).
 async fn sign_with_server_key(app: &TestApp, claims: &Value) -> String {
-    let store = Store::open(&format!("sqlite://{}", app.data_dir.join("signet.db").display())).await.expect("open");
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        app.data_dir.join("signet.db").display()
+    ))
+    .await
+    .expect("open");
     let master = std::fs::read_to_string(app.data_dir.join("master.key")).expect("master key");
     let master = MasterKey::from_base64(&master).expect("valid");
-    let row = store.signing_keys().await.expect("keys").into_iter().find(|k| k.status == "active").expect("active key");
-    let pkcs8 = master.open(row.kid.as_bytes(), &row.private_key_sealed).expect("unseal");
+    let row = store
+        .signing_keys()
+        .await
+        .expect("keys")
+        .into_iter()
+        .find(|k| k.status == "active")
+        .expect("active key");
+    let pkcs8 = master
+        .open(row.kid.as_bytes(), &row.private_key_sealed)
+        .expect("unseal");
     let alg: SigningAlgorithm = row.alg.parse().expect("alg");
     let key = SigningKey::from_pkcs8(alg, &pkcs8).expect("key");
     store.close().await;
@@ -50,7 +63,11 @@ async fn introspection_of_valid_expired_revoked_and_disabled_tokens() {
     // A token from another issuer or signed by another key is not active.
     let mut foreign = common::claims(&token);
     foreign["iss"] = json!("https://evil.example");
-    assert_eq!(app.introspect(&sign_with_server_key(&app, &foreign).await).await["active"], false);
+    assert_eq!(
+        app.introspect(&sign_with_server_key(&app, &foreign).await)
+            .await["active"],
+        false
+    );
     let (other_key, _) = SigningKey::generate(SigningAlgorithm::Es256).expect("key");
     let forged = other_key.sign_jws(&serde_json::to_vec(&common::claims(&token)).expect("json"));
     assert_eq!(app.introspect(&forged).await["active"], false);
@@ -63,7 +80,13 @@ async fn introspection_of_valid_expired_revoked_and_disabled_tokens() {
     assert_eq!(app.introspect(&token).await["active"], true);
 
     // Revoked by the agent itself.
-    let response = app.post_form("/oauth2/revoke", Some((&agent.id, &agent.secret)), &format!("token={token}")).await;
+    let response = app
+        .post_form(
+            "/oauth2/revoke",
+            Some((&agent.id, &agent.secret)),
+            &format!("token={token}"),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(app.introspect(&token).await["active"], false);
 
@@ -73,7 +96,14 @@ async fn introspection_of_valid_expired_revoked_and_disabled_tokens() {
         .iter()
         .map(|e| e["detail"]["inactive_reason"].clone())
         .collect();
-    for reason in ["expired", "wrong_issuer", "unknown_key", "malformed", "agent_disabled", "revoked"] {
+    for reason in [
+        "expired",
+        "wrong_issuer",
+        "unknown_key",
+        "malformed",
+        "agent_disabled",
+        "revoked",
+    ] {
         assert!(reasons.contains(&json!(reason)), "{reason} in {reasons:?}");
     }
 }
@@ -86,21 +116,50 @@ async fn agents_introspect_and_revoke_with_their_credentials() {
     let alice_token = app.access_token(&alice).await;
 
     // A resource server registered as an agent may introspect.
-    let response = app.post_form("/oauth2/introspect", Some((&bob.id, &bob.secret)), &format!("token={alice_token}")).await;
+    let response = app
+        .post_form(
+            "/oauth2/introspect",
+            Some((&bob.id, &bob.secret)),
+            &format!("token={alice_token}"),
+        )
+        .await;
     assert_eq!(response.status(), 200);
-    assert_eq!(response.json::<Value>().await.expect("json")["active"], true);
+    assert_eq!(
+        response.json::<Value>().await.expect("json")["active"],
+        true
+    );
 
     // Bad caller credentials: 401 invalid_client, no answer about the token.
-    let wrong = TestAgent { id: bob.id.clone(), secret: alice.secret.clone() };
-    let response = app.post_form("/oauth2/introspect", Some((&wrong.id, &wrong.secret)), &format!("token={alice_token}")).await;
+    let wrong = TestAgent {
+        id: bob.id.clone(),
+        secret: alice.secret.clone(),
+    };
+    let response = app
+        .post_form(
+            "/oauth2/introspect",
+            Some((&wrong.id, &wrong.secret)),
+            &format!("token={alice_token}"),
+        )
+        .await;
     assert_eq!(response.status(), 401);
-    let response = app.post_form("/oauth2/introspect", None, &format!("token={alice_token}")).await;
+    let response = app
+        .post_form("/oauth2/introspect", None, &format!("token={alice_token}"))
+        .await;
     assert_eq!(response.status(), 401);
 
     // Bob cannot revoke Alice's token; an operator can.
-    let response = app.post_form("/oauth2/revoke", Some((&bob.id, &bob.secret)), &format!("token={alice_token}")).await;
+    let response = app
+        .post_form(
+            "/oauth2/revoke",
+            Some((&bob.id, &bob.secret)),
+            &format!("token={alice_token}"),
+        )
+        .await;
     assert_eq!(response.status(), 400);
-    assert_eq!(response.json::<Value>().await.expect("json")["error"], "unauthorized_client");
+    assert_eq!(
+        response.json::<Value>().await.expect("json")["error"],
+        "unauthorized_client"
+    );
     assert_eq!(app.introspect(&alice_token).await["active"], true);
     let response = app
         .admin(reqwest::Method::POST, "/oauth2/revoke")
@@ -113,7 +172,13 @@ async fn agents_introspect_and_revoke_with_their_credentials() {
     assert_eq!(app.introspect(&alice_token).await["active"], false);
 
     // Revoking garbage is a quiet 200 (RFC 7009 §2.2).
-    let response = app.post_form("/oauth2/revoke", Some((&bob.id, &bob.secret)), "token=garbage").await;
+    let response = app
+        .post_form(
+            "/oauth2/revoke",
+            Some((&bob.id, &bob.secret)),
+            "token=garbage",
+        )
+        .await;
     assert_eq!(response.status(), 200);
 
     let revocations = app.audit("event_type=revocation&outcome=success").await;
@@ -125,9 +190,24 @@ async fn deleting_an_agent_deactivates_its_tokens() {
     let app = TestApp::spawn().await;
     let agent = app.secret_agent().await;
     let token = app.access_token(&agent).await;
-    let response = app.admin(reqwest::Method::DELETE, &format!("/api/v1/agents/{}", agent.id)).send().await.expect("send");
+    let response = app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/agents/{}", agent.id),
+        )
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 204);
     assert_eq!(app.introspect(&token).await["active"], false);
-    assert_eq!(app.token(&agent, "grant_type=client_credentials").await.status(), 401);
-    assert_eq!(app.last_token_reason(&agent.id).await.as_deref(), Some("unknown_agent"));
+    assert_eq!(
+        app.token(&agent, "grant_type=client_credentials")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.last_token_reason(&agent.id).await.as_deref(),
+        Some("unknown_agent")
+    );
 }

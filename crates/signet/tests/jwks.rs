@@ -13,7 +13,15 @@ async fn verify_with_jwks(alg: &str, expected: Algorithm) {
     let agent = app.secret_agent().await;
     let token = app.access_token(&agent).await;
 
-    let jwks: JwkSet = app.http.get(format!("{}/oauth2/jwks", app.url)).send().await.expect("send").json().await.expect("jwks");
+    let jwks: JwkSet = app
+        .http
+        .get(format!("{}/oauth2/jwks", app.url))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("jwks");
     let header = decode_header(&token).expect("header");
     assert_eq!(header.alg, expected, "{alg}");
     assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 §2.1");
@@ -30,7 +38,10 @@ async fn verify_with_jwks(alg: &str, expected: Algorithm) {
     // A tampered token does not verify.
     let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
     parts[1] = parts[1].chars().rev().collect();
-    assert!(decode::<Value>(&parts.join("."), &key, &validation).is_err(), "{alg}");
+    assert!(
+        decode::<Value>(&parts.join("."), &key, &validation).is_err(),
+        "{alg}"
+    );
 }
 
 #[tokio::test]
@@ -61,15 +72,40 @@ async fn ps256_tokens_verify() {
 #[tokio::test]
 async fn metadata_describes_the_server() {
     let app = TestApp::spawn().await;
-    for path in ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"] {
-        let metadata: Value = app.http.get(format!("{}{path}", app.url)).send().await.expect("send").json().await.expect("json");
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let metadata: Value = app
+            .http
+            .get(format!("{}{path}", app.url))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
         assert_eq!(metadata["issuer"], app.url);
-        assert_eq!(metadata["token_endpoint"], format!("{}/oauth2/token", app.url));
+        assert_eq!(
+            metadata["token_endpoint"],
+            format!("{}/oauth2/token", app.url)
+        );
         assert_eq!(metadata["jwks_uri"], format!("{}/oauth2/jwks", app.url));
-        assert_eq!(metadata["introspection_endpoint"], format!("{}/oauth2/introspect", app.url));
-        assert_eq!(metadata["revocation_endpoint"], format!("{}/oauth2/revoke", app.url));
-        assert_eq!(metadata["grant_types_supported"], serde_json::json!(["client_credentials"]));
-        let methods = metadata["token_endpoint_auth_methods_supported"].as_array().expect("methods");
+        assert_eq!(
+            metadata["introspection_endpoint"],
+            format!("{}/oauth2/introspect", app.url)
+        );
+        assert_eq!(
+            metadata["revocation_endpoint"],
+            format!("{}/oauth2/revoke", app.url)
+        );
+        assert_eq!(
+            metadata["grant_types_supported"],
+            serde_json::json!(["client_credentials"])
+        );
+        let methods = metadata["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .expect("methods");
         assert!(methods.iter().any(|m| m == "client_secret_basic"));
         assert!(methods.iter().any(|m| m == "client_secret_post"));
     }
@@ -84,14 +120,31 @@ async fn changing_the_algorithm_keeps_the_old_key_published() {
     let mut first = app;
     first.stop().await; // `first` keeps the temporary data directory alive until the end.
     // Same data directory, new algorithm: a new key signs, the old one stays published.
-    let env = [("SIGNET_TOKEN_SIGNING_ALG", "EdDSA"), ("SIGNET_DATA_DIR", data_dir.to_str().expect("utf8"))];
+    let env = [
+        ("SIGNET_TOKEN_SIGNING_ALG", "EdDSA"),
+        ("SIGNET_DATA_DIR", data_dir.to_str().expect("utf8")),
+    ];
     let app = TestApp::spawn_with(&env).await;
-    let jwks: Value = app.http.get(format!("{}/oauth2/jwks", app.url)).send().await.expect("send").json().await.expect("json");
+    let jwks: Value = app
+        .http
+        .get(format!("{}/oauth2/jwks", app.url))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     let keys = jwks["keys"].as_array().expect("keys");
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0]["alg"], "EdDSA", "the active key comes first");
     assert_eq!(keys[1]["alg"], "ES256");
     let new_token = app.access_token(&agent).await;
-    assert_eq!(decode_header(&new_token).expect("header").alg, Algorithm::EdDSA);
-    assert_eq!(decode_header(&old_token).expect("header").alg, Algorithm::ES256);
+    assert_eq!(
+        decode_header(&new_token).expect("header").alg,
+        Algorithm::EdDSA
+    );
+    assert_eq!(
+        decode_header(&old_token).expect("header").alg,
+        Algorithm::ES256
+    );
 }

@@ -14,16 +14,46 @@ async fn restart_keeps_agents_keys_and_audit_records() {
     let app = TestApp::spawn().await;
     let agent = app.secret_agent().await;
     let token = app.access_token(&agent).await;
-    let jwks_before: Value = app.http.get(format!("{}/oauth2/jwks", app.url)).send().await.expect("send").json().await.expect("json");
+    let jwks_before: Value = app
+        .http
+        .get(format!("{}/oauth2/jwks", app.url))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     let audit_before = app.audit("limit=1000").await.len();
 
     let app = app.restart().await;
-    let jwks_after: Value = app.http.get(format!("{}/oauth2/jwks", app.url)).send().await.expect("send").json().await.expect("json");
-    assert_eq!(jwks_before, jwks_after, "the signing key survives a restart");
-    assert_eq!(app.access_token(&agent).await.split('.').next(), token.split('.').next(), "same key, same header");
+    let jwks_after: Value = app
+        .http
+        .get(format!("{}/oauth2/jwks", app.url))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        jwks_before, jwks_after,
+        "the signing key survives a restart"
+    );
+    assert_eq!(
+        app.access_token(&agent).await.split('.').next(),
+        token.split('.').next(),
+        "same key, same header"
+    );
     let audit_after = app.audit("limit=1000").await;
-    assert!(audit_after.len() > audit_before, "records from before the restart are kept");
-    assert!(audit_after.iter().any(|e| e["jti"] == common::claims(&token)["jti"]));
+    assert!(
+        audit_after.len() > audit_before,
+        "records from before the restart are kept"
+    );
+    assert!(
+        audit_after
+            .iter()
+            .any(|e| e["jti"] == common::claims(&token)["jti"])
+    );
 }
 
 #[tokio::test]
@@ -45,32 +75,49 @@ async fn first_start_creates_the_data_dir_and_prints_the_admin_token_once() {
         let mut text = String::new();
         let mut buf = [0u8; 4096];
         while !text.contains("admin token") && !text.contains("Admin token") {
-            let n = tokio::time::timeout(Duration::from_secs(20), stdout.read(&mut buf)).await.expect("output").expect("read");
+            let n = tokio::time::timeout(Duration::from_secs(20), stdout.read(&mut buf))
+                .await
+                .expect("output")
+                .expect("read");
             if n == 0 {
                 break;
             }
             text.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Ok(n) = tokio::time::timeout(Duration::from_millis(200), stdout.read(&mut buf)).await {
+        if let Ok(n) = tokio::time::timeout(Duration::from_millis(200), stdout.read(&mut buf)).await
+        {
             text.push_str(&String::from_utf8_lossy(&buf[..n.unwrap_or(0)]));
         }
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().expect("pid").to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().expect("pid").to_string())
+            .status();
         let status = child.wait().await.expect("wait");
         (status, text)
     };
     let (status, first) = run(data.clone()).await;
     assert!(status.success());
-    let token_line = first.lines().map(str::trim).find(|l| l.starts_with("signet_admin_")).expect("admin token printed");
+    let token_line = first
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("signet_admin_"))
+        .expect("admin token printed");
     assert!(data.join("signet.db").exists());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(data.join("master.key")).expect("master key").permissions().mode();
+        let mode = std::fs::metadata(data.join("master.key"))
+            .expect("master key")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let (_, second) = run(data).await;
-    assert!(!second.contains(token_line), "the admin token is printed only once");
+    assert!(
+        !second.contains(token_line),
+        "the admin token is printed only once"
+    );
 }
 
 #[tokio::test]
@@ -83,7 +130,9 @@ async fn sigterm_drains_an_in_flight_request() {
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", agent.id, agent.secret))
     };
     let address = app.url.trim_start_matches("http://").to_string();
-    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
     let head = format!(
         "POST /oauth2/token HTTP/1.1\r\nHost: {address}\r\nAuthorization: Basic {basic}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -92,11 +141,20 @@ async fn sigterm_drains_an_in_flight_request() {
     stream.flush().await.expect("flush");
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The request is in flight (its body not yet sent) when the server is told to stop.
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(app.pid().to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(app.pid().to_string())
+        .status();
     tokio::time::sleep(Duration::from_millis(300)).await;
     stream.write_all(body.as_bytes()).await.expect("write body");
     let mut response = String::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut response)).await.expect("answer").expect("read");
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("answer")
+    .expect("read");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("access_token"));
     let (status, log) = app.stop().await;
@@ -108,11 +166,23 @@ async fn sigterm_drains_an_in_flight_request() {
 async fn bad_configuration_says_what_to_fix() {
     let tmp = tempfile::tempdir().expect("tmp");
     let cases: &[(&str, &str, &str)] = &[
-        ("SIGNET_TOKEN_SIGNING_ALG", "HS256", "SIGNET_TOKEN_SIGNING_ALG"),
+        (
+            "SIGNET_TOKEN_SIGNING_ALG",
+            "HS256",
+            "SIGNET_TOKEN_SIGNING_ALG",
+        ),
         ("SIGNET_LISTEN", "not-an-address", "SIGNET_LISTEN"),
-        ("SIGNET_ACCESS_TOKEN_TTL", "forever", "SIGNET_ACCESS_TOKEN_TTL"),
+        (
+            "SIGNET_ACCESS_TOKEN_TTL",
+            "forever",
+            "SIGNET_ACCESS_TOKEN_TTL",
+        ),
         ("SIGNET_MASTER_KEY", "too-short", "SIGNET_MASTER_KEY"),
-        ("SIGNET_ADMIN_TOKEN_FILE", "/nonexistent/token", "SIGNET_ADMIN_TOKEN_FILE"),
+        (
+            "SIGNET_ADMIN_TOKEN_FILE",
+            "/nonexistent/token",
+            "SIGNET_ADMIN_TOKEN_FILE",
+        ),
     ];
     for (name, value, expected) in cases {
         let output = tokio::process::Command::new(signet_bin())
@@ -151,7 +221,10 @@ async fn a_wrong_master_key_is_refused_with_a_clear_message() {
         .env_clear()
         .env("SIGNET_LISTEN", "127.0.0.1:0")
         .env("SIGNET_DATA_DIR", &app.data_dir)
-        .env("SIGNET_MASTER_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .env(
+            "SIGNET_MASTER_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
         .output()
         .await
         .expect("run");

@@ -10,9 +10,16 @@ use serde_json::{Value, json};
 
 async fn error_of(response: reqwest::Response) -> (u16, Option<String>, String) {
     let status = response.status().as_u16();
-    let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap_or_default().to_string());
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
     let body: Value = response.json().await.expect("json error body");
-    (status, challenge, body["error"].as_str().unwrap_or_default().to_string())
+    (
+        status,
+        challenge,
+        body["error"].as_str().unwrap_or_default().to_string(),
+    )
 }
 
 #[tokio::test]
@@ -32,17 +39,31 @@ async fn both_secret_forms_get_a_token() {
     assert_eq!(c["client_id"], agent.id);
     assert_eq!(c["iss"], app.url);
     assert_eq!(c["aud"], "https://api.example");
-    assert_eq!(c["exp"].as_i64().expect("exp") - c["iat"].as_i64().expect("iat"), 600);
+    assert_eq!(
+        c["exp"].as_i64().expect("exp") - c["iat"].as_i64().expect("iat"),
+        600
+    );
 
-    let form = format!("grant_type=client_credentials&client_id={}&client_secret={}&scope=read", agent.id, agent.secret);
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}&scope=read",
+        agent.id, agent.secret
+    );
     let post = app.post_form("/oauth2/token", None, &form).await;
     assert_eq!(post.status(), 200);
     let body: Value = post.json().await.expect("json");
     assert_eq!(body["scope"], "read");
 
-    let successes = app.audit(&format!("agent_id={}&outcome=success&event_type=token_request", agent.id)).await;
+    let successes = app
+        .audit(&format!(
+            "agent_id={}&outcome=success&event_type=token_request",
+            agent.id
+        ))
+        .await;
     assert_eq!(successes.len(), 2);
-    let methods: Vec<&str> = successes.iter().filter_map(|e| e["method"].as_str()).collect();
+    let methods: Vec<&str> = successes
+        .iter()
+        .filter_map(|e| e["method"].as_str())
+        .collect();
     assert_eq!(methods, ["client_secret_post", "client_secret_basic"]);
     assert_eq!(successes[0]["source"], "127.0.0.1");
     assert!(successes[0]["jti"].is_string());
@@ -54,7 +75,13 @@ async fn basic_credentials_are_form_decoded_per_rfc_6749() {
     let agent = app.secret_agent().await;
     // "%5F" is "_": a client that form-encodes before Basic-encoding must still work.
     let encoded_secret = agent.secret.replacen('_', "%5F", 1);
-    let response = app.post_form("/oauth2/token", Some((&agent.id, &encoded_secret)), "grant_type=client_credentials").await;
+    let response = app
+        .post_form(
+            "/oauth2/token",
+            Some((&agent.id, &encoded_secret)),
+            "grant_type=client_credentials",
+        )
+        .await;
     assert_eq!(response.status(), 200);
 }
 
@@ -62,19 +89,39 @@ async fn basic_credentials_are_form_decoded_per_rfc_6749() {
 async fn every_error_code_from_a_real_request() {
     let app = TestApp::spawn().await;
     let agent = app.secret_agent().await;
-    let wrong = common::TestAgent { id: agent.id.clone(), secret: app.secret_agent().await.secret };
-    let unknown = common::TestAgent { id: "agt_0000000000000000000000".into(), secret: agent.secret.clone() };
-    let pkjwt = app.create_agent(json!({ "name": "jwt-agent", "token_endpoint_auth_method": "private_key_jwt" })).await;
+    let wrong = common::TestAgent {
+        id: agent.id.clone(),
+        secret: app.secret_agent().await.secret,
+    };
+    let unknown = common::TestAgent {
+        id: "agt_0000000000000000000000".into(),
+        secret: agent.secret.clone(),
+    };
+    let pkjwt = app
+        .create_agent(
+            json!({ "name": "jwt-agent", "token_endpoint_auth_method": "private_key_jwt" }),
+        )
+        .await;
     let pkjwt_id = pkjwt["agent_id"].as_str().expect("id").to_string();
     assert!(pkjwt.get("agent_secret").is_none());
 
     // Missing and unsupported grant types.
     let (status, _, error) = error_of(app.token(&agent, "scope=read").await).await;
     assert_eq!((status, error.as_str()), (400, "invalid_request"));
-    assert_eq!(app.last_token_reason(&agent.id).await.as_deref(), Some("missing_grant_type"));
-    let (status, _, error) = error_of(app.token(&agent, "grant_type=password&username=a&password=b").await).await;
+    assert_eq!(
+        app.last_token_reason(&agent.id).await.as_deref(),
+        Some("missing_grant_type")
+    );
+    let (status, _, error) = error_of(
+        app.token(&agent, "grant_type=password&username=a&password=b")
+            .await,
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "unsupported_grant_type"));
-    assert_eq!(app.last_token_reason(&agent.id).await.as_deref(), Some("unsupported_grant_type"));
+    assert_eq!(
+        app.last_token_reason(&agent.id).await.as_deref(),
+        Some("unsupported_grant_type")
+    );
 
     // A broken Basic header: 401 with a Basic challenge.
     let response = app
@@ -99,57 +146,128 @@ async fn every_error_code_from_a_real_request() {
         let body: Value = response.json().await.expect("json");
         assert_eq!(body["error"], "invalid_client");
         descriptions.push(body["error_description"].clone());
-        assert_eq!(app.last_token_reason(&who.id).await.as_deref(), Some(reason));
+        assert_eq!(
+            app.last_token_reason(&who.id).await.as_deref(),
+            Some(reason)
+        );
     }
-    let secret_of_pkjwt_agent = common::TestAgent { id: pkjwt_id.clone(), secret: agent.secret.clone() };
-    let (status, _, error) = error_of(app.token(&secret_of_pkjwt_agent, "grant_type=client_credentials").await).await;
+    let secret_of_pkjwt_agent = common::TestAgent {
+        id: pkjwt_id.clone(),
+        secret: agent.secret.clone(),
+    };
+    let (status, _, error) = error_of(
+        app.token(&secret_of_pkjwt_agent, "grant_type=client_credentials")
+            .await,
+    )
+    .await;
     assert_eq!((status, error.as_str()), (401, "invalid_client"));
-    assert_eq!(app.last_token_reason(&pkjwt_id).await.as_deref(), Some("method_mismatch"));
+    assert_eq!(
+        app.last_token_reason(&pkjwt_id).await.as_deref(),
+        Some("method_mismatch")
+    );
 
     app.set_status(&agent.id, "disabled").await;
     let response = app.token(&agent, "grant_type=client_credentials").await;
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.expect("json");
     descriptions.push(body["error_description"].clone());
-    assert_eq!(app.last_token_reason(&agent.id).await.as_deref(), Some("agent_disabled"));
-    assert!(descriptions.windows(2).all(|w| w[0] == w[1]), "error text must not reveal which agents exist");
+    assert_eq!(
+        app.last_token_reason(&agent.id).await.as_deref(),
+        Some("agent_disabled")
+    );
+    assert!(
+        descriptions.windows(2).all(|w| w[0] == w[1]),
+        "error text must not reveal which agents exist"
+    );
     app.set_status(&agent.id, "active").await;
 
     // client_secret_post failures answer 401 without a Basic challenge.
-    let form = format!("grant_type=client_credentials&client_id={}&client_secret={}", wrong.id, wrong.secret);
-    let (status, challenge, error) = error_of(app.post_form("/oauth2/token", None, &form).await).await;
-    assert_eq!((status, challenge, error.as_str()), (401, None, "invalid_client"));
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        wrong.id, wrong.secret
+    );
+    let (status, challenge, error) =
+        error_of(app.post_form("/oauth2/token", None, &form).await).await;
+    assert_eq!(
+        (status, challenge, error.as_str()),
+        (401, None, "invalid_client")
+    );
 
     // A malformed secret is refused before any lookup.
-    let mangled = common::TestAgent { id: agent.id.clone(), secret: format!("{}x", &agent.secret[..agent.secret.len() - 1]) };
+    let mangled = common::TestAgent {
+        id: agent.id.clone(),
+        secret: format!("{}x", &agent.secret[..agent.secret.len() - 1]),
+    };
     let (status, _, _) = error_of(app.token(&mangled, "grant_type=client_credentials").await).await;
     assert_eq!(status, 401);
-    assert_eq!(app.last_token_reason(&agent.id).await.as_deref(), Some("malformed_secret"));
+    assert_eq!(
+        app.last_token_reason(&agent.id).await.as_deref(),
+        Some("malformed_secret")
+    );
 
     // Two methods in one request.
-    let form = format!("grant_type=client_credentials&client_id={}&client_secret={}", agent.id, agent.secret);
-    let (status, _, error) = error_of(app.post_form("/oauth2/token", Some((&agent.id, &agent.secret)), &form).await).await;
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        agent.id, agent.secret
+    );
+    let (status, _, error) = error_of(
+        app.post_form("/oauth2/token", Some((&agent.id, &agent.secret)), &form)
+            .await,
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "invalid_request"));
-    assert_eq!(app.last_token_reason(&agent.id).await.as_deref(), Some("multiple_auth_methods"));
+    assert_eq!(
+        app.last_token_reason(&agent.id).await.as_deref(),
+        Some("multiple_auth_methods")
+    );
 
     // No credentials at all.
-    let (status, challenge, error) = error_of(app.post_form("/oauth2/token", None, "grant_type=client_credentials").await).await;
+    let (status, challenge, error) = error_of(
+        app.post_form("/oauth2/token", None, "grant_type=client_credentials")
+            .await,
+    )
+    .await;
     assert_eq!((status, error.as_str()), (401, "invalid_client"));
     assert!(challenge.is_some());
 
     // Scope and audience outside the agent's.
-    let (status, _, error) = error_of(app.token(&agent, "grant_type=client_credentials&scope=read+admin").await).await;
+    let (status, _, error) = error_of(
+        app.token(&agent, "grant_type=client_credentials&scope=read+admin")
+            .await,
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "invalid_scope"));
-    assert_eq!(app.last_token_reason(&agent.id).await.as_deref(), Some("scope_not_allowed"));
-    let (status, _, error) =
-        error_of(app.token(&agent, "grant_type=client_credentials&resource=https%3A%2F%2Fevil.example").await).await;
+    assert_eq!(
+        app.last_token_reason(&agent.id).await.as_deref(),
+        Some("scope_not_allowed")
+    );
+    let (status, _, error) = error_of(
+        app.token(
+            &agent,
+            "grant_type=client_credentials&resource=https%3A%2F%2Fevil.example",
+        )
+        .await,
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "invalid_target"));
-    assert_eq!(app.last_token_reason(&agent.id).await.as_deref(), Some("audience_not_allowed"));
-    let (status, _, error) = error_of(app.token(&agent, "grant_type=client_credentials&audience=other").await).await;
+    assert_eq!(
+        app.last_token_reason(&agent.id).await.as_deref(),
+        Some("audience_not_allowed")
+    );
+    let (status, _, error) = error_of(
+        app.token(&agent, "grant_type=client_credentials&audience=other")
+            .await,
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "invalid_target"));
 
     // Nothing above issued a token.
-    let successes = app.audit(&format!("agent_id={}&outcome=success&event_type=token_request", agent.id)).await;
+    let successes = app
+        .audit(&format!(
+            "agent_id={}&outcome=success&event_type=token_request",
+            agent.id
+        ))
+        .await;
     assert!(successes.is_empty());
 }
 
@@ -159,25 +277,54 @@ async fn resource_selects_the_audience() {
     let agent = app
         .create_agent(json!({ "name": "multi", "audiences": ["https://a.example", "https://b.example"], "access_token_ttl": 120 }))
         .await;
-    let agent = common::TestAgent { id: agent["agent_id"].as_str().expect("id").into(), secret: agent["agent_secret"].as_str().expect("s").into() };
-    let body: Value = app.token(&agent, "grant_type=client_credentials").await.json().await.expect("json");
+    let agent = common::TestAgent {
+        id: agent["agent_id"].as_str().expect("id").into(),
+        secret: agent["agent_secret"].as_str().expect("s").into(),
+    };
+    let body: Value = app
+        .token(&agent, "grant_type=client_credentials")
+        .await
+        .json()
+        .await
+        .expect("json");
     let c = claims(body["access_token"].as_str().expect("token"));
     assert_eq!(c["aud"], json!(["https://a.example", "https://b.example"]));
     assert_eq!(body["expires_in"], 120);
-    assert!(c.get("scope").is_none(), "an agent without scopes gets no scope claim");
-    let body: Value =
-        app.token(&agent, "grant_type=client_credentials&resource=https%3A%2F%2Fb.example").await.json().await.expect("json");
-    assert_eq!(claims(body["access_token"].as_str().expect("token"))["aud"], "https://b.example");
+    assert!(
+        c.get("scope").is_none(),
+        "an agent without scopes gets no scope claim"
+    );
+    let body: Value = app
+        .token(
+            &agent,
+            "grant_type=client_credentials&resource=https%3A%2F%2Fb.example",
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        claims(body["access_token"].as_str().expect("token"))["aud"],
+        "https://b.example"
+    );
 }
 
 #[tokio::test]
 async fn regenerate_kills_the_old_secret_at_once() {
     let app = TestApp::spawn().await;
     let agent = app.secret_agent().await;
-    assert_eq!(app.token(&agent, "grant_type=client_credentials").await.status(), 200);
+    assert_eq!(
+        app.token(&agent, "grant_type=client_credentials")
+            .await
+            .status(),
+        200
+    );
 
     let response = app
-        .admin(reqwest::Method::POST, &format!("/api/v1/agents/{}/secret/regenerate", agent.id))
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{}/secret/regenerate", agent.id),
+        )
         .send()
         .await
         .expect("send");
@@ -187,12 +334,33 @@ async fn regenerate_kills_the_old_secret_at_once() {
     let new_secret = body["agent_secret"].as_str().expect("secret").to_string();
     assert_ne!(new_secret, agent.secret);
 
-    assert_eq!(app.token(&agent, "grant_type=client_credentials").await.status(), 401);
-    assert_eq!(app.last_token_reason(&agent.id).await.as_deref(), Some("stale_secret"));
-    let renewed = common::TestAgent { id: agent.id.clone(), secret: new_secret };
-    assert_eq!(app.token(&renewed, "grant_type=client_credentials").await.status(), 200);
+    assert_eq!(
+        app.token(&agent, "grant_type=client_credentials")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.last_token_reason(&agent.id).await.as_deref(),
+        Some("stale_secret")
+    );
+    let renewed = common::TestAgent {
+        id: agent.id.clone(),
+        secret: new_secret,
+    };
+    assert_eq!(
+        app.token(&renewed, "grant_type=client_credentials")
+            .await
+            .status(),
+        200
+    );
 
-    let changes = app.audit(&format!("agent_id={}&event_type=agent_secret_regenerated", agent.id)).await;
+    let changes = app
+        .audit(&format!(
+            "agent_id={}&event_type=agent_secret_regenerated",
+            agent.id
+        ))
+        .await;
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0]["actor"], "admin-token");
 }
@@ -202,27 +370,56 @@ async fn regenerate_with_grace_keeps_both_secrets_for_a_while() {
     let app = TestApp::spawn().await;
     let agent = app.secret_agent().await;
     let response = app
-        .admin(reqwest::Method::POST, &format!("/api/v1/agents/{}/secret/regenerate", agent.id))
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{}/secret/regenerate", agent.id),
+        )
         .json(&json!({ "grace_period_seconds": 300 }))
         .send()
         .await
         .expect("send");
     let body: Value = response.json().await.expect("json");
     assert!(body["previous_secret_valid_until"].is_string());
-    let renewed = common::TestAgent { id: agent.id.clone(), secret: body["agent_secret"].as_str().expect("s").into() };
-    assert_eq!(app.token(&agent, "grant_type=client_credentials").await.status(), 200);
-    assert_eq!(app.token(&renewed, "grant_type=client_credentials").await.status(), 200);
+    let renewed = common::TestAgent {
+        id: agent.id.clone(),
+        secret: body["agent_secret"].as_str().expect("s").into(),
+    };
+    assert_eq!(
+        app.token(&agent, "grant_type=client_credentials")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.token(&renewed, "grant_type=client_credentials")
+            .await
+            .status(),
+        200
+    );
 
     // A second regeneration ends the first grace period: the oldest secret stops now.
     let response = app
-        .admin(reqwest::Method::POST, &format!("/api/v1/agents/{}/secret/regenerate", agent.id))
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{}/secret/regenerate", agent.id),
+        )
         .json(&json!({ "grace_period_seconds": 300 }))
         .send()
         .await
         .expect("send");
     assert_eq!(response.status(), 200);
-    assert_eq!(app.token(&agent, "grant_type=client_credentials").await.status(), 401);
-    assert_eq!(app.token(&renewed, "grant_type=client_credentials").await.status(), 200);
+    assert_eq!(
+        app.token(&agent, "grant_type=client_credentials")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.token(&renewed, "grant_type=client_credentials")
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -242,8 +439,21 @@ async fn secrets_never_reach_logs_or_audit_records() {
     let audit = serde_json::to_string(&app.audit("limit=1000").await).expect("json");
     assert!(!audit.contains(&agent.secret));
     assert!(!audit.contains("signet_not-a-real-secret"));
-    let agent_view = app.admin(reqwest::Method::GET, &format!("/api/v1/agents/{}", agent.id)).send().await.expect("send");
-    assert!(!agent_view.text().await.expect("text").contains(&agent.secret));
+    let agent_view = app
+        .admin(
+            reqwest::Method::GET,
+            &format!("/api/v1/agents/{}", agent.id),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert!(
+        !agent_view
+            .text()
+            .await
+            .expect("text")
+            .contains(&agent.secret)
+    );
     let (_, log) = app.stop().await;
     assert!(!log.contains(&agent.secret));
     assert!(!log.contains(common::ADMIN_TOKEN));

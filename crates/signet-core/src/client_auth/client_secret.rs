@@ -6,10 +6,10 @@
 //! stored only as HMAC-SHA-256 under a pepper derived from the master key: the secret is
 //! high-entropy, so a slow password hash would only slow the hot path down.
 
+use crate::UnixTime;
 use crate::crypto::{MasterKey, constant_time_eq, random_bytes};
 use crate::encoding::{base62, crc32, is_base62};
 use crate::sensitive::Sensitive;
-use crate::UnixTime;
 
 use super::ClientAuthError;
 
@@ -40,7 +40,11 @@ impl AgentSecret {
                 let (body, sum) = text[PREFIX.len()..].split_at(BODY_LEN);
                 constant_time_eq(checksum(body).as_bytes(), sum.as_bytes())
             };
-        if well_formed { Ok(Self(Sensitive::new(text))) } else { Err(ClientAuthError::MalformedSecret) }
+        if well_formed {
+            Ok(Self(Sensitive::new(text)))
+        } else {
+            Err(ClientAuthError::MalformedSecret)
+        }
     }
 
     /// The secret itself, to show once to the operator or send to the server.
@@ -121,7 +125,11 @@ mod tests {
             good.replacen(&good[20..21], "-", 1),
         ];
         for case in cases {
-            assert_eq!(AgentSecret::parse(&case).err(), Some(ClientAuthError::MalformedSecret), "{case}");
+            assert_eq!(
+                AgentSecret::parse(&case).err(),
+                Some(ClientAuthError::MalformedSecret),
+                "{case}"
+            );
         }
     }
 
@@ -135,9 +143,18 @@ mod tests {
         let mut current_stored = StoredSecret::new(&key, &current, 5);
         let stored = vec![old_stored.clone(), current_stored.clone()];
         assert_eq!(verify(&current, &stored, &key, 10), Ok(()));
-        assert_eq!(verify(&old, &stored, &key, 10), Err(ClientAuthError::StaleSecret));
-        assert_eq!(verify(&AgentSecret::generate(), &stored, &key, 10), Err(ClientAuthError::WrongSecret));
+        assert_eq!(
+            verify(&old, &stored, &key, 10),
+            Err(ClientAuthError::StaleSecret)
+        );
+        assert_eq!(
+            verify(&AgentSecret::generate(), &stored, &key, 10),
+            Err(ClientAuthError::WrongSecret)
+        );
         current_stored.expires_at = Some(8);
-        assert_eq!(verify(&current, &[old_stored, current_stored], &key, 10), Err(ClientAuthError::ExpiredSecret));
+        assert_eq!(
+            verify(&current, &[old_stored, current_stored], &key, 10),
+            Err(ClientAuthError::ExpiredSecret)
+        );
     }
 }

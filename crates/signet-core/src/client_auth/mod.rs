@@ -9,9 +9,9 @@ pub mod client_secret;
 
 use std::net::IpAddr;
 
+use crate::UnixTime;
 use crate::agent::{Agent, AgentStatus, AuthMethod};
 use crate::crypto::MasterKey;
-use crate::UnixTime;
 
 pub use client_secret::{AgentSecret, StoredSecret};
 
@@ -37,7 +37,11 @@ impl SecretForm {
 #[derive(Debug)]
 pub enum PresentedCredentials {
     /// Agent ID and secret; the secret's format is already checked.
-    Secret { agent_id: String, secret: AgentSecret, form: SecretForm },
+    Secret {
+        agent_id: String,
+        secret: AgentSecret,
+        form: SecretForm,
+    },
     /// A JWT client assertion (RFC 7523), which this release cannot verify yet.
     Assertion { agent_id: Option<String> },
 }
@@ -182,7 +186,14 @@ mod tests {
         .expect("valid agent");
         let secret = AgentSecret::generate();
         let stored = StoredSecret::new(&key, &secret, 0);
-        Fixture { key, credentials: AgentCredentials { agent, secrets: vec![stored] }, secret }
+        Fixture {
+            key,
+            credentials: AgentCredentials {
+                agent,
+                secrets: vec![stored],
+            },
+            secret,
+        }
     }
 
     fn presented(f: &Fixture, secret: &AgentSecret) -> PresentedCredentials {
@@ -193,8 +204,20 @@ mod tests {
         }
     }
 
-    fn check(f: &Fixture, creds: &PresentedCredentials, source: &str, expected: Result<(), ClientAuthError>) {
-        let result = authenticate(creds, Some(&f.credentials), &f.key, source.parse().expect("ip"), 1).map(|_| ());
+    fn check(
+        f: &Fixture,
+        creds: &PresentedCredentials,
+        source: &str,
+        expected: Result<(), ClientAuthError>,
+    ) {
+        let result = authenticate(
+            creds,
+            Some(&f.credentials),
+            &f.key,
+            source.parse().expect("ip"),
+            1,
+        )
+        .map(|_| ());
         assert_eq!(result, expected);
     }
 
@@ -207,19 +230,45 @@ mod tests {
     #[test]
     fn failures_have_precise_reasons() {
         let f = fixture("client_secret_post", &["10.0.0.0/8"]);
-        check(&f, &presented(&f, &f.secret), "127.0.0.1", Err(ClientAuthError::SourceNotAllowed));
+        check(
+            &f,
+            &presented(&f, &f.secret),
+            "127.0.0.1",
+            Err(ClientAuthError::SourceNotAllowed),
+        );
         check(&f, &presented(&f, &f.secret), "10.1.1.1", Ok(()));
-        check(&f, &presented(&f, &AgentSecret::generate()), "10.1.1.1", Err(ClientAuthError::WrongSecret));
+        check(
+            &f,
+            &presented(&f, &AgentSecret::generate()),
+            "10.1.1.1",
+            Err(ClientAuthError::WrongSecret),
+        );
 
         let f = fixture("private_key_jwt", &[]);
-        check(&f, &presented(&f, &f.secret), "127.0.0.1", Err(ClientAuthError::MethodMismatch));
+        check(
+            &f,
+            &presented(&f, &f.secret),
+            "127.0.0.1",
+            Err(ClientAuthError::MethodMismatch),
+        );
 
         let mut f = fixture("client_secret_basic", &[]);
         f.credentials.agent.status = AgentStatus::Disabled;
-        check(&f, &presented(&f, &f.secret), "127.0.0.1", Err(ClientAuthError::AgentDisabled));
+        check(
+            &f,
+            &presented(&f, &f.secret),
+            "127.0.0.1",
+            Err(ClientAuthError::AgentDisabled),
+        );
 
         let f = fixture("client_secret_basic", &[]);
-        let result = authenticate(&presented(&f, &f.secret), None, &f.key, "127.0.0.1".parse().expect("ip"), 1);
+        let result = authenticate(
+            &presented(&f, &f.secret),
+            None,
+            &f.key,
+            "127.0.0.1".parse().expect("ip"),
+            1,
+        );
         assert_eq!(result.err(), Some(ClientAuthError::UnknownAgent));
     }
 }

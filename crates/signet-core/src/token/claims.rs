@@ -12,7 +12,11 @@ pub enum Audience {
 
 impl Audience {
     pub fn from_vec(mut values: Vec<String>) -> Self {
-        if values.len() == 1 { Self::One(values.remove(0)) } else { Self::Many(values) }
+        if values.len() == 1 {
+            Self::One(values.remove(0))
+        } else {
+            Self::Many(values)
+        }
     }
 }
 

@@ -1,10 +1,10 @@
 //! The `client_credentials` grant (RFC 6749 §4.4): which scopes and audiences an authenticated
 //! agent gets, and the claims of its access token.
 
+use crate::UnixTime;
 use crate::agent::Agent;
 use crate::crypto::random_bytes;
 use crate::encoding::b64url;
-use crate::UnixTime;
 
 use super::claims::{AccessTokenClaims, Audience};
 
@@ -72,7 +72,11 @@ pub fn grant(
         }
     };
     let audiences = if request.audiences.is_empty() {
-        if agent.audiences.is_empty() { vec![issuer.to_string()] } else { agent.audiences.clone() }
+        if agent.audiences.is_empty() {
+            vec![issuer.to_string()]
+        } else {
+            agent.audiences.clone()
+        }
     } else {
         let mut chosen: Vec<String> = Vec::new();
         for audience in &request.audiences {
@@ -109,36 +113,68 @@ mod tests {
         NewAgent {
             name: "a".into(),
             scopes: Some(vec!["read".into(), "write".into()]),
-            audiences: Some(vec!["https://api.example".into(), "https://b.example".into()]),
+            audiences: Some(vec![
+                "https://api.example".into(),
+                "https://b.example".into(),
+            ]),
             ..Default::default()
         }
         .into_agent(0)
         .expect("valid")
     }
 
-    fn check(scope: Option<&str>, audiences: &[&str], expected: Result<(&str, Audience), TokenError>) {
+    fn check(
+        scope: Option<&str>,
+        audiences: &[&str],
+        expected: Result<(&str, Audience), TokenError>,
+    ) {
         let request = TokenRequest {
             scope: scope.map(str::to_string),
             audiences: audiences.iter().map(|a| a.to_string()).collect(),
         };
-        let result = grant(&agent(), &request, "https://signet", 600, 1000).map(|c| (c.scope.clone(), c.aud.clone()));
+        let result = grant(&agent(), &request, "https://signet", 600, 1000)
+            .map(|c| (c.scope.clone(), c.aud.clone()));
         assert_eq!(result, expected.map(|(s, a)| (s.to_string(), a)));
     }
 
     #[test]
     fn scope_and_audience_selection() {
-        let both = Audience::Many(vec!["https://api.example".into(), "https://b.example".into()]);
+        let both = Audience::Many(vec![
+            "https://api.example".into(),
+            "https://b.example".into(),
+        ]);
         check(None, &[], Ok(("read write", both.clone())));
         check(Some("read"), &[], Ok(("read", both)));
-        check(Some("read read"), &["https://api.example"], Ok(("read", Audience::One("https://api.example".into()))));
-        check(Some("admin"), &[], Err(TokenError::ScopeNotAllowed("admin".into())));
+        check(
+            Some("read read"),
+            &["https://api.example"],
+            Ok(("read", Audience::One("https://api.example".into()))),
+        );
+        check(
+            Some("admin"),
+            &[],
+            Err(TokenError::ScopeNotAllowed("admin".into())),
+        );
         check(Some("read  write"), &[], Err(TokenError::MalformedScope));
-        check(Some("read"), &["https://evil.example"], Err(TokenError::AudienceNotAllowed("https://evil.example".into())));
+        check(
+            Some("read"),
+            &["https://evil.example"],
+            Err(TokenError::AudienceNotAllowed(
+                "https://evil.example".into(),
+            )),
+        );
     }
 
     #[test]
     fn claims_follow_rfc_9068() {
-        let claims = grant(&agent(), &TokenRequest::default(), "https://signet", 600, 1000).expect("granted");
+        let claims = grant(
+            &agent(),
+            &TokenRequest::default(),
+            "https://signet",
+            600,
+            1000,
+        )
+        .expect("granted");
         assert_eq!(claims.sub, claims.client_id);
         assert_eq!((claims.iat, claims.exp), (1000, 1600));
         assert_eq!(claims.jti.len(), 22);
@@ -149,7 +185,8 @@ mod tests {
     fn agent_without_audiences_gets_the_issuer() {
         let mut agent = agent();
         agent.audiences.clear();
-        let claims = grant(&agent, &TokenRequest::default(), "https://signet", 600, 0).expect("granted");
+        let claims =
+            grant(&agent, &TokenRequest::default(), "https://signet", 600, 0).expect("granted");
         assert_eq!(claims.aud, Audience::One("https://signet".into()));
     }
 }

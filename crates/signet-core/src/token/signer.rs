@@ -8,7 +8,9 @@ use std::str::FromStr;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, ParsedPublicKey, RsaKeyPair};
+use aws_lc_rs::signature::{
+    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, ParsedPublicKey, RsaKeyPair,
+};
 use serde_json::{Value, json};
 
 use crate::crypto::sha256;
@@ -25,7 +27,13 @@ pub enum SigningAlgorithm {
 }
 
 impl SigningAlgorithm {
-    pub const ALL: [SigningAlgorithm; 5] = [Self::Es256, Self::Es384, Self::EdDsa, Self::Rs256, Self::Ps256];
+    pub const ALL: [SigningAlgorithm; 5] = [
+        Self::Es256,
+        Self::Es384,
+        Self::EdDsa,
+        Self::Rs256,
+        Self::Ps256,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -92,7 +100,10 @@ pub struct SigningKey {
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,20 +112,29 @@ impl SigningKey {
     pub fn generate(alg: SigningAlgorithm) -> Result<(Self, Vec<u8>), KeyError> {
         let rng = SystemRandom::new();
         let pkcs8 = match alg {
-            SigningAlgorithm::Es256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            SigningAlgorithm::Es256 => {
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| KeyError::Generate)?
+                    .as_ref()
+                    .to_vec()
+            }
+            SigningAlgorithm::Es384 => {
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
+                    .map_err(|_| KeyError::Generate)?
+                    .as_ref()
+                    .to_vec()
+            }
+            SigningAlgorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
                 .map_err(|_| KeyError::Generate)?
                 .as_ref()
                 .to_vec(),
-            SigningAlgorithm::Es384 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
-                .map_err(|_| KeyError::Generate)?
-                .as_ref()
-                .to_vec(),
-            SigningAlgorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Generate)?.as_ref().to_vec(),
-            SigningAlgorithm::Rs256 | SigningAlgorithm::Ps256 => RsaKeyPair::generate(KeySize::Rsa2048)
-                .and_then(|k| k.as_der())
-                .map_err(|_| KeyError::Generate)?
-                .as_ref()
-                .to_vec(),
+            SigningAlgorithm::Rs256 | SigningAlgorithm::Ps256 => {
+                RsaKeyPair::generate(KeySize::Rsa2048)
+                    .and_then(|k| k.as_der())
+                    .map_err(|_| KeyError::Generate)?
+                    .as_ref()
+                    .to_vec()
+            }
         };
         let key = Self::from_pkcs8(alg, &pkcs8)?;
         Ok((key, pkcs8))
@@ -169,9 +189,18 @@ impl SigningKey {
             map.insert("alg".into(), Value::String(alg.as_str().into()));
             map.insert("use".into(), Value::String("sig".into()));
         }
-        let verifier = ParsedPublicKey::new(alg.verification(), &public_bytes).map_err(|_| KeyError::Parse(alg))?;
-        let header = b64url(json!({ "alg": alg.as_str(), "typ": "at+jwt", "kid": kid }).to_string());
-        Ok(Self { kid, alg, pair, header, public_jwk, verifier })
+        let verifier = ParsedPublicKey::new(alg.verification(), &public_bytes)
+            .map_err(|_| KeyError::Parse(alg))?;
+        let header =
+            b64url(json!({ "alg": alg.as_str(), "typ": "at+jwt", "kid": kid }).to_string());
+        Ok(Self {
+            kid,
+            alg,
+            pair,
+            header,
+            public_jwk,
+            verifier,
+        })
     }
 
     pub fn kid(&self) -> &str {
@@ -209,13 +238,15 @@ impl SigningKey {
                 .to_vec(),
             Pair::Ed25519(pair) => pair.sign(message).as_ref().to_vec(),
             Pair::Rsa(pair) => {
-                let padding: &'static dyn signature::RsaEncoding = if self.alg == SigningAlgorithm::Ps256 {
-                    &signature::RSA_PSS_SHA256
-                } else {
-                    &signature::RSA_PKCS1_SHA256
-                };
+                let padding: &'static dyn signature::RsaEncoding =
+                    if self.alg == SigningAlgorithm::Ps256 {
+                        &signature::RSA_PSS_SHA256
+                    } else {
+                        &signature::RSA_PKCS1_SHA256
+                    };
                 let mut out = vec![0u8; pair.public_modulus_len()];
-                pair.sign(padding, &SystemRandom::new(), message, &mut out).expect("RSA signing with a loaded key");
+                pair.sign(padding, &SystemRandom::new(), message, &mut out)
+                    .expect("RSA signing with a loaded key");
                 out
             }
         }
@@ -229,7 +260,12 @@ impl SigningKey {
 
 /// The JWK thumbprint (RFC 7638): SHA-256 over the required members in lexicographic order.
 pub fn thumbprint(jwk: &Value) -> String {
-    let member = |name: &str| jwk.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+    let member = |name: &str| {
+        jwk.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     // serde_json writes object keys in sorted order (no `preserve_order`), as RFC 7638 needs.
     let canonical = match member("kty").as_str() {
         "EC" => json!({ "crv": member("crv"), "kty": "EC", "x": member("x"), "y": member("y") }),
@@ -267,7 +303,10 @@ mod tests {
             "alg": "RS256",
             "kid": "2011-04-29"
         });
-        assert_eq!(thumbprint(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            thumbprint(&jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]

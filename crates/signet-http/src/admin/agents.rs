@@ -71,8 +71,17 @@ impl AgentView {
 
     fn with_credentials(credentials: &AgentCredentials) -> Self {
         let now = signet_core::now();
-        let current = credentials.secrets.iter().rev().find(|s| s.replaced_at.is_none());
-        let previous = credentials.secrets.iter().filter_map(|s| s.replaced_at).filter(|t| *t > now).max();
+        let current = credentials
+            .secrets
+            .iter()
+            .rev()
+            .find(|s| s.replaced_at.is_none());
+        let previous = credentials
+            .secrets
+            .iter()
+            .filter_map(|s| s.replaced_at)
+            .filter(|t| *t > now)
+            .max();
         Self {
             secret: current.map(|s| SecretView {
                 created_at: rfc3339(s.created_at),
@@ -138,7 +147,9 @@ pub struct PatchAgentRequest {
 }
 
 /// Distinguishes a field set to `null` (`Some(None)`) from an absent one (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
@@ -189,18 +200,40 @@ pub struct AgentList {
     ),
     security(("admin_token" = []))
 )]
-pub async fn create_agent(admin: Admin, State(state): State<AppState>, ApiJson(request): ApiJson<CreateAgentRequest>) -> Result<Response, Problem> {
+pub async fn create_agent(
+    admin: Admin,
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<CreateAgentRequest>,
+) -> Result<Response, Problem> {
     let not_yet = [
         ("jwks", request.jwks.is_some()),
         ("jwks_uri", request.jwks_uri.is_some()),
-        ("tls_client_auth_subject_dn", request.tls_client_auth_subject_dn.is_some()),
-        ("tls_client_auth_san_dns", request.tls_client_auth_san_dns.is_some()),
-        ("tls_client_auth_san_uri", request.tls_client_auth_san_uri.is_some()),
-        ("tls_client_auth_san_ip", request.tls_client_auth_san_ip.is_some()),
-        ("tls_client_auth_san_email", request.tls_client_auth_san_email.is_some()),
+        (
+            "tls_client_auth_subject_dn",
+            request.tls_client_auth_subject_dn.is_some(),
+        ),
+        (
+            "tls_client_auth_san_dns",
+            request.tls_client_auth_san_dns.is_some(),
+        ),
+        (
+            "tls_client_auth_san_uri",
+            request.tls_client_auth_san_uri.is_some(),
+        ),
+        (
+            "tls_client_auth_san_ip",
+            request.tls_client_auth_san_ip.is_some(),
+        ),
+        (
+            "tls_client_auth_san_email",
+            request.tls_client_auth_san_email.is_some(),
+        ),
     ];
     if let Some((field, _)) = not_yet.iter().find(|(_, set)| *set) {
-        return Err(Problem::invalid_field(field, format!("{field}: key and certificate registration is not available in this release")));
+        return Err(Problem::invalid_field(
+            field,
+            format!("{field}: key and certificate registration is not available in this release"),
+        ));
     }
     let now = signet_core::now();
     let agent = NewAgent {
@@ -213,23 +246,35 @@ pub async fn create_agent(admin: Admin, State(state): State<AppState>, ApiJson(r
         allowed_cidrs: request.allowed_cidrs,
     }
     .into_agent(now)?;
-    let secret = agent.token_endpoint_auth_method.uses_secret().then(AgentSecret::generate);
-    let stored = secret.as_ref().map(|s| StoredSecret::new(&state.master_key, s, now));
+    let secret = agent
+        .token_endpoint_auth_method
+        .uses_secret()
+        .then(AgentSecret::generate);
+    let stored = secret
+        .as_ref()
+        .map(|s| StoredSecret::new(&state.master_key, s, now));
     state.store.create_agent(&agent, stored.as_ref()).await?;
-    let audit = admin.event(event::AGENT_CREATED, agent.agent_id.as_str()).with_detail(json!({
-        "name": agent.name,
-        "token_endpoint_auth_method": agent.token_endpoint_auth_method.as_str(),
-        "scopes": agent.scopes,
-        "audiences": agent.audiences,
-    }));
+    let audit = admin
+        .event(event::AGENT_CREATED, agent.agent_id.as_str())
+        .with_detail(json!({
+            "name": agent.name,
+            "token_endpoint_auth_method": agent.token_endpoint_auth_method.as_str(),
+            "scopes": agent.scopes,
+            "audiences": agent.audiences,
+        }));
     state.store.audit().record(audit).await?;
     let location = format!("/api/v1/agents/{}", agent.agent_id);
-    let body = CreatedAgent { agent: AgentView::new(&agent), agent_secret: secret.map(|s| s.expose().to_string()) };
+    let body = CreatedAgent {
+        agent: AgentView::new(&agent),
+        agent_secret: secret.map(|s| s.expose().to_string()),
+    };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     if let Ok(location) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
@@ -244,13 +289,23 @@ pub async fn list_agents(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<AgentList>, Problem> {
-    let Query(params) = params.map_err(|e| Problem::bad_request(format!("invalid query: {}", e.body_text())))?;
+    let Query(params) =
+        params.map_err(|e| Problem::bad_request(format!("invalid query: {}", e.body_text())))?;
     let limit = params.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(Problem::invalid_field("limit", "limit must be between 1 and 500"));
+        return Err(Problem::invalid_field(
+            "limit",
+            "limit must be between 1 and 500",
+        ));
     }
-    let page = state.store.list_agents(params.search.as_deref(), params.cursor.as_deref(), limit).await?;
-    Ok(Json(AgentList { items: page.items.iter().map(AgentView::new).collect(), next_cursor: page.next_cursor }))
+    let page = state
+        .store
+        .list_agents(params.search.as_deref(), params.cursor.as_deref(), limit)
+        .await?;
+    Ok(Json(AgentList {
+        items: page.items.iter().map(AgentView::new).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Reads one agent.
@@ -260,8 +315,16 @@ pub async fn list_agents(
     responses((status = 200, body = AgentView), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("admin_token" = []))
 )]
-pub async fn get_agent(_admin: Admin, State(state): State<AppState>, Path(agent_id): Path<String>) -> Result<Json<AgentView>, Problem> {
-    let credentials = state.store.agent_credentials(&agent_id).await?.ok_or_else(|| Problem::not_found("agent"))?;
+pub async fn get_agent(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+) -> Result<Json<AgentView>, Problem> {
+    let credentials = state
+        .store
+        .agent_credentials(&agent_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("agent"))?;
     Ok(Json(AgentView::with_credentials(&credentials)))
 }
 
@@ -282,7 +345,11 @@ pub async fn patch_agent(
     Path(agent_id): Path<String>,
     ApiJson(request): ApiJson<PatchAgentRequest>,
 ) -> Result<Json<AgentView>, Problem> {
-    let agent = state.store.find_agent(&agent_id).await?.ok_or_else(|| Problem::not_found("agent"))?;
+    let agent = state
+        .store
+        .find_agent(&agent_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("agent"))?;
     let patch = AgentPatch {
         name: request.name,
         description: request.description,
@@ -303,12 +370,23 @@ pub async fn patch_agent(
             .into_iter()
             .flatten()
             .filter(|(k, v)| k.as_str() != "updated_at" && before.get(k.as_str()) != Some(*v))
-            .map(|(k, v)| (k.clone(), json!({ "from": before.get(k.as_str()), "to": v })))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    json!({ "from": before.get(k.as_str()), "to": v }),
+                )
+            })
             .collect();
-        let audit = admin.event(event::AGENT_UPDATED, &agent_id).with_detail(json!({ "changes": changes }));
+        let audit = admin
+            .event(event::AGENT_UPDATED, &agent_id)
+            .with_detail(json!({ "changes": changes }));
         state.store.audit().record(audit).await?;
     }
-    let credentials = state.store.agent_credentials(&agent_id).await?.ok_or_else(|| Problem::not_found("agent"))?;
+    let credentials = state
+        .store
+        .agent_credentials(&agent_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("agent"))?;
     Ok(Json(AgentView::with_credentials(&credentials)))
 }
 
@@ -319,11 +397,19 @@ pub async fn patch_agent(
     responses((status = 204, description = "Deleted"), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("admin_token" = []))
 )]
-pub async fn delete_agent(admin: Admin, State(state): State<AppState>, Path(agent_id): Path<String>) -> Result<StatusCode, Problem> {
+pub async fn delete_agent(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+) -> Result<StatusCode, Problem> {
     if !state.store.delete_agent(&agent_id).await? {
         return Err(Problem::not_found("agent"));
     }
-    state.store.audit().record(admin.event(event::AGENT_DELETED, &agent_id)).await?;
+    state
+        .store
+        .audit()
+        .record(admin.event(event::AGENT_DELETED, &agent_id))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -346,9 +432,16 @@ pub async fn regenerate_secret(
 ) -> Result<Response, Problem> {
     let grace = request.grace_period_seconds.unwrap_or(0);
     if grace > MAX_GRACE_SECONDS {
-        return Err(Problem::invalid_field("grace_period_seconds", "grace_period_seconds must be at most 2592000 (30 days)"));
+        return Err(Problem::invalid_field(
+            "grace_period_seconds",
+            "grace_period_seconds must be at most 2592000 (30 days)",
+        ));
     }
-    let agent = state.store.find_agent(&agent_id).await?.ok_or_else(|| Problem::not_found("agent"))?;
+    let agent = state
+        .store
+        .find_agent(&agent_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("agent"))?;
     if !agent.token_endpoint_auth_method.uses_secret() {
         return Err(Problem::conflict(format!(
             "the agent authenticates with {}; it has no secret",
@@ -357,8 +450,18 @@ pub async fn regenerate_secret(
     }
     let now = signet_core::now();
     let secret = AgentSecret::generate();
-    state.store.replace_secret(&agent_id, &StoredSecret::new(&state.master_key, &secret, now), now, grace).await?;
-    let audit = admin.event(event::AGENT_SECRET_REGENERATED, &agent_id).with_detail(json!({ "grace_period_seconds": grace }));
+    state
+        .store
+        .replace_secret(
+            &agent_id,
+            &StoredSecret::new(&state.master_key, &secret, now),
+            now,
+            grace,
+        )
+        .await?;
+    let audit = admin
+        .event(event::AGENT_SECRET_REGENERATED, &agent_id)
+        .with_detail(json!({ "grace_period_seconds": grace }));
     state.store.audit().record(audit).await?;
     let body = RegeneratedSecret {
         agent_id,
@@ -366,5 +469,9 @@ pub async fn regenerate_secret(
         created_at: rfc3339(now),
         previous_secret_valid_until: (grace > 0).then(|| rfc3339(now + grace as i64)),
     };
-    Ok(([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(body)).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(body),
+    )
+        .into_response())
 }

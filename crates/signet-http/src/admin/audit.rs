@@ -53,29 +53,47 @@ pub async fn list_audit(
     State(state): State<AppState>,
     params: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Json<AuditPage>, Problem> {
-    let Query(params) = params.map_err(|e| Problem::bad_request(format!("invalid query: {}", e.body_text())))?;
+    let Query(params) =
+        params.map_err(|e| Problem::bad_request(format!("invalid query: {}", e.body_text())))?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(Problem::invalid_field("limit", "limit must be between 1 and 1000"));
+        return Err(Problem::invalid_field(
+            "limit",
+            "limit must be between 1 and 1000",
+        ));
     }
     let outcome = match params.outcome.as_deref() {
         None => None,
         Some("success") => Some(Outcome::Success),
         Some("failure") => Some(Outcome::Failure),
-        Some(_) => return Err(Problem::invalid_field("outcome", "outcome must be success or failure")),
+        Some(_) => {
+            return Err(Problem::invalid_field(
+                "outcome",
+                "outcome must be success or failure",
+            ));
+        }
     };
     let time = |field: &'static str, value: Option<String>| -> Result<Option<i64>, Problem> {
         value
             .map(|v| {
                 parse_rfc3339(&v)
                     .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-                    .ok_or_else(|| Problem::invalid_field(field, format!("{field} must be an RFC 3339 time like 2026-01-31T12:00:00Z")))
+                    .ok_or_else(|| {
+                        Problem::invalid_field(
+                            field,
+                            format!("{field} must be an RFC 3339 time like 2026-01-31T12:00:00Z"),
+                        )
+                    })
             })
             .transpose()
     };
     let before_id = params
         .cursor
-        .map(|c| c.parse::<i64>().map_err(|_| Problem::invalid_field("cursor", "cursor is not one this API returned")))
+        .map(|c| {
+            c.parse::<i64>().map_err(|_| {
+                Problem::invalid_field("cursor", "cursor is not one this API returned")
+            })
+        })
         .transpose()?;
     let query = AuditQuery {
         agent_id: params.agent_id,
@@ -89,7 +107,9 @@ pub async fn list_audit(
         limit,
     };
     let events = state.store.query_audit(&query).await?;
-    let next_cursor = (events.len() == limit as usize).then(|| events.last().map(|e| e.id.to_string())).flatten();
+    let next_cursor = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| e.id.to_string()))
+        .flatten();
     let items = events
         .into_iter()
         .map(|e| {

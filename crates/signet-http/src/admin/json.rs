@@ -19,13 +19,23 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, request_body) = request.into_parts();
-        let bytes = body::read(request_body, state.config.max_body_bytes).await.map_err(|e| match e {
-            BodyError::TooLarge => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large"),
-            BodyError::Timeout => Problem::new(StatusCode::REQUEST_TIMEOUT, "the request body took too long to arrive"),
-            BodyError::Broken => Problem::bad_request("the request body could not be read"),
-        })?;
+        let bytes = body::read(request_body, state.config.max_body_bytes)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge => Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the request body is too large",
+                ),
+                BodyError::Timeout => Problem::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body took too long to arrive",
+                ),
+                BodyError::Broken => Problem::bad_request("the request body could not be read"),
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return serde_json::from_slice(b"{}").map(ApiJson).map_err(|_| Problem::bad_request("a JSON body is required"));
+            return serde_json::from_slice(b"{}")
+                .map(ApiJson)
+                .map_err(|_| Problem::bad_request("a JSON body is required"));
         }
         let is_json = parts
             .headers
@@ -34,8 +44,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             .and_then(|v| v.split(';').next())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
         if !is_json {
-            return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the body as application/json"));
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the body as application/json",
+            ));
         }
-        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
     }
 }

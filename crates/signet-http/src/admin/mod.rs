@@ -34,7 +34,9 @@ pub struct Admin {
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// Constant-time check of a presented admin token (compared as SHA-256 digests).
@@ -45,7 +47,10 @@ pub fn is_admin_token(state: &AppState, token: &str) -> bool {
 impl FromRequestParts<AppState> for Admin {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -53,9 +58,16 @@ impl FromRequestParts<AppState> for Admin {
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let caller = Caller::new(peer, &parts.headers);
         match bearer_token(&parts.headers) {
-            Some(token) if is_admin_token(state, token) => Ok(Admin { actor: "admin-token", caller }),
+            Some(token) if is_admin_token(state, token) => Ok(Admin {
+                actor: "admin-token",
+                caller,
+            }),
             presented => {
-                let reason = if presented.is_some() { "bad_admin_token" } else { "missing_admin_token" };
+                let reason = if presented.is_some() {
+                    "bad_admin_token"
+                } else {
+                    "missing_admin_token"
+                };
                 let event = AuditEvent::failure(event::ADMIN_AUTH, reason)
                     .with_source(caller.source(), caller.user_agent.as_deref())
                     .with_detail(serde_json::json!({ "path": parts.uri.path() }));
@@ -78,7 +90,10 @@ impl Admin {
 
 /// RFC 3339 form of a Unix time, as the admin API shows timestamps.
 pub fn rfc3339(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 /// Parses an RFC 3339 timestamp from a query parameter.

@@ -40,7 +40,10 @@ impl Problem {
     }
 
     pub fn invalid_field(field: &'static str, detail: impl Into<String>) -> Self {
-        Self { field: Some(field), ..Self::new(StatusCode::BAD_REQUEST, detail) }
+        Self {
+            field: Some(field),
+            ..Self::new(StatusCode::BAD_REQUEST, detail)
+        }
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -52,7 +55,10 @@ impl Problem {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "send the admin token as `Authorization: Bearer <token>`")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "send the admin token as `Authorization: Bearer <token>`",
+        )
     }
 
     pub fn status(&self) -> StatusCode {
@@ -63,7 +69,9 @@ impl Problem {
 impl From<AgentError> for Problem {
     fn from(error: AgentError) -> Self {
         match error {
-            AgentError::Invalid(field, detail) => Self::invalid_field(field, format!("{field}: {detail}")),
+            AgentError::Invalid(field, detail) => {
+                Self::invalid_field(field, format!("{field}: {detail}"))
+            }
         }
     }
 }
@@ -73,7 +81,10 @@ impl From<StoreError> for Problem {
         match error {
             StoreError::Unavailable(_) | StoreError::AuditClosed => {
                 tracing::error!(error = %error, "storage unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage is unavailable; retry shortly")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage is unavailable; retry shortly",
+                )
             }
             StoreError::Corrupt(_) => {
                 tracing::error!(error = %error, "stored data is invalid");
@@ -88,11 +99,17 @@ impl IntoResponse for Problem {
         let status = self.status();
         let mut response = (status, Json(&self)).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match status {
             StatusCode::UNAUTHORIZED => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"signet-admin\""));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"signet-admin\""),
+                );
             }
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -27,7 +27,10 @@ pub struct SigningKeyView {
     responses((status = 200, body = Vec<SigningKeyView>)),
     security(("admin_token" = []))
 )]
-pub async fn list_signing_keys(_admin: Admin, State(state): State<AppState>) -> Result<Json<Vec<SigningKeyView>>, Problem> {
+pub async fn list_signing_keys(
+    _admin: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<SigningKeyView>>, Problem> {
     let keys = state.store.signing_keys().await?;
     Ok(Json(
         keys.into_iter()

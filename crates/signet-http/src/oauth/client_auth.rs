@@ -9,7 +9,9 @@ use axum::http::header::AUTHORIZATION;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use signet_core::agent::AgentId;
-use signet_core::client_auth::{self, AgentCredentials, AgentSecret, ClientAuthError, PresentedCredentials, SecretForm};
+use signet_core::client_auth::{
+    self, AgentCredentials, AgentSecret, ClientAuthError, PresentedCredentials, SecretForm,
+};
 use signet_store::StoreError;
 
 use super::form::{Form, decode};
@@ -35,7 +37,11 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 
 /// Finds the credentials in the request. RFC 6749 §2.3: a client must not use more than one
 /// authentication method in a request.
-pub fn presented(headers: &HeaderMap, form: &Form, attempt: &mut Attempt) -> Result<PresentedCredentials, ClientAuthError> {
+pub fn presented(
+    headers: &HeaderMap,
+    form: &Form,
+    attempt: &mut Attempt,
+) -> Result<PresentedCredentials, ClientAuthError> {
     let basic = match headers.get(AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -47,9 +53,14 @@ pub fn presented(headers: &HeaderMap, form: &Form, attempt: &mut Attempt) -> Res
     let form_id = form.get("client_id");
     let form_secret = form.get("client_secret");
     let assertion = form.get("client_assertion");
-    let methods = usize::from(basic.is_some()) + usize::from(form_secret.is_some()) + usize::from(assertion.is_some());
+    let methods = usize::from(basic.is_some())
+        + usize::from(form_secret.is_some())
+        + usize::from(assertion.is_some());
     if methods > 1 {
-        attempt.claimed_agent_id = basic.as_ref().map(|(id, _)| id.clone()).or(form_id.map(str::to_string));
+        attempt.claimed_agent_id = basic
+            .as_ref()
+            .map(|(id, _)| id.clone())
+            .or(form_id.map(str::to_string));
         return Err(ClientAuthError::MultipleMethods);
     }
     if let Some((agent_id, secret)) = basic {
@@ -58,21 +69,31 @@ pub fn presented(headers: &HeaderMap, form: &Form, attempt: &mut Attempt) -> Res
             return Err(ClientAuthError::ClientIdMismatch);
         }
         let secret = AgentSecret::parse(&secret)?;
-        return Ok(PresentedCredentials::Secret { agent_id, secret, form: SecretForm::Basic });
+        return Ok(PresentedCredentials::Secret {
+            agent_id,
+            secret,
+            form: SecretForm::Basic,
+        });
     }
     attempt.claimed_agent_id = form_id.map(str::to_string);
     if let Some(secret) = form_secret {
         attempt.method = Some("client_secret_post");
         let agent_id = form_id.ok_or(ClientAuthError::NoCredentials)?.to_string();
         let secret = AgentSecret::parse(secret)?;
-        return Ok(PresentedCredentials::Secret { agent_id, secret, form: SecretForm::Post });
+        return Ok(PresentedCredentials::Secret {
+            agent_id,
+            secret,
+            form: SecretForm::Post,
+        });
     }
     if assertion.is_some() {
         attempt.method = Some("private_key_jwt");
         if form.get("client_assertion_type") != Some(JWT_BEARER) {
             return Err(ClientAuthError::MethodNotSupported);
         }
-        return Ok(PresentedCredentials::Assertion { agent_id: form_id.map(str::to_string) });
+        return Ok(PresentedCredentials::Assertion {
+            agent_id: form_id.map(str::to_string),
+        });
     }
     Err(ClientAuthError::NoCredentials)
 }
@@ -107,12 +128,22 @@ pub async fn authenticate(
     attempt.method = Some(presented.method().as_str());
     let claimed = presented.claimed_agent_id().unwrap_or_default();
     let credentials = if AgentId::is_well_formed(claimed) {
-        state.store.agent_credentials(claimed).await.map_err(Failure::Store)?
+        state
+            .store
+            .agent_credentials(claimed)
+            .await
+            .map_err(Failure::Store)?
     } else {
         None
     };
-    client_auth::authenticate(&presented, credentials.as_deref(), &state.master_key, caller.ip, signet_core::now())
-        .map_err(Failure::Client)?;
+    client_auth::authenticate(
+        &presented,
+        credentials.as_deref(),
+        &state.master_key,
+        caller.ip,
+        signet_core::now(),
+    )
+    .map_err(Failure::Client)?;
     credentials.ok_or(Failure::Client(ClientAuthError::UnknownAgent))
 }
 
@@ -140,7 +171,9 @@ pub async fn authenticate_endpoint_caller(
             Err(Failure::Client(ClientAuthError::WrongSecret))
         };
     }
-    authenticate(state, caller, headers, form, attempt).await.map(EndpointCaller::Agent)
+    authenticate(state, caller, headers, form, attempt)
+        .await
+        .map(EndpointCaller::Agent)
 }
 
 #[cfg(test)]
@@ -155,10 +188,22 @@ mod tests {
     fn basic_credentials_are_form_decoded() {
         assert_eq!(basic("agt_x:a%2Bb+c"), Ok(("agt_x".into(), "a+b c".into())));
         assert_eq!(basic("agt_x:p:w"), Ok(("agt_x".into(), "p:w".into())));
-        assert_eq!(basic("no-colon"), Err(ClientAuthError::MalformedBasicHeader));
+        assert_eq!(
+            basic("no-colon"),
+            Err(ClientAuthError::MalformedBasicHeader)
+        );
         assert_eq!(basic(":secret"), Err(ClientAuthError::MalformedBasicHeader));
-        assert_eq!(parse_basic(b"Basic !!!"), Err(ClientAuthError::MalformedBasicHeader));
-        assert_eq!(parse_basic(b"Bearer abc"), Err(ClientAuthError::MalformedBasicHeader));
-        assert_eq!(parse_basic(b"Basic"), Err(ClientAuthError::MalformedBasicHeader));
+        assert_eq!(
+            parse_basic(b"Basic !!!"),
+            Err(ClientAuthError::MalformedBasicHeader)
+        );
+        assert_eq!(
+            parse_basic(b"Bearer abc"),
+            Err(ClientAuthError::MalformedBasicHeader)
+        );
+        assert_eq!(
+            parse_basic(b"Basic"),
+            Err(ClientAuthError::MalformedBasicHeader)
+        );
     }
 }

@@ -22,7 +22,12 @@ pub struct OAuthError {
 
 impl OAuthError {
     fn new(status: StatusCode, error: &'static str, description: &'static str) -> Self {
-        Self { status, error, description, challenge: false }
+        Self {
+            status,
+            error,
+            description,
+            challenge: false,
+        }
     }
 
     pub fn invalid_request(description: &'static str) -> Self {
@@ -30,7 +35,11 @@ impl OAuthError {
     }
 
     pub fn unsupported_grant_type() -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", "only the client_credentials grant is supported")
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only the client_credentials grant is supported",
+        )
     }
 
     pub fn unauthorized_client(description: &'static str) -> Self {
@@ -38,21 +47,37 @@ impl OAuthError {
     }
 
     pub fn payload_too_large() -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large")
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            "the request body is too large",
+        )
     }
 
     pub fn request_timeout() -> Self {
-        Self::new(StatusCode::REQUEST_TIMEOUT, "invalid_request", "the request body took too long to arrive")
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request",
+            "the request body took too long to arrive",
+        )
     }
 
     pub fn temporarily_unavailable() -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "try again shortly",
+        )
     }
 
     /// Client authentication failed. 401 with a Basic challenge when the client used (or
     /// mangled) the `Authorization` header or sent nothing, 401 without a challenge otherwise.
     pub fn from_client_auth(error: ClientAuthError, used_basic: bool) -> Self {
-        let mut wire = Self::new(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
+        let mut wire = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        );
         wire.challenge = error.wants_basic_challenge(used_basic);
         if error == ClientAuthError::MultipleMethods {
             wire = Self::invalid_request("use exactly one client authentication method");
@@ -62,13 +87,21 @@ impl OAuthError {
 
     pub fn from_token(error: &TokenError) -> Self {
         match error {
-            TokenError::ScopeNotAllowed(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_scope", "the requested scope is not allowed")
-            }
-            TokenError::MalformedScope => Self::new(StatusCode::BAD_REQUEST, "invalid_scope", "the scope parameter is malformed"),
-            TokenError::AudienceNotAllowed(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_target", "the requested resource or audience is not allowed")
-            }
+            TokenError::ScopeNotAllowed(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                "the requested scope is not allowed",
+            ),
+            TokenError::MalformedScope => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                "the scope parameter is malformed",
+            ),
+            TokenError::AudienceNotAllowed(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_target",
+                "the requested resource or audience is not allowed",
+            ),
         }
     }
 
@@ -82,12 +115,15 @@ impl IntoResponse for OAuthError {
         let body = json!({ "error": self.error, "error_description": self.description });
         let mut response = (self.status, no_store(), Json(body)).into_response();
         if self.challenge {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"signet\", charset=\"UTF-8\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"signet\", charset=\"UTF-8\""),
+            );
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

@@ -70,12 +70,18 @@ impl Form {
 
     /// The value of a single-valued parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of a repeatable parameter.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -105,15 +111,25 @@ mod tests {
 
     fn check(body: &[u8], expected: Result<Vec<(&str, &str)>, FormError>) {
         let result = Form::parse(body).map(|f| f.pairs);
-        let expected = expected.map(|p| p.into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect());
+        let expected = expected.map(|p| {
+            p.into_iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        });
         assert_eq!(result, expected, "{}", String::from_utf8_lossy(body));
     }
 
     #[test]
     fn parsing() {
-        check(b"grant_type=client_credentials&scope=a+b", Ok(vec![("grant_type", "client_credentials"), ("scope", "a b")]));
+        check(
+            b"grant_type=client_credentials&scope=a+b",
+            Ok(vec![("grant_type", "client_credentials"), ("scope", "a b")]),
+        );
         check(b"a=%C3%A9&b=", Ok(vec![("a", "é")]));
-        check(b"resource=x&resource=y", Ok(vec![("resource", "x"), ("resource", "y")]));
+        check(
+            b"resource=x&resource=y",
+            Ok(vec![("resource", "x"), ("resource", "y")]),
+        );
         check(b"scope=a&scope=b", Err(FormError::Duplicate));
         check(b"a=%FF", Err(FormError::NotUtf8));
         check(b"a=\xff", Err(FormError::NotUtf8));
@@ -124,7 +140,11 @@ mod tests {
 
     #[test]
     fn too_many_parameters() {
-        let body: Vec<u8> = (0..65).map(|i| format!("p{i}=x")).collect::<Vec<_>>().join("&").into_bytes();
+        let body: Vec<u8> = (0..65)
+            .map(|i| format!("p{i}=x"))
+            .collect::<Vec<_>>()
+            .join("&")
+            .into_bytes();
         assert_eq!(Form::parse(&body).err(), Some(FormError::TooManyParameters));
     }
 }

@@ -33,24 +33,60 @@ use crate::state::AppState;
     ),
     security(("client_secret_basic" = []), ("admin_token" = []))
 )]
-pub async fn introspect(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body) -> Response {
+pub async fn introspect(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let caller = Caller::new(peer, &headers);
     let mut attempt = Attempt::default();
     let form = match read_form(&state, &headers, body).await {
         Ok(form) => form,
-        Err((reason, wire)) => return audited(&state, &caller, &attempt, AuditEvent::failure(event::INTROSPECTION, reason), wire.into_response()).await,
+        Err((reason, wire)) => {
+            return audited(
+                &state,
+                &caller,
+                &attempt,
+                AuditEvent::failure(event::INTROSPECTION, reason),
+                wire.into_response(),
+            )
+            .await;
+        }
     };
-    let caller_identity = match client_auth::authenticate_endpoint_caller(&state, &caller, &headers, &form, &mut attempt).await {
+    let caller_identity = match client_auth::authenticate_endpoint_caller(
+        &state,
+        &caller,
+        &headers,
+        &form,
+        &mut attempt,
+    )
+    .await
+    {
         Ok(identity) => identity,
         Err(Failure::Client(e)) => {
             let event = AuditEvent::failure(event::INTROSPECTION, e.reason());
-            return audited(&state, &caller, &attempt, event, OAuthError::from_client_auth(e, attempt.used_basic).into_response()).await;
+            return audited(
+                &state,
+                &caller,
+                &attempt,
+                event,
+                OAuthError::from_client_auth(e, attempt.used_basic).into_response(),
+            )
+            .await;
         }
         Err(Failure::Store(_)) => return OAuthError::temporarily_unavailable().into_response(),
     };
     let Some(token) = form.get("token") else {
         let event = AuditEvent::failure(event::INTROSPECTION, "missing_token");
-        return audited(&state, &caller, &attempt, event, OAuthError::invalid_request("token is required").into_response()).await;
+        return audited(
+            &state,
+            &caller,
+            &attempt,
+            event,
+            OAuthError::invalid_request("token is required").into_response(),
+        )
+        .await;
     };
     let (reason, answer) = match active_claims(&state, token).await {
         Ok(Ok(claims)) => (None, active_response(&claims)),
@@ -70,12 +106,27 @@ pub async fn introspect(State(state): State<AppState>, ConnectInfo(peer): Connec
     if let Some(jti) = answer.get("jti").and_then(Value::as_str) {
         event = event.with_jti(jti);
     }
-    audited(&state, &caller, &attempt, event, (no_store(), Json(answer)).into_response()).await
+    audited(
+        &state,
+        &caller,
+        &attempt,
+        event,
+        (no_store(), Json(answer)).into_response(),
+    )
+    .await
 }
 
 /// The claims of `token` if it is active, or why it is not.
-pub(crate) async fn active_claims(state: &AppState, token: &str) -> Result<Result<AccessTokenClaims, &'static str>, StoreError> {
-    let claims = match verify_access_token(token, state.keys.published(), &state.issuer, signet_core::now()) {
+pub(crate) async fn active_claims(
+    state: &AppState,
+    token: &str,
+) -> Result<Result<AccessTokenClaims, &'static str>, StoreError> {
+    let claims = match verify_access_token(
+        token,
+        state.keys.published(),
+        &state.issuer,
+        signet_core::now(),
+    ) {
         Ok(claims) => claims,
         Err(e) => {
             return Ok(Err(match e {
@@ -119,8 +170,16 @@ fn active_response(claims: &AccessTokenClaims) -> Value {
     answer
 }
 
-async fn audited(state: &AppState, caller: &Caller, attempt: &Attempt, event: AuditEvent, response: Response) -> Response {
-    let mut event = event.with_agent(attempt.claimed_agent_id.as_deref()).with_source(caller.source(), caller.user_agent.as_deref());
+async fn audited(
+    state: &AppState,
+    caller: &Caller,
+    attempt: &Attempt,
+    event: AuditEvent,
+    response: Response,
+) -> Response {
+    let mut event = event
+        .with_agent(attempt.claimed_agent_id.as_deref())
+        .with_source(caller.source(), caller.user_agent.as_deref());
     if let Some(method) = attempt.method {
         event = event.with_method(method);
     }

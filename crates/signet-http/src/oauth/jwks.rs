@@ -12,9 +12,16 @@ use crate::state::AppState;
 /// The JSON Web Key Set (RFC 7517 §5).
 #[utoipa::path(get, path = "/oauth2/jwks", tag = "oauth", responses((status = 200, description = "JWK Set", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
-    let keys: Vec<Value> = state.keys.published().map(|k| k.public_jwk().clone()).collect();
+    let keys: Vec<Value> = state
+        .keys
+        .published()
+        .map(|k| k.public_jwk().clone())
+        .collect();
     (
-        [(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"))],
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=60"),
+        )],
         Json(json!({ "keys": keys })),
     )
 }

@@ -34,7 +34,13 @@ pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
         "access_token_signing_alg_values_supported": [state.keys.active().alg().as_str()],
         "service_documentation": format!("{issuer}/api/v1/openapi.json"),
     });
-    ([(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"))], Json(document))
+    (
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        )],
+        Json(document),
+    )
 }
 
 /// The same document at the OpenID Connect discovery path.

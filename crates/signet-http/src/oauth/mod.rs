@@ -21,22 +21,36 @@ use form::Form;
 
 /// Reads and parses a form-encoded OAuth request body. On failure returns the audit reason and
 /// the wire error.
-pub(crate) async fn read_form(state: &AppState, headers: &HeaderMap, request_body: Body) -> Result<Form, (&'static str, OAuthError)> {
+pub(crate) async fn read_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    request_body: Body,
+) -> Result<Form, (&'static str, OAuthError)> {
     let is_form = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !is_form {
-        return Err(("bad_content_type", OAuthError::invalid_request("the body must be application/x-www-form-urlencoded")));
+        return Err((
+            "bad_content_type",
+            OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"),
+        ));
     }
-    let bytes: Bytes = body::read(request_body, state.config.max_body_bytes).await.map_err(|e| {
-        let wire = match e {
-            body::BodyError::TooLarge => OAuthError::payload_too_large(),
-            body::BodyError::Timeout => OAuthError::request_timeout(),
-            body::BodyError::Broken => OAuthError::invalid_request("the request body could not be read"),
-        };
-        (e.reason(), wire)
-    })?;
+    let bytes: Bytes = body::read(request_body, state.config.max_body_bytes)
+        .await
+        .map_err(|e| {
+            let wire = match e {
+                body::BodyError::TooLarge => OAuthError::payload_too_large(),
+                body::BodyError::Timeout => OAuthError::request_timeout(),
+                body::BodyError::Broken => {
+                    OAuthError::invalid_request("the request body could not be read")
+                }
+            };
+            (e.reason(), wire)
+        })?;
     Form::parse(&bytes).map_err(|e| (e.reason(), OAuthError::invalid_request(e.description())))
 }

@@ -30,11 +30,18 @@ use crate::state::AppState;
     ),
     security(("client_secret_basic" = []), ("admin_token" = []))
 )]
-pub async fn revoke(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body) -> Response {
+pub async fn revoke(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let caller = Caller::new(peer, &headers);
     let mut attempt = Attempt::default();
     let (event, response) = decide(&state, &caller, &headers, body, &mut attempt).await;
-    let mut event = event.with_agent(attempt.claimed_agent_id.as_deref()).with_source(caller.source(), caller.user_agent.as_deref());
+    let mut event = event
+        .with_agent(attempt.claimed_agent_id.as_deref())
+        .with_source(caller.source(), caller.user_agent.as_deref());
     if let Some(method) = attempt.method {
         event = event.with_method(method);
     }
@@ -45,36 +52,84 @@ pub async fn revoke(State(state): State<AppState>, ConnectInfo(peer): ConnectInf
     response
 }
 
-async fn decide(state: &AppState, caller: &Caller, headers: &HeaderMap, body: Body, attempt: &mut Attempt) -> (AuditEvent, Response) {
-    let failure = |reason: &str, wire: OAuthError| (AuditEvent::failure(event::REVOCATION, reason), wire.into_response());
+async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Body,
+    attempt: &mut Attempt,
+) -> (AuditEvent, Response) {
+    let failure = |reason: &str, wire: OAuthError| {
+        (
+            AuditEvent::failure(event::REVOCATION, reason),
+            wire.into_response(),
+        )
+    };
     let form = match read_form(state, headers, body).await {
         Ok(form) => form,
         Err((reason, wire)) => return failure(reason, wire),
     };
-    let identity = match client_auth::authenticate_endpoint_caller(state, caller, headers, &form, attempt).await {
-        Ok(identity) => identity,
-        Err(Failure::Client(e)) => return failure(e.reason(), OAuthError::from_client_auth(e, attempt.used_basic)),
-        Err(Failure::Store(_)) => return failure("store_unavailable", OAuthError::temporarily_unavailable()),
-    };
+    let identity =
+        match client_auth::authenticate_endpoint_caller(state, caller, headers, &form, attempt)
+            .await
+        {
+            Ok(identity) => identity,
+            Err(Failure::Client(e)) => {
+                return failure(
+                    e.reason(),
+                    OAuthError::from_client_auth(e, attempt.used_basic),
+                );
+            }
+            Err(Failure::Store(_)) => {
+                return failure("store_unavailable", OAuthError::temporarily_unavailable());
+            }
+        };
     let Some(token) = form.get("token") else {
-        return failure("missing_token", OAuthError::invalid_request("token is required"));
+        return failure(
+            "missing_token",
+            OAuthError::invalid_request("token is required"),
+        );
     };
     let ok = || (no_store(), StatusCode::OK).into_response();
     // Expired tokens need no revocation; anything that does not verify is not ours.
-    let claims = match verify_access_token(token, state.keys.published(), &state.issuer, signet_core::now()) {
+    let claims = match verify_access_token(
+        token,
+        state.keys.published(),
+        &state.issuer,
+        signet_core::now(),
+    ) {
         Ok(claims) => claims,
-        Err(e) => return (AuditEvent::success(event::REVOCATION).with_detail(serde_json::json!({ "ignored": e.to_string() })), ok()),
+        Err(e) => {
+            return (
+                AuditEvent::success(event::REVOCATION)
+                    .with_detail(serde_json::json!({ "ignored": e.to_string() })),
+                ok(),
+            );
+        }
     };
     let actor = match &identity {
         EndpointCaller::Admin => "admin-token".to_string(),
-        EndpointCaller::Agent(c) if c.agent.agent_id.as_str() == claims.client_id => claims.client_id.clone(),
+        EndpointCaller::Agent(c) if c.agent.agent_id.as_str() == claims.client_id => {
+            claims.client_id.clone()
+        }
         EndpointCaller::Agent(_) => {
-            let (event, response) =
-                failure("not_token_owner", OAuthError::unauthorized_client("the token was not issued to this client"));
+            let (event, response) = failure(
+                "not_token_owner",
+                OAuthError::unauthorized_client("the token was not issued to this client"),
+            );
             return (event.with_jti(&claims.jti), response);
         }
     };
-    if let Err(e) = state.store.revoke_token(&claims.jti, &claims.client_id, claims.exp, signet_core::now()).await {
+    if let Err(e) = state
+        .store
+        .revoke_token(
+            &claims.jti,
+            &claims.client_id,
+            claims.exp,
+            signet_core::now(),
+        )
+        .await
+    {
         tracing::error!(error = %e, "revocation could not be stored");
         return failure("store_unavailable", OAuthError::temporarily_unavailable());
     }

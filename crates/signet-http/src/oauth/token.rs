@@ -65,7 +65,10 @@ struct Refusal {
 
 impl Refusal {
     fn new(reason: &str, wire: OAuthError) -> Self {
-        Self { reason: reason.to_string(), wire }
+        Self {
+            reason: reason.to_string(),
+            wire,
+        }
     }
 }
 
@@ -84,7 +87,12 @@ impl Refusal {
     ),
     security((), ("client_secret_basic" = []))
 )]
-pub async fn token(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let caller = Caller::new(peer, &headers);
     let mut attempt = Attempt::default();
     let (event, response) = match issue(&state, &caller, &headers, body, &mut attempt).await {
@@ -94,7 +102,9 @@ pub async fn token(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo
             (event, refusal.wire.into_response())
         }
     };
-    let mut event = event.with_agent(attempt.claimed_agent_id.as_deref()).with_source(caller.source(), caller.user_agent.as_deref());
+    let mut event = event
+        .with_agent(attempt.claimed_agent_id.as_deref())
+        .with_source(caller.source(), caller.user_agent.as_deref());
     if let Some(method) = attempt.method {
         event = event.with_method(method);
     }
@@ -113,35 +123,64 @@ async fn issue(
     body: Body,
     attempt: &mut Attempt,
 ) -> Result<(AuditEvent, Response), Refusal> {
-    let form = read_form(state, headers, body).await.map_err(|(reason, wire)| Refusal::new(reason, wire))?;
+    let form = read_form(state, headers, body)
+        .await
+        .map_err(|(reason, wire)| Refusal::new(reason, wire))?;
     // The client is authenticated first, so that every later refusal is audited against a
     // known agent.
-    let credentials = client_auth::authenticate(state, caller, headers, &form, attempt).await.map_err(|failure| match failure {
-        Failure::Client(e) => Refusal::new(e.reason(), OAuthError::from_client_auth(e, attempt.used_basic)),
-        Failure::Store(e) => {
-            tracing::error!(error = %e, "agent lookup failed");
-            Refusal::new("store_unavailable", OAuthError::temporarily_unavailable())
-        }
-    })?;
+    let credentials = client_auth::authenticate(state, caller, headers, &form, attempt)
+        .await
+        .map_err(|failure| match failure {
+            Failure::Client(e) => Refusal::new(
+                e.reason(),
+                OAuthError::from_client_auth(e, attempt.used_basic),
+            ),
+            Failure::Store(e) => {
+                tracing::error!(error = %e, "agent lookup failed");
+                Refusal::new("store_unavailable", OAuthError::temporarily_unavailable())
+            }
+        })?;
     match form.get("grant_type") {
-        None => return Err(Refusal::new("missing_grant_type", OAuthError::invalid_request("grant_type is required"))),
+        None => {
+            return Err(Refusal::new(
+                "missing_grant_type",
+                OAuthError::invalid_request("grant_type is required"),
+            ));
+        }
         Some("client_credentials") => {}
-        Some(_) => return Err(Refusal::new("unsupported_grant_type", OAuthError::unsupported_grant_type())),
+        Some(_) => {
+            return Err(Refusal::new(
+                "unsupported_grant_type",
+                OAuthError::unsupported_grant_type(),
+            ));
+        }
     }
     let agent = &credentials.agent;
     let request = TokenRequest {
         scope: form.get("scope").map(str::to_string),
-        audiences: form.all("resource").chain(form.get("audience")).map(str::to_string).collect(),
+        audiences: form
+            .all("resource")
+            .chain(form.get("audience"))
+            .map(str::to_string)
+            .collect(),
     };
     let ttl = state.token_ttl(agent.access_token_ttl);
     let claims = grant(agent, &request, &state.issuer, ttl, signet_core::now())
         .map_err(|e| Refusal::new(e.reason(), OAuthError::from_token(&e)))?;
     let key = state.keys.active();
-    let claims_json = serde_json::to_vec(&claims).map_err(|_| Refusal::new("internal", OAuthError::temporarily_unavailable()))?;
+    let claims_json = serde_json::to_vec(&claims)
+        .map_err(|_| Refusal::new("internal", OAuthError::temporarily_unavailable()))?;
     let access_token = key.sign_jws(&claims_json);
     let event = AuditEvent::success(event::TOKEN_REQUEST)
         .with_jti(&claims.jti)
-        .with_detail(serde_json::json!({ "scope": claims.scope, "kid": key.kid(), "exp": claims.exp }));
-    let body = TokenResponse { access_token, token_type: "Bearer", expires_in: ttl, scope: claims.scope };
+        .with_detail(
+            serde_json::json!({ "scope": claims.scope, "kid": key.kid(), "exp": claims.exp }),
+        );
+    let body = TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope: claims.scope,
+    };
     Ok((event, (no_store(), Json(body)).into_response()))
 }

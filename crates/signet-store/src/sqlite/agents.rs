@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use signet_core::UnixTime;
 use signet_core::agent::{Agent, AgentId};
 use signet_core::client_auth::{AgentCredentials, StoredSecret};
-use signet_core::UnixTime;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -26,7 +26,11 @@ macro_rules! agent_columns {
 
 impl Store {
     /// Inserts a new agent and, for a secret agent, its first secret, in one transaction.
-    pub async fn create_agent(&self, agent: &Agent, secret: Option<&StoredSecret>) -> Result<(), StoreError> {
+    pub async fn create_agent(
+        &self,
+        agent: &Agent,
+        secret: Option<&StoredSecret>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO agents (agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -52,15 +56,22 @@ impl Store {
     }
 
     pub async fn find_agent(&self, agent_id: &str) -> Result<Option<Agent>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", agent_columns!(), " FROM agents WHERE agent_id = ?"))
-            .bind(agent_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            agent_columns!(),
+            " FROM agents WHERE agent_id = ?"
+        ))
+        .bind(agent_id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| agent_from_row(&r)).transpose()
     }
 
     /// The agent with its secrets, from the cache or else the database (then cached).
-    pub async fn agent_credentials(&self, agent_id: &str) -> Result<Option<Arc<AgentCredentials>>, StoreError> {
+    pub async fn agent_credentials(
+        &self,
+        agent_id: &str,
+    ) -> Result<Option<Arc<AgentCredentials>>, StoreError> {
         if let Some(hit) = self.cache.get(agent_id) {
             return Ok(Some(hit));
         }
@@ -77,7 +88,9 @@ impl Store {
             .iter()
             .map(|r| {
                 let hash: Vec<u8> = r.try_get("secret_hash")?;
-                let hash: [u8; 32] = hash.try_into().map_err(|_| StoreError::Corrupt("secret hash length".into()))?;
+                let hash: [u8; 32] = hash
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("secret hash length".into()))?;
                 Ok(StoredSecret {
                     hash,
                     created_at: r.try_get("created_at")?,
@@ -93,10 +106,25 @@ impl Store {
 
     /// Agents ordered by ID, optionally filtered by a case-insensitive search over ID, name and
     /// description; `after` is the cursor returned with the previous page.
-    pub async fn list_agents(&self, search: Option<&str>, after: Option<&str>, limit: u32) -> Result<Page<Agent>, StoreError> {
-        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(concat!("SELECT ", agent_columns!(), " FROM agents WHERE 1 = 1"));
+    pub async fn list_agents(
+        &self,
+        search: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Agent>, StoreError> {
+        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(concat!(
+            "SELECT ",
+            agent_columns!(),
+            " FROM agents WHERE 1 = 1"
+        ));
         if let Some(search) = search.filter(|s| !s.is_empty()) {
-            let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            let pattern = format!(
+                "%{}%",
+                search
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
             query
                 .push(" AND (agent_id LIKE ")
                 .push_bind(pattern.clone())
@@ -109,9 +137,14 @@ impl Store {
         if let Some(after) = after {
             query.push(" AND agent_id > ").push_bind(after.to_string());
         }
-        query.push(" ORDER BY agent_id LIMIT ").push_bind(i64::from(limit) + 1);
+        query
+            .push(" ORDER BY agent_id LIMIT ")
+            .push_bind(i64::from(limit) + 1);
         let rows = query.build().fetch_all(&self.pool).await?;
-        let mut items = rows.iter().map(agent_from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut items = rows
+            .iter()
+            .map(agent_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|a| a.agent_id.to_string())
@@ -144,7 +177,10 @@ impl Store {
 
     /// Deletes an agent and its credentials; `false` if there was none.
     pub async fn delete_agent(&self, agent_id: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM agents WHERE agent_id = ?").bind(agent_id).execute(&self.pool).await?;
+        let result = sqlx::query("DELETE FROM agents WHERE agent_id = ?")
+            .bind(agent_id)
+            .execute(&self.pool)
+            .await?;
         self.cache.invalidate(agent_id);
         Ok(result.rows_affected() > 0)
     }
@@ -160,17 +196,21 @@ impl Store {
         grace_seconds: u64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE agent_secrets SET replaced_at = ? WHERE agent_id = ? AND replaced_at > ?")
-            .bind(now)
-            .bind(agent_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE agent_secrets SET replaced_at = ? WHERE agent_id = ? AND replaced_at IS NULL")
-            .bind(now + grace_seconds as i64)
-            .bind(agent_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE agent_secrets SET replaced_at = ? WHERE agent_id = ? AND replaced_at > ?",
+        )
+        .bind(now)
+        .bind(agent_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE agent_secrets SET replaced_at = ? WHERE agent_id = ? AND replaced_at IS NULL",
+        )
+        .bind(now + grace_seconds as i64)
+        .bind(agent_id)
+        .execute(&mut *tx)
+        .await?;
         insert_secret(&mut tx, agent_id, secret).await?;
         tx.commit().await?;
         self.cache.invalidate(agent_id);
@@ -178,7 +218,11 @@ impl Store {
     }
 }
 
-async fn insert_secret(tx: &mut sqlx::Transaction<'_, Sqlite>, agent_id: &str, secret: &StoredSecret) -> Result<(), StoreError> {
+async fn insert_secret(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    agent_id: &str,
+    secret: &StoredSecret,
+) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO agent_secrets (agent_id, secret_hash, created_at, expires_at, replaced_at) VALUES (?, ?, ?, ?, ?)")
         .bind(agent_id)
         .bind(&secret.hash[..])
@@ -208,10 +252,14 @@ fn agent_from_row(row: &SqliteRow) -> Result<Agent, StoreError> {
         agent_id: AgentId::from_string(row.try_get("agent_id")?),
         name: row.try_get("name")?,
         description: row.try_get("description")?,
-        status: status.parse().map_err(|e: signet_core::agent::AgentError| corrupt("status", e.to_string()))?,
-        token_endpoint_auth_method: method
+        status: status
             .parse()
-            .map_err(|e: signet_core::agent::AgentError| corrupt("token_endpoint_auth_method", e.to_string()))?,
+            .map_err(|e: signet_core::agent::AgentError| corrupt("status", e.to_string()))?,
+        token_endpoint_auth_method: method.parse().map_err(
+            |e: signet_core::agent::AgentError| {
+                corrupt("token_endpoint_auth_method", e.to_string())
+            },
+        )?,
         scopes: parse_list(row, "scopes")?,
         audiences: parse_list(row, "audiences")?,
         access_token_ttl: ttl.map(|t| t as u64),

@@ -21,7 +21,8 @@ impl Store {
         ];
         for (column, value) in text_filters {
             if let Some(value) = value {
-                sql.push(format!(" AND {column} = ")).push_bind(value.clone());
+                sql.push(format!(" AND {column} = "))
+                    .push_bind(value.clone());
             }
         }
         if let Some(outcome) = query.outcome {
@@ -36,7 +37,8 @@ impl Store {
         if let Some(before) = query.before_id {
             sql.push(" AND id < ").push_bind(before);
         }
-        sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(query.limit));
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(query.limit));
         let rows = sql.build().fetch_all(&self.pool).await?;
         rows.iter().map(event_from_row).collect()
     }
@@ -49,7 +51,11 @@ fn event_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
         id: row.try_get("id")?,
         ts_ms: row.try_get("ts_ms")?,
         event_type: row.try_get("event_type")?,
-        outcome: if outcome == "success" { Outcome::Success } else { Outcome::Failure },
+        outcome: if outcome == "success" {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        },
         reason: row.try_get("reason")?,
         agent_id: row.try_get("agent_id")?,
         method: row.try_get("method")?,

@@ -40,12 +40,18 @@ impl Store {
     }
 
     /// Makes `key` the active signing key and retires the previously active ones, atomically.
-    pub async fn activate_signing_key(&self, key: &StoredSigningKey, now: UnixTime) -> Result<(), StoreError> {
+    pub async fn activate_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE signing_keys SET status = 'retired', retired_at = ? WHERE status = 'active'")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE signing_keys SET status = 'retired', retired_at = ? WHERE status = 'active'",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO signing_keys (kid, alg, private_key_sealed, status, created_at, retired_at) VALUES (?, ?, ?, 'active', ?, NULL)",
         )
@@ -61,10 +67,11 @@ impl Store {
 
     /// Deletes retired keys retired before `cutoff` (every token they signed has expired).
     pub async fn delete_retired_signing_keys(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
-        let result = sqlx::query("DELETE FROM signing_keys WHERE status = 'retired' AND retired_at < ?")
-            .bind(cutoff)
-            .execute(&self.pool)
-            .await?;
+        let result =
+            sqlx::query("DELETE FROM signing_keys WHERE status = 'retired' AND retired_at < ?")
+                .bind(cutoff)
+                .execute(&self.pool)
+                .await?;
         Ok(result.rows_affected())
     }
 }

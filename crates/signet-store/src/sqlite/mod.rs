@@ -10,13 +10,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::StoreError;
 use crate::audit_writer::AuditLog;
 use crate::cache::AgentCache;
 use crate::migrations::migrate;
-use crate::StoreError;
 
 pub use agents::Page;
 pub use keys::StoredSigningKey;
@@ -48,7 +48,11 @@ impl Store {
             tracing::info!(migration = name, "applied database migration");
         }
         let audit = AuditLog::start(pool.clone());
-        Ok(Self { pool, cache: Arc::new(AgentCache::default()), audit })
+        Ok(Self {
+            pool,
+            cache: Arc::new(AgentCache::default()),
+            audit,
+        })
     }
 
     /// The audit log writer.
@@ -64,7 +68,12 @@ impl Store {
 
     /// A setting stored in the database, e.g. the admin token's hash.
     pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = ?").bind(name).fetch_optional(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Stores a setting, replacing any previous value.

@@ -12,7 +12,12 @@ use super::{CliError, env_secret};
 #[derive(Debug, Args)]
 pub struct AdminConnection {
     /// Base URL of the Signet server.
-    #[arg(long, env = "SIGNET_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "SIGNET_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     url: String,
     /// Admin token (default: SIGNET_ADMIN_TOKEN or the file in SIGNET_ADMIN_TOKEN_FILE).
     #[arg(long, global = true, hide_env_values = true)]
@@ -111,15 +116,31 @@ impl Api {
                 CliError::failure("no admin token: pass --admin-token or set SIGNET_ADMIN_TOKEN (or SIGNET_ADMIN_TOKEN_FILE)")
             })?,
         };
-        Ok(Self { url: connection.url.trim_end_matches('/').to_string(), token, client: http() })
+        Ok(Self {
+            url: connection.url.trim_end_matches('/').to_string(),
+            token,
+            client: http(),
+        })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>, what: &str) -> Result<Value, CliError> {
-        let mut request = self.client.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        what: &str,
+    ) -> Result<Value, CliError> {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| unreachable(&self.url, e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.url, e))?;
         if response.status() == reqwest::StatusCode::NO_CONTENT {
             return Ok(Value::Null);
         }
@@ -134,7 +155,16 @@ fn segment(id: &str) -> String {
 pub async fn run(command: AgentCommand) -> Result<(), CliError> {
     use reqwest::Method;
     match command {
-        AgentCommand::Create { connection, name, description, method, scopes, audiences, ttl, allowed_cidrs } => {
+        AgentCommand::Create {
+            connection,
+            name,
+            description,
+            method,
+            scopes,
+            audiences,
+            ttl,
+            allowed_cidrs,
+        } => {
             let api = Api::new(&connection)?;
             let mut body = json!({ "name": name, "scopes": scopes, "audiences": audiences, "allowed_cidrs": allowed_cidrs });
             if let Some(d) = description {
@@ -146,20 +176,44 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
             if let Some(t) = ttl {
                 body["access_token_ttl"] = json!(t);
             }
-            let agent = api.call(Method::POST, "/api/v1/agents", Some(body), "creating the agent").await?;
+            let agent = api
+                .call(
+                    Method::POST,
+                    "/api/v1/agents",
+                    Some(body),
+                    "creating the agent",
+                )
+                .await?;
             if connection.json {
                 return print_json(&agent);
             }
             let id = agent["agent_id"].as_str().unwrap_or_default();
-            println!("Agent registered: {} ({})", agent["name"].as_str().unwrap_or_default(), id);
-            println!("  method  {}", agent["token_endpoint_auth_method"].as_str().unwrap_or_default());
+            println!(
+                "Agent registered: {} ({})",
+                agent["name"].as_str().unwrap_or_default(),
+                id
+            );
+            println!(
+                "  method  {}",
+                agent["token_endpoint_auth_method"]
+                    .as_str()
+                    .unwrap_or_default()
+            );
             if let Some(secret) = agent["agent_secret"].as_str() {
-                println!("\nAgent secret (shown only this once; store it in your secrets manager now):\n\n    {secret}\n");
-                println!("For the agent's environment:\n  SIGNET_AGENT_ID={id}\n  SIGNET_AGENT_SECRET={secret}");
+                println!(
+                    "\nAgent secret (shown only this once; store it in your secrets manager now):\n\n    {secret}\n"
+                );
+                println!(
+                    "For the agent's environment:\n  SIGNET_AGENT_ID={id}\n  SIGNET_AGENT_SECRET={secret}"
+                );
             }
             Ok(())
         }
-        AgentCommand::List { connection, search, limit } => {
+        AgentCommand::List {
+            connection,
+            search,
+            limit,
+        } => {
             let api = Api::new(&connection)?;
             let mut items: Vec<Value> = Vec::new();
             let mut cursor: Option<String> = None;
@@ -194,32 +248,65 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
-        AgentCommand::Show { connection, agent_id } => {
+        AgentCommand::Show {
+            connection,
+            agent_id,
+        } => {
             let api = Api::new(&connection)?;
-            let agent = api.call(Method::GET, &format!("/api/v1/agents/{}", segment(&agent_id)), None, "reading the agent").await?;
+            let agent = api
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/agents/{}", segment(&agent_id)),
+                    None,
+                    "reading the agent",
+                )
+                .await?;
             print_json(&agent)
         }
-        AgentCommand::RegenerateSecret { connection, agent_id, grace_period } => {
+        AgentCommand::RegenerateSecret {
+            connection,
+            agent_id,
+            grace_period,
+        } => {
             let api = Api::new(&connection)?;
             let body = json!({ "grace_period_seconds": grace_period.unwrap_or(0) });
             let path = format!("/api/v1/agents/{}/secret/regenerate", segment(&agent_id));
-            let result = api.call(Method::POST, &path, Some(body), "regenerating the secret").await?;
+            let result = api
+                .call(Method::POST, &path, Some(body), "regenerating the secret")
+                .await?;
             if connection.json {
                 return print_json(&result);
             }
-            println!("New agent secret (shown only this once):\n\n    {}\n", result["agent_secret"].as_str().unwrap_or_default());
+            println!(
+                "New agent secret (shown only this once):\n\n    {}\n",
+                result["agent_secret"].as_str().unwrap_or_default()
+            );
             match result["previous_secret_valid_until"].as_str() {
                 Some(until) => println!("The previous secret keeps working until {until}."),
-                None => println!("The previous secret no longer works: update every service that used it."),
+                None => println!(
+                    "The previous secret no longer works: update every service that used it."
+                ),
             }
             Ok(())
         }
-        AgentCommand::Disable { connection, agent_id } => set_status(&connection, &agent_id, "disabled").await,
-        AgentCommand::Enable { connection, agent_id } => set_status(&connection, &agent_id, "active").await,
-        AgentCommand::Delete { connection, agent_id, yes } => {
+        AgentCommand::Disable {
+            connection,
+            agent_id,
+        } => set_status(&connection, &agent_id, "disabled").await,
+        AgentCommand::Enable {
+            connection,
+            agent_id,
+        } => set_status(&connection, &agent_id, "active").await,
+        AgentCommand::Delete {
+            connection,
+            agent_id,
+            yes,
+        } => {
             let api = Api::new(&connection)?;
             if !yes && std::io::stdin().is_terminal() {
-                print!("Delete agent {agent_id} and its credentials? This cannot be undone. [y/N] ");
+                print!(
+                    "Delete agent {agent_id} and its credentials? This cannot be undone. [y/N] "
+                );
                 let _ = std::io::stdout().flush();
                 let mut answer = String::new();
                 let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -227,7 +314,13 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
                     return Err(CliError::failure("not deleted"));
                 }
             }
-            api.call(Method::DELETE, &format!("/api/v1/agents/{}", segment(&agent_id)), None, "deleting the agent").await?;
+            api.call(
+                Method::DELETE,
+                &format!("/api/v1/agents/{}", segment(&agent_id)),
+                None,
+                "deleting the agent",
+            )
+            .await?;
             if !connection.json {
                 println!("Deleted agent {agent_id}.");
             }
@@ -236,18 +329,35 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
     }
 }
 
-async fn set_status(connection: &AdminConnection, agent_id: &str, status: &str) -> Result<(), CliError> {
+async fn set_status(
+    connection: &AdminConnection,
+    agent_id: &str,
+    status: &str,
+) -> Result<(), CliError> {
     let api = Api::new(connection)?;
     let path = format!("/api/v1/agents/{}", segment(agent_id));
-    let agent = api.call(reqwest::Method::PATCH, &path, Some(json!({ "status": status })), "updating the agent").await?;
+    let agent = api
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({ "status": status })),
+            "updating the agent",
+        )
+        .await?;
     if connection.json {
         return print_json(&agent);
     }
-    println!("Agent {agent_id} is now {}.", agent["status"].as_str().unwrap_or(status));
+    println!(
+        "Agent {agent_id} is now {}.",
+        agent["status"].as_str().unwrap_or(status)
+    );
     Ok(())
 }
 
 fn print_json(value: &Value) -> Result<(), CliError> {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
     Ok(())
 }

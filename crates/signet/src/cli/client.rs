@@ -18,7 +18,9 @@ pub fn http() -> reqwest::Client {
 pub fn unreachable(url: &str, error: reqwest::Error) -> CliError {
     CliError::new(
         EXIT_UNAVAILABLE,
-        format!("cannot reach the Signet server at {url}: {error} (is it running? set --url or SIGNET_URL)"),
+        format!(
+            "cannot reach the Signet server at {url}: {error} (is it running? set --url or SIGNET_URL)"
+        ),
     )
 }
 
@@ -36,7 +38,10 @@ pub async fn json(response: Response, what: &str) -> Result<Value, CliError> {
         .map(str::to_string)
         .or_else(|| {
             let error = body.get("error").and_then(Value::as_str)?;
-            let description = body.get("error_description").and_then(Value::as_str).unwrap_or_default();
+            let description = body
+                .get("error_description")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             Some(format!("{error}: {description}"))
         })
         .unwrap_or_else(|| status.to_string());
@@ -46,7 +51,10 @@ pub async fn json(response: Response, what: &str) -> Result<Value, CliError> {
         s if s.is_server_error() => EXIT_UNAVAILABLE,
         _ => EXIT_REFUSED,
     };
-    Err(CliError::new(code, format!("{what} failed ({}): {explanation}", status.as_u16())))
+    Err(CliError::new(
+        code,
+        format!("{what} failed ({}): {explanation}", status.as_u16()),
+    ))
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.
@@ -54,7 +62,9 @@ pub fn form_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(byte as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(byte as char)
+            }
             b' ' => out.push('+'),
             other => out.push_str(&format!("%{other:02X}")),
         }

@@ -30,7 +30,10 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(code: u8, message: impl Into<String>) -> Self {
-        Self { message: message.into(), code }
+        Self {
+            message: message.into(),
+            code,
+        }
     }
 
     pub fn failure(message: impl Into<String>) -> Self {
@@ -40,14 +43,22 @@ impl CliError {
 
 /// Reads `SIGNET_<NAME>` or the file named by `SIGNET_<NAME>_FILE`.
 pub fn env_secret(name: &str) -> Result<Option<String>, CliError> {
-    let direct = std::env::var(format!("SIGNET_{name}")).ok().filter(|v| !v.is_empty());
-    let file = std::env::var(format!("SIGNET_{name}_FILE")).ok().filter(|v| !v.is_empty());
+    let direct = std::env::var(format!("SIGNET_{name}"))
+        .ok()
+        .filter(|v| !v.is_empty());
+    let file = std::env::var(format!("SIGNET_{name}_FILE"))
+        .ok()
+        .filter(|v| !v.is_empty());
     match (direct, file) {
-        (Some(_), Some(_)) => Err(CliError::failure(format!("set either SIGNET_{name} or SIGNET_{name}_FILE, not both"))),
+        (Some(_), Some(_)) => Err(CliError::failure(format!(
+            "set either SIGNET_{name} or SIGNET_{name}_FILE, not both"
+        ))),
         (Some(value), None) => Ok(Some(value.trim().to_string())),
         (None, Some(path)) => std::fs::read_to_string(&path)
             .map(|v| Some(v.trim().to_string()))
-            .map_err(|e| CliError::failure(format!("SIGNET_{name}_FILE: cannot read `{path}`: {e}"))),
+            .map_err(|e| {
+                CliError::failure(format!("SIGNET_{name}_FILE: cannot read `{path}`: {e}"))
+            }),
         (None, None) => Ok(None),
     }
 }

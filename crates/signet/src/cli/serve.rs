@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::Args;
 use signet_core::config::{Config, LogFormat, Sources};
 use signet_core::crypto::{MasterKey, random_bytes, sha256};
-use signet_core::encoding::{base62, b64url, b64url_decode};
+use signet_core::encoding::{b64url, b64url_decode, base62};
 use signet_http::{AppState, KeyRing};
 use signet_store::Store;
 
@@ -25,22 +25,31 @@ pub struct ServeArgs {
 const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 
 fn load_config(args: &ServeArgs) -> Result<Config, CliError> {
-    let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("SIGNET_")).collect();
+    let env: HashMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("SIGNET_"))
+        .collect();
     let file = match &args.config {
         None => None,
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::failure(format!("cannot read configuration file {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                CliError::failure(format!(
+                    "cannot read configuration file {}: {e}",
+                    path.display()
+                ))
+            })?;
             Some((path.as_path(), text))
         }
     };
-    Config::load(Sources { file, env: &env }).map_err(|e| CliError::failure(format!("configuration: {e}")))
+    Config::load(Sources { file, env: &env })
+        .map_err(|e| CliError::failure(format!("configuration: {e}")))
 }
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -49,7 +58,12 @@ fn init_logging(format: LogFormat) {
 
 /// Creates the data directory (mode 0700) if it does not exist.
 fn prepare_data_dir(dir: &Path) -> Result<(), CliError> {
-    std::fs::create_dir_all(dir).map_err(|e| CliError::failure(format!("cannot create data directory {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        CliError::failure(format!(
+            "cannot create data directory {}: {e}",
+            dir.display()
+        ))
+    })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -62,12 +76,15 @@ fn prepare_data_dir(dir: &Path) -> Result<(), CliError> {
 /// generated (mode 0600) on first start.
 fn master_key(config: &Config) -> Result<MasterKey, CliError> {
     if let Some(key) = &config.master_key {
-        return MasterKey::from_base64(key.expose()).map_err(|e| CliError::failure(format!("SIGNET_MASTER_KEY: {e}")));
+        return MasterKey::from_base64(key.expose())
+            .map_err(|e| CliError::failure(format!("SIGNET_MASTER_KEY: {e}")));
     }
     let path = config.data_dir.join("master.key");
     if path.exists() {
-        let text = std::fs::read_to_string(&path).map_err(|e| CliError::failure(format!("cannot read {}: {e}", path.display())))?;
-        return MasterKey::from_base64(&text).map_err(|e| CliError::failure(format!("{}: {e}", path.display())));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| CliError::failure(format!("cannot read {}: {e}", path.display())))?;
+        return MasterKey::from_base64(&text)
+            .map_err(|e| CliError::failure(format!("{}: {e}", path.display())));
     }
     let (key, encoded) = MasterKey::generate();
     let mut options = std::fs::OpenOptions::new();
@@ -77,7 +94,9 @@ fn master_key(config: &Config) -> Result<MasterKey, CliError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(&path).map_err(|e| CliError::failure(format!("cannot create {}: {e}", path.display())))?;
+    let mut file = options
+        .open(&path)
+        .map_err(|e| CliError::failure(format!("cannot create {}: {e}", path.display())))?;
     file.write_all(format!("{encoded}\n").as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))?;
@@ -90,26 +109,41 @@ fn master_key(config: &Config) -> Result<MasterKey, CliError> {
 
 /// The admin token's hash: from configuration, from the database, or a new token that is
 /// returned to be printed once.
-async fn admin_token(config: &Config, store: &Store) -> Result<([u8; 32], Option<String>), CliError> {
+async fn admin_token(
+    config: &Config,
+    store: &Store,
+) -> Result<([u8; 32], Option<String>), CliError> {
     if let Some(token) = &config.admin_token {
         return Ok((sha256(token.expose().as_bytes()), None));
     }
-    let stored = store.setting(ADMIN_TOKEN_SETTING).await.map_err(|e| CliError::failure(e.to_string()))?;
-    if let Some(hash) = stored.and_then(|h| b64url_decode(&h)).and_then(|h| <[u8; 32]>::try_from(h).ok()) {
+    let stored = store
+        .setting(ADMIN_TOKEN_SETTING)
+        .await
+        .map_err(|e| CliError::failure(e.to_string()))?;
+    if let Some(hash) = stored
+        .and_then(|h| b64url_decode(&h))
+        .and_then(|h| <[u8; 32]>::try_from(h).ok())
+    {
         return Ok((hash, None));
     }
     let random: [u8; 32] = random_bytes();
     let token = format!("signet_admin_{}", base62(&random, 43));
     let hash = sha256(token.as_bytes());
-    store.set_setting(ADMIN_TOKEN_SETTING, &b64url(hash)).await.map_err(|e| CliError::failure(e.to_string()))?;
+    store
+        .set_setting(ADMIN_TOKEN_SETTING, &b64url(hash))
+        .await
+        .map_err(|e| CliError::failure(e.to_string()))?;
     Ok((hash, Some(token)))
 }
 
 async fn open_store(config: &Config) -> Result<Store, CliError> {
     prepare_data_dir(&config.data_dir)?;
-    Store::open(&config.database_url())
-        .await
-        .map_err(|e| CliError::failure(format!("cannot open the database {}: {e}", config.database_url())))
+    Store::open(&config.database_url()).await.map_err(|e| {
+        CliError::failure(format!(
+            "cannot open the database {}: {e}",
+            config.database_url()
+        ))
+    })
 }
 
 pub async fn migrate(args: ServeArgs) -> Result<(), CliError> {
@@ -126,15 +160,30 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     init_logging(config.log_format);
     let store = open_store(&config).await?;
     let master_key = master_key(&config)?;
-    let keys = KeyRing::load(&store, &master_key, config.token_signing_alg, signet_core::now())
-        .await
-        .map_err(|e| CliError::failure(e.to_string()))?;
+    let keys = KeyRing::load(
+        &store,
+        &master_key,
+        config.token_signing_alg,
+        signet_core::now(),
+    )
+    .await
+    .map_err(|e| CliError::failure(e.to_string()))?;
     let (admin_token_sha256, new_admin_token) = admin_token(&config, &store).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| CliError::failure(format!("SIGNET_LISTEN: cannot listen on {}: {e}", config.listen)))?;
-    let local = listener.local_addr().map_err(|e| CliError::failure(e.to_string()))?;
-    let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{local}"));
+        .map_err(|e| {
+            CliError::failure(format!(
+                "SIGNET_LISTEN: cannot listen on {}: {e}",
+                config.listen
+            ))
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::failure(e.to_string()))?;
+    let issuer = config
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
     let state = AppState {
         config: Arc::new(config.clone()),
         store: store.clone(),
@@ -143,7 +192,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         admin_token_sha256,
         issuer: issuer.clone().into(),
     };
-    print_banner(&config, local, &issuer, state.keys.active().alg().as_str(), new_admin_token.as_deref());
+    print_banner(
+        &config,
+        local,
+        &issuer,
+        state.keys.active().alg().as_str(),
+        new_admin_token.as_deref(),
+    );
     signet_http::serve(listener, state, shutdown_signal())
         .await
         .map_err(|e| CliError::failure(format!("server error: {e}")))?;
@@ -152,21 +207,40 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn print_banner(config: &Config, local: std::net::SocketAddr, issuer: &str, alg: &str, new_admin_token: Option<&str>) {
+fn print_banner(
+    config: &Config,
+    local: std::net::SocketAddr,
+    issuer: &str,
+    alg: &str,
+    new_admin_token: Option<&str>,
+) {
     let mut out = String::new();
     out.push_str(&format!("signet: listening on http://{local}\n"));
     out.push_str(&format!("  issuer           {issuer}\n"));
-    out.push_str(&format!("  token endpoint   {issuer}/oauth2/token  (tokens signed with {alg})\n"));
-    out.push_str(&format!("  admin API        http://{local}/api/v1  (OpenAPI: /api/v1/openapi.json)\n"));
-    out.push_str(&format!("  data directory   {}\n", config.data_dir.display()));
+    out.push_str(&format!(
+        "  token endpoint   {issuer}/oauth2/token  (tokens signed with {alg})\n"
+    ));
+    out.push_str(&format!(
+        "  admin API        http://{local}/api/v1  (OpenAPI: /api/v1/openapi.json)\n"
+    ));
+    out.push_str(&format!(
+        "  data directory   {}\n",
+        config.data_dir.display()
+    ));
     match new_admin_token {
         Some(token) => {
-            out.push_str("\nAdmin token (shown only this once; store it in your secrets manager now):\n\n");
+            out.push_str(
+                "\nAdmin token (shown only this once; store it in your secrets manager now):\n\n",
+            );
             out.push_str(&format!("    {token}\n\n"));
-            out.push_str(&format!("Try it:  export SIGNET_URL=http://{local} SIGNET_ADMIN_TOKEN={token}\n"));
+            out.push_str(&format!(
+                "Try it:  export SIGNET_URL=http://{local} SIGNET_ADMIN_TOKEN={token}\n"
+            ));
             out.push_str("         signet agent create --name my-agent\n");
         }
-        None => out.push_str("  admin token      from SIGNET_ADMIN_TOKEN or the one printed on first start\n"),
+        None => out.push_str(
+            "  admin token      from SIGNET_ADMIN_TOKEN or the one printed on first start\n",
+        ),
     }
     print!("{out}");
     let _ = std::io::stdout().flush();

@@ -45,7 +45,11 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
         body.push_str(&format!("&resource={}", form_encode(resource)));
     }
     // RFC 6749 §2.3.1: ID and secret are form-encoded before Basic encoding.
-    let basic = STANDARD.encode(format!("{}:{}", form_encode(&agent_id), form_encode(&secret)));
+    let basic = STANDARD.encode(format!(
+        "{}:{}",
+        form_encode(&agent_id),
+        form_encode(&secret)
+    ));
     let response = http()
         .post(format!("{url}/oauth2/token"))
         .header("authorization", format!("Basic {basic}"))
@@ -59,7 +63,10 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
         .as_str()
         .ok_or_else(|| CliError::new(EXIT_REFUSED, "the server's answer has no access_token"))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&answer).unwrap_or_default()
+        );
     } else if args.claims {
         let claims = token
             .split('.')
@@ -67,7 +74,10 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
             .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
             .and_then(|p| serde_json::from_slice::<Value>(&p).ok())
             .ok_or_else(|| CliError::failure("the access token is not a JWT"))?;
-        println!("{}", serde_json::to_string_pretty(&claims).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&claims).unwrap_or_default()
+        );
     } else {
         println!("{token}");
     }

@@ -46,7 +46,10 @@ impl TestApp {
     pub async fn spawn_with(env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().join("data");
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut app = Self::start(&data_dir, &env).await;
         app._tmp = Some(tmp);
         app
@@ -109,9 +112,20 @@ impl TestApp {
     pub async fn stop(&mut self) -> (std::process::ExitStatus, String) {
         let mut child = self.child.take().expect("running");
         let pid = child.id().expect("pid");
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-        let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exit in time").expect("wait");
-        let log = self.stderr.take().expect("stderr").await.unwrap_or_default();
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("exit in time")
+            .expect("wait");
+        let log = self
+            .stderr
+            .take()
+            .expect("stderr")
+            .await
+            .unwrap_or_default();
         (status, log)
     }
 
@@ -128,11 +142,18 @@ impl TestApp {
     }
 
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.url)).bearer_auth(ADMIN_TOKEN)
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(ADMIN_TOKEN)
     }
 
     pub async fn create_agent(&self, body: Value) -> Value {
-        let response = self.admin(reqwest::Method::POST, "/api/v1/agents").json(&body).send().await.expect("send");
+        let response = self
+            .admin(reqwest::Method::POST, "/api/v1/agents")
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
         assert_eq!(response.status(), 201, "create agent");
         response.json().await.expect("json")
     }
@@ -149,21 +170,30 @@ impl TestApp {
     }
 
     /// POSTs a form to `path` with optional Basic credentials.
-    pub async fn post_form(&self, path: &str, basic: Option<(&str, &str)>, form: &str) -> reqwest::Response {
+    pub async fn post_form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        form: &str,
+    ) -> reqwest::Response {
         let mut request = self
             .http
             .post(format!("{}{path}", self.url))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(form.to_string());
         if let Some((id, secret)) = basic {
-            request = request.header("authorization", format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))));
+            request = request.header(
+                "authorization",
+                format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))),
+            );
         }
         request.send().await.expect("send")
     }
 
     /// Gets a token with `client_secret_basic`; returns the response.
     pub async fn token(&self, agent: &TestAgent, form: &str) -> reqwest::Response {
-        self.post_form("/oauth2/token", Some((&agent.id, &agent.secret)), form).await
+        self.post_form("/oauth2/token", Some((&agent.id, &agent.secret)), form)
+            .await
     }
 
     /// Gets a token and returns the access token; panics on failure.
@@ -188,7 +218,11 @@ impl TestApp {
 
     /// Audit records matching the query string (newest first).
     pub async fn audit(&self, query: &str) -> Vec<Value> {
-        let response = self.admin(reqwest::Method::GET, &format!("/api/v1/audit?{query}")).send().await.expect("send");
+        let response = self
+            .admin(reqwest::Method::GET, &format!("/api/v1/audit?{query}"))
+            .send()
+            .await
+            .expect("send");
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.expect("json");
         body["items"].as_array().cloned().unwrap_or_default()
@@ -196,13 +230,23 @@ impl TestApp {
 
     /// The reason of the newest token-request audit record for `agent_id`.
     pub async fn last_token_reason(&self, agent_id: &str) -> Option<String> {
-        let items = self.audit(&format!("event_type=token_request&agent_id={agent_id}&limit=1")).await;
-        items.first().and_then(|e| e["reason"].as_str()).map(str::to_string)
+        let items = self
+            .audit(&format!(
+                "event_type=token_request&agent_id={agent_id}&limit=1"
+            ))
+            .await;
+        items
+            .first()
+            .and_then(|e| e["reason"].as_str())
+            .map(str::to_string)
     }
 
     pub async fn set_status(&self, agent_id: &str, status: &str) {
         let response = self
-            .admin(reqwest::Method::PATCH, &format!("/api/v1/agents/{agent_id}"))
+            .admin(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/agents/{agent_id}"),
+            )
             .json(&json!({ "status": status }))
             .send()
             .await
@@ -218,6 +262,8 @@ impl TestApp {
 /// Decodes a JWT's payload without verifying it (for assertions on claims).
 pub fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("payload");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("b64");
     serde_json::from_slice(&bytes).expect("json")
 }
