@@ -29,7 +29,10 @@ async fn authlib_gets_a_token_with_both_secret_forms() {
     }
     let app = TestApp::spawn().await;
     let agent = app.secret_agent().await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/authlib_client.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/authlib_client.py"
+    );
     let output = tokio::process::Command::new("python3")
         .arg(script)
         .env("SIGNET_URL", &app.url)
@@ -38,11 +41,18 @@ async fn authlib_gets_a_token_with_both_secret_forms() {
         .output()
         .await
         .expect("run python3");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let token: Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(token["token_type"], "Bearer");
     assert_eq!(token["scope"], "read");
-    assert_eq!(common::claims(token["access_token"].as_str().expect("token"))["sub"], agent.id);
+    assert_eq!(
+        common::claims(token["access_token"].as_str().expect("token"))["sub"],
+        agent.id
+    );
     let methods: Vec<String> = app
         .audit(&format!("agent_id={}&outcome=success", agent.id))
         .await
