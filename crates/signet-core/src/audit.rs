@@ -16,6 +16,8 @@ pub mod event {
     pub const AGENT_SECRET_REGENERATED: &str = "agent_secret_regenerated";
     pub const ADMIN_AUTH: &str = "admin_auth";
     pub const SIGNING_KEY_CREATED: &str = "signing_key_created";
+    pub const AGENT_KEY_ADDED: &str = "agent_key_added";
+    pub const AGENT_KEY_REVOKED: &str = "agent_key_revoked";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

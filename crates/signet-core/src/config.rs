@@ -28,6 +28,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Seconds that a shutdown waits for in-flight requests.
     pub shutdown_grace_seconds: u64,
+    /// Longest accepted `exp - iat` of a client assertion (private_key_jwt), in seconds.
+    pub client_assertion_max_lifetime: u64,
+    /// Tolerated clock difference for assertion `exp`, `nbf` and `iat`, in seconds.
+    pub clock_skew_seconds: u64,
     pub log_format: LogFormat,
 }
 
@@ -69,6 +73,8 @@ struct FileConfig {
     access_token_ttl: Option<u64>,
     max_body_bytes: Option<usize>,
     shutdown_grace_seconds: Option<u64>,
+    client_assertion_max_lifetime: Option<u64>,
+    clock_skew_seconds: Option<u64>,
     log_format: Option<String>,
 }
 
@@ -170,6 +176,15 @@ impl Config {
             file.shutdown_grace_seconds,
             30,
         )?;
+        let client_assertion_max_lifetime =
+            number("SIGNET_CLIENT_ASSERTION_MAX_LIFETIME", env, file.client_assertion_max_lifetime, 300)?;
+        if !(10..=3600).contains(&client_assertion_max_lifetime) {
+            return Err(error("SIGNET_CLIENT_ASSERTION_MAX_LIFETIME", "must be between 10 and 3600 seconds"));
+        }
+        let clock_skew_seconds = number("SIGNET_CLOCK_SKEW_SECONDS", env, file.clock_skew_seconds, 30)?;
+        if clock_skew_seconds > 300 {
+            return Err(error("SIGNET_CLOCK_SKEW_SECONDS", "must be at most 300 seconds"));
+        }
         let log_format = match get("LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -192,6 +207,8 @@ impl Config {
             access_token_ttl,
             max_body_bytes,
             shutdown_grace_seconds,
+            client_assertion_max_lifetime,
+            clock_skew_seconds,
             log_format,
         })
     }

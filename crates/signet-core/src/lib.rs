@@ -14,6 +14,7 @@ pub mod client_auth;
 pub mod config;
 pub mod crypto;
 pub mod encoding;
+pub mod jwk;
 pub mod sensitive;
 pub mod token;
 

@@ -12,6 +12,7 @@ pub mod keyring;
 pub mod oauth;
 mod request;
 pub mod router;
+pub mod self_service;
 pub mod server;
 pub mod state;
 

@@ -12,7 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admin::problem::Problem;
-use crate::admin::{agents, audit, signing_keys};
+use crate::admin::{agents, audit, keys, signing_keys};
+use crate::self_service;
 use crate::health;
 use crate::oauth::{introspect, jwks, metadata, revoke, token};
 use crate::state::AppState;
@@ -24,6 +25,8 @@ use crate::state::AppState;
     tags(
         (name = "oauth", description = "OAuth 2.0 endpoints for agents and resource servers"),
         (name = "agents", description = "Register and manage agents"),
+        (name = "keys", description = "Public keys of private_key_jwt agents"),
+        (name = "self-service", description = "Agents managing their own credentials"),
         (name = "audit", description = "The audit log"),
         (name = "signing-keys", description = "Token signing keys"),
         (name = "health", description = "Liveness and readiness"),
@@ -63,6 +66,10 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             agents::delete_agent
         ))
         .routes(routes!(agents::regenerate_secret))
+        .routes(routes!(keys::list_keys, keys::add_keys))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(self_service::register_key))
+        .routes(routes!(self_service::revoke_key))
         .routes(routes!(audit::list_audit))
         .routes(routes!(signing_keys::list_signing_keys))
         .routes(routes!(health::healthz))

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use signet_core::client_auth::AssertionPolicy;
 use signet_core::config::Config;
 use signet_core::crypto::MasterKey;
 use signet_store::Store;
@@ -20,9 +21,37 @@ pub struct AppState {
     pub admin_token_sha256: [u8; 32],
     /// The issuer URL (RFC 8414 §2), without a trailing slash.
     pub issuer: Arc<str>,
+    /// The rules for private_key_jwt client assertions, computed once.
+    pub assertion_policy: Arc<AssertionPolicy>,
 }
 
 impl AppState {
+    pub fn new(
+        config: Config,
+        store: Store,
+        master_key: MasterKey,
+        keys: KeyRing,
+        admin_token_sha256: [u8; 32],
+        issuer: String,
+    ) -> Self {
+        let issuer = issuer.trim_end_matches('/').to_string();
+        // RFC 7523 §3: `aud` names the token endpoint; the issuer is accepted too.
+        let assertion_policy = AssertionPolicy {
+            audiences: vec![format!("{issuer}/oauth2/token"), issuer.clone()],
+            max_lifetime: config.client_assertion_max_lifetime as i64,
+            clock_skew: config.clock_skew_seconds as i64,
+        };
+        Self {
+            config: Arc::new(config),
+            store,
+            master_key: Arc::new(master_key),
+            keys: Arc::new(keys),
+            admin_token_sha256,
+            issuer: issuer.into(),
+            assertion_policy: Arc::new(assertion_policy),
+        }
+    }
+
     /// The token endpoint's URL, the `aud` a client assertion names (RFC 7523 §3).
     pub fn token_endpoint(&self) -> String {
         format!("{}/oauth2/token", self.issuer)

@@ -16,13 +16,31 @@ pub use sqlite::{Page, Store, StoredSigningKey};
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database could not be reached or refused the operation; retrying may help.
+    /// The database could not be reached or is busy; retrying may help (HTTP 503).
     #[error("database unavailable: {0}")]
-    Unavailable(#[from] sqlx::Error),
+    Unavailable(sqlx::Error),
+    /// The database refused the statement: a bug or a damaged schema (HTTP 500).
+    #[error("database error: {0}")]
+    Internal(sqlx::Error),
+    /// The change conflicts with what is stored (e.g. a key ID already registered).
+    #[error("{0}")]
+    Conflict(String),
     /// A stored row could not be turned back into a domain value.
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
     /// The audit writer has stopped (the server is shutting down).
     #[error("the audit log is closed")]
     AuditClosed,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        let transient = match &error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), and their extended codes.
+            sqlx::Error::Database(e) => e.code().and_then(|c| c.parse::<u32>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+            _ => false,
+        };
+        if transient { Self::Unavailable(error) } else { Self::Internal(error) }
+    }
 }

@@ -34,7 +34,7 @@ async fn agents_round_trip_and_survive_reopening() {
     {
         let store = open(&dir).await;
         store
-            .create_agent(&a, Some(&StoredSecret::new(&key, &secret, 1)))
+            .create_agent(&a, Some(&StoredSecret::new(&key, &secret, 1)), &[])
             .await
             .expect("create");
         store.close().await;
@@ -72,6 +72,7 @@ async fn replacing_a_secret_invalidates_the_cache() {
         .create_agent(
             &a,
             Some(&StoredSecret::new(&key, &AgentSecret::generate(), 1)),
+            &[],
         )
         .await
         .expect("create");
@@ -119,12 +120,12 @@ async fn listing_pages_and_searches() {
     let store = open(&dir).await;
     for i in 0..5 {
         store
-            .create_agent(&agent(&format!("worker-{i}")), None)
+            .create_agent(&agent(&format!("worker-{i}")), None, &[])
             .await
             .expect("create");
     }
     store
-        .create_agent(&agent("billing_100%"), None)
+        .create_agent(&agent("billing_100%"), None, &[])
         .await
         .expect("create");
     let first = store.list_agents(None, None, 4).await.expect("list");
@@ -209,4 +210,31 @@ async fn concurrent_audit_records_are_all_committed() {
         .await
         .expect("page");
     assert_eq!(page.first().map(|e| e.id), Some(all[10].id));
+}
+
+#[tokio::test]
+async fn keys_are_stored_revoked_and_cached_and_jtis_are_recorded_once() {
+    use signet_core::jwk::{KeyInput, parse_keys};
+    use signet_core::token::{SigningAlgorithm, SigningKey};
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(&dir).await;
+    let (signing, _) = SigningKey::generate(SigningAlgorithm::Es256).expect("key");
+    let keys = parse_keys(KeyInput::Jwk(signing.public_jwk()), None, None, 1).expect("valid");
+    let a = agent("jwt");
+    store.create_agent(&a, None, &keys).await.expect("create");
+    let id = a.agent_id.as_str();
+    let cached = store.agent_credentials(id).await.expect("read").expect("exists");
+    assert_eq!(cached.keys.len(), 1);
+    assert_eq!(cached.keys[0].kid, signing.kid());
+    let duplicate = store.add_agent_keys(id, &keys).await;
+    assert!(matches!(duplicate, Err(signet_store::StoreError::Conflict(_))));
+    assert!(store.revoke_agent_key(id, signing.kid(), 5).await.expect("revoke"));
+    assert!(!store.revoke_agent_key(id, signing.kid(), 6).await.expect("revoke twice"));
+    let after = store.agent_credentials(id).await.expect("read").expect("exists");
+    assert_eq!(after.keys[0].revoked_at, Some(5), "the cache was invalidated");
+
+    assert!(store.record_jti(id, "jti-1", 100).await.expect("record"));
+    assert!(!store.record_jti(id, "jti-1", 100).await.expect("replay"));
+    assert!(store.record_jti("agt_other", "jti-1", 100).await.expect("scoped to the agent"));
+    assert_eq!(store.purge_used_jtis(101).await.expect("purge"), 2);
 }

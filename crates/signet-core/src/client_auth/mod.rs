@@ -1,11 +1,12 @@
 //! Client authentication at the token, introspection and revocation endpoints: what an agent
 //! presented, how it is checked, and the precise reasons it can fail.
 //!
-//! One file per method: [`client_secret`] today; Private Key JWT and mutual TLS follow.
+//! One file per method: [`client_secret`] and [`private_key_jwt`]; mutual TLS follows.
 //! The HTTP layer extracts [`PresentedCredentials`] from the request, looks up the agent's
 //! [`AgentCredentials`], and calls [`authenticate`].
 
 pub mod client_secret;
+pub mod private_key_jwt;
 
 use std::net::IpAddr;
 
@@ -14,6 +15,10 @@ use crate::agent::{Agent, AgentStatus, AuthMethod};
 use crate::crypto::MasterKey;
 
 pub use client_secret::{AgentSecret, StoredSecret};
+pub use private_key_jwt::{Assertion, AssertionPolicy, VerifiedAssertion};
+
+use crate::jwk::VerifyingKey;
+use std::sync::Arc;
 
 /// How the secret reached the server (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +47,8 @@ pub enum PresentedCredentials {
         secret: AgentSecret,
         form: SecretForm,
     },
-    /// A JWT client assertion (RFC 7523), which this release cannot verify yet.
-    Assertion { agent_id: Option<String> },
+    /// A JWT client assertion (RFC 7523); `agent_id` is the optional `client_id` parameter.
+    Assertion { agent_id: Option<String>, assertion: Assertion },
 }
 
 impl PresentedCredentials {
@@ -51,7 +56,7 @@ impl PresentedCredentials {
     pub fn claimed_agent_id(&self) -> Option<&str> {
         match self {
             Self::Secret { agent_id, .. } => Some(agent_id),
-            Self::Assertion { agent_id } => agent_id.as_deref(),
+            Self::Assertion { agent_id, assertion } => agent_id.as_deref().or(assertion.subject()),
         }
     }
 
@@ -68,6 +73,16 @@ impl PresentedCredentials {
 pub struct AgentCredentials {
     pub agent: Agent,
     pub secrets: Vec<StoredSecret>,
+    /// Registered public keys, parsed once when the agent was loaded.
+    pub keys: Vec<Arc<VerifyingKey>>,
+}
+
+/// A successful authentication: the agent, and for an assertion the `jti` the caller must
+/// record (last, after all its other checks) to refuse a replay.
+#[derive(Debug)]
+pub struct Authenticated<'a> {
+    pub agent: &'a Agent,
+    pub assertion: Option<VerifiedAssertion>,
 }
 
 /// Why client authentication failed. Every variant is a distinct audit reason; on the wire all
@@ -100,6 +115,48 @@ pub enum ClientAuthError {
     AgentDisabled,
     #[error("the request comes from a network outside the agent's allowed_cidrs")]
     SourceNotAllowed,
+    #[error("client_assertion_type is not urn:ietf:params:oauth:client-assertion-type:jwt-bearer")]
+    BadAssertionType,
+    #[error("the client assertion is not a well-formed JWS")]
+    MalformedAssertion,
+    #[error("the client assertion is too large")]
+    AssertionTooLarge,
+    #[error("the assertion's algorithm is not allowed (none, HMAC or unknown)")]
+    AlgorithmNotAllowed,
+    #[error("the assertion header carries or points to a key (jwk, jku, x5u, x5c)")]
+    EmbeddedKeyHeader,
+    #[error("the assertion header has critical extensions")]
+    UnsupportedCritical,
+    #[error("no registered key has the assertion's kid")]
+    UnknownKid,
+    #[error("the key was revoked")]
+    KeyRevoked,
+    #[error("the key has expired")]
+    KeyExpired,
+    #[error("the assertion's alg is not the key's pinned algorithm")]
+    AlgorithmMismatch,
+    #[error("the assertion's signature does not verify")]
+    BadSignature,
+    #[error("iss is missing or differs from sub")]
+    BadIssuer,
+    #[error("sub is not the agent's ID")]
+    SubjectMismatch,
+    #[error("aud is not the token endpoint or the issuer")]
+    BadAudience,
+    #[error("the assertion has no exp")]
+    MissingExpiry,
+    #[error("the assertion has expired")]
+    AssertionExpired,
+    #[error("exp - iat exceeds the maximum assertion lifetime")]
+    LifetimeTooLong,
+    #[error("iat is in the future")]
+    IssuedInFuture,
+    #[error("nbf is in the future")]
+    NotYetValid,
+    #[error("the assertion has no jti")]
+    MissingJti,
+    #[error("the assertion's jti was already used")]
+    JtiReplayed,
 }
 
 impl ClientAuthError {
@@ -119,6 +176,27 @@ impl ClientAuthError {
             Self::ExpiredSecret => "expired_secret",
             Self::AgentDisabled => "agent_disabled",
             Self::SourceNotAllowed => "source_not_allowed",
+            Self::BadAssertionType => "bad_assertion_type",
+            Self::MalformedAssertion => "malformed_assertion",
+            Self::AssertionTooLarge => "assertion_too_large",
+            Self::AlgorithmNotAllowed => "alg_not_allowed",
+            Self::EmbeddedKeyHeader => "embedded_key_header",
+            Self::UnsupportedCritical => "crit_not_supported",
+            Self::UnknownKid => "unknown_kid",
+            Self::KeyRevoked => "key_revoked",
+            Self::KeyExpired => "key_expired",
+            Self::AlgorithmMismatch => "alg_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::BadIssuer => "bad_issuer",
+            Self::SubjectMismatch => "subject_mismatch",
+            Self::BadAudience => "bad_audience",
+            Self::MissingExpiry => "missing_exp",
+            Self::AssertionExpired => "assertion_expired",
+            Self::LifetimeTooLong => "lifetime_too_long",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::NotYetValid => "not_yet_valid",
+            Self::MissingJti => "missing_jti",
+            Self::JtiReplayed => "jti_replayed",
         }
     }
 
@@ -135,32 +213,34 @@ pub fn authenticate<'a>(
     presented: &PresentedCredentials,
     credentials: Option<&'a AgentCredentials>,
     master_key: &MasterKey,
+    policy: &AssertionPolicy,
     source: IpAddr,
     now: UnixTime,
-) -> Result<&'a Agent, ClientAuthError> {
+) -> Result<Authenticated<'a>, ClientAuthError> {
     let credentials = credentials.ok_or(ClientAuthError::UnknownAgent)?;
     let agent = &credentials.agent;
-    match presented {
+    let assertion = match presented {
         PresentedCredentials::Secret { secret, .. } => {
             if !agent.token_endpoint_auth_method.uses_secret() {
                 return Err(ClientAuthError::MethodMismatch);
             }
             client_secret::verify(secret, &credentials.secrets, master_key, now)?;
+            None
         }
-        PresentedCredentials::Assertion { .. } => {
+        PresentedCredentials::Assertion { assertion, .. } => {
             if agent.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt {
                 return Err(ClientAuthError::MethodMismatch);
             }
-            return Err(ClientAuthError::MethodNotSupported);
+            Some(assertion.verify(agent.agent_id.as_str(), &credentials.keys, policy, now)?)
         }
-    }
+    };
     if agent.status != AgentStatus::Active {
         return Err(ClientAuthError::AgentDisabled);
     }
     if !agent.allows_source(source) {
         return Err(ClientAuthError::SourceNotAllowed);
     }
-    Ok(agent)
+    Ok(Authenticated { agent, assertion })
 }
 
 #[cfg(test)]
@@ -191,9 +271,14 @@ mod tests {
             credentials: AgentCredentials {
                 agent,
                 secrets: vec![stored],
+                keys: Vec::new(),
             },
             secret,
         }
+    }
+
+    fn policy() -> AssertionPolicy {
+        AssertionPolicy { audiences: vec!["https://signet/oauth2/token".into()], max_lifetime: 300, clock_skew: 30 }
     }
 
     fn presented(f: &Fixture, secret: &AgentSecret) -> PresentedCredentials {
@@ -214,6 +299,7 @@ mod tests {
             creds,
             Some(&f.credentials),
             &f.key,
+            &policy(),
             source.parse().expect("ip"),
             1,
         )
@@ -266,6 +352,7 @@ mod tests {
             &presented(&f, &f.secret),
             None,
             &f.key,
+            &policy(),
             "127.0.0.1".parse().expect("ip"),
             1,
         );

@@ -16,23 +16,32 @@ use serde_json::{Value, json};
 use crate::crypto::sha256;
 use crate::encoding::b64url;
 
-/// JWS algorithms Signet signs access tokens with (RFC 7518 §3, RFC 8037).
+/// The asymmetric JWS algorithms Signet signs and verifies with (RFC 7518 §3, RFC 8037).
+/// `none` and HMAC are deliberately absent: they cannot be named, so they cannot be accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SigningAlgorithm {
     Es256,
     Es384,
     EdDsa,
     Rs256,
+    Rs384,
+    Rs512,
     Ps256,
+    Ps384,
+    Ps512,
 }
 
 impl SigningAlgorithm {
-    pub const ALL: [SigningAlgorithm; 5] = [
+    pub const ALL: [SigningAlgorithm; 9] = [
         Self::Es256,
         Self::Es384,
         Self::EdDsa,
         Self::Rs256,
+        Self::Rs384,
+        Self::Rs512,
         Self::Ps256,
+        Self::Ps384,
+        Self::Ps512,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,17 +50,40 @@ impl SigningAlgorithm {
             Self::Es384 => "ES384",
             Self::EdDsa => "EdDSA",
             Self::Rs256 => "RS256",
+            Self::Rs384 => "RS384",
+            Self::Rs512 => "RS512",
             Self::Ps256 => "PS256",
+            Self::Ps384 => "PS384",
+            Self::Ps512 => "PS512",
         }
     }
 
-    fn verification(self) -> &'static dyn signature::VerificationAlgorithm {
+    pub fn is_rsa(self) -> bool {
+        matches!(self, Self::Rs256 | Self::Rs384 | Self::Rs512 | Self::Ps256 | Self::Ps384 | Self::Ps512)
+    }
+
+    pub(crate) fn verification(self) -> &'static dyn signature::VerificationAlgorithm {
         match self {
             Self::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
             Self::Es384 => &signature::ECDSA_P384_SHA384_FIXED,
             Self::EdDsa => &signature::ED25519,
             Self::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+            Self::Rs384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+            Self::Rs512 => &signature::RSA_PKCS1_2048_8192_SHA512,
             Self::Ps256 => &signature::RSA_PSS_2048_8192_SHA256,
+            Self::Ps384 => &signature::RSA_PSS_2048_8192_SHA384,
+            Self::Ps512 => &signature::RSA_PSS_2048_8192_SHA512,
+        }
+    }
+
+    fn rsa_padding(self) -> &'static dyn signature::RsaEncoding {
+        match self {
+            Self::Rs384 => &signature::RSA_PKCS1_SHA384,
+            Self::Rs512 => &signature::RSA_PKCS1_SHA512,
+            Self::Ps256 => &signature::RSA_PSS_SHA256,
+            Self::Ps384 => &signature::RSA_PSS_SHA384,
+            Self::Ps512 => &signature::RSA_PSS_SHA512,
+            _ => &signature::RSA_PKCS1_SHA256,
         }
     }
 }
@@ -62,7 +94,7 @@ impl FromStr for SigningAlgorithm {
         Self::ALL
             .into_iter()
             .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("`{s}` is not one of ES256, ES384, EdDSA, RS256, PS256"))
+            .ok_or_else(|| format!("`{s}` is not one of ES256, ES384, EdDSA, RS256, RS384, RS512, PS256, PS384, PS512"))
     }
 }
 
@@ -128,7 +160,7 @@ impl SigningKey {
                 .map_err(|_| KeyError::Generate)?
                 .as_ref()
                 .to_vec(),
-            SigningAlgorithm::Rs256 | SigningAlgorithm::Ps256 => {
+            _ => {
                 RsaKeyPair::generate(KeySize::Rsa2048)
                     .and_then(|k| k.as_der())
                     .map_err(|_| KeyError::Generate)?
@@ -150,7 +182,10 @@ impl SigningKey {
                 } else {
                     (&signature::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48)
                 };
-                let pair = EcdsaKeyPair::from_pkcs8(signing, pkcs8).map_err(bad)?;
+                // PKCS#8, or the SEC1 `EC PRIVATE KEY` form that `openssl ecparam -genkey` writes.
+                let pair = EcdsaKeyPair::from_pkcs8(signing, pkcs8)
+                    .or_else(|_| EcdsaKeyPair::from_private_key_der(signing, pkcs8))
+                    .map_err(bad)?;
                 // Uncompressed point: 0x04 ‖ X ‖ Y.
                 let point = pair.public_key().as_ref().to_vec();
                 if point.len() != 1 + 2 * coord_len {
@@ -170,8 +205,8 @@ impl SigningKey {
                 let jwk = json!({ "kty": "OKP", "crv": "Ed25519", "x": b64url(&public) });
                 (Pair::Ed25519(pair), jwk, public)
             }
-            SigningAlgorithm::Rs256 | SigningAlgorithm::Ps256 => {
-                let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(bad)?;
+            _ => {
+                let pair = RsaKeyPair::from_pkcs8(pkcs8).or_else(|_| RsaKeyPair::from_der(pkcs8)).map_err(bad)?;
                 let public = pair.public_key();
                 let jwk = json!({
                     "kty": "RSA",
@@ -228,6 +263,17 @@ impl SigningKey {
         jws
     }
 
+    /// Signs `claims` under a header of the caller's choosing (client assertions: `alg` and
+    /// `kid` are set from this key, `typ` is `JWT`).
+    pub fn sign_assertion(&self, claims: &[u8]) -> String {
+        let header = b64url(json!({ "alg": self.alg.as_str(), "typ": "JWT", "kid": self.kid }).to_string());
+        let mut jws = format!("{header}.{}", b64url(claims));
+        let signature = self.sign(jws.as_bytes());
+        jws.push('.');
+        jws.push_str(&b64url(signature));
+        jws
+    }
+
     fn sign(&self, message: &[u8]) -> Vec<u8> {
         // Signing with a key that parsed and checked at load fails only on allocation failure.
         match &self.pair {
@@ -238,12 +284,7 @@ impl SigningKey {
                 .to_vec(),
             Pair::Ed25519(pair) => pair.sign(message).as_ref().to_vec(),
             Pair::Rsa(pair) => {
-                let padding: &'static dyn signature::RsaEncoding =
-                    if self.alg == SigningAlgorithm::Ps256 {
-                        &signature::RSA_PSS_SHA256
-                    } else {
-                        &signature::RSA_PKCS1_SHA256
-                    };
+                let padding = self.alg.rsa_padding();
                 let mut out = vec![0u8; pair.public_modulus_len()];
                 pair.sign(padding, &SystemRandom::new(), message, &mut out)
                     .expect("RSA signing with a loaded key");

@@ -8,7 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
-use signet_core::agent::{Agent, AgentPatch, NewAgent};
+use signet_core::agent::{Agent, AgentPatch, AuthMethod, NewAgent};
+use signet_core::jwk::{KeyInput, parse_keys};
 use signet_core::audit::event;
 use signet_core::client_auth::{AgentCredentials, AgentSecret, StoredSecret};
 use utoipa::{IntoParams, ToSchema};
@@ -100,6 +101,9 @@ pub struct CreatedAgent {
     /// The agent secret, for `client_secret_*` agents. Store it now: it cannot be shown again.
     #[serde(skip_serializing_if = "Option::is_none")]
     agent_secret: Option<String>,
+    /// Registered public keys, for `private_key_jwt` agents.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    keys: Vec<super::keys::KeyView>,
 }
 
 /// Settings of a new agent.
@@ -116,7 +120,7 @@ pub struct CreateAgentRequest {
     access_token_ttl: Option<u64>,
     /// Source networks the agent may authenticate from, e.g. `10.0.0.0/8`; empty allows all.
     allowed_cidrs: Option<Vec<String>>,
-    /// Public keys for `private_key_jwt` (not yet available in this release).
+    /// Public keys for `private_key_jwt`, as a JWK Set (`{"keys": [...]}`).
     #[schema(value_type = Option<Object>)]
     jwks: Option<Value>,
     /// Key set URL for `private_key_jwt` (not yet available in this release).
@@ -206,7 +210,6 @@ pub async fn create_agent(
     ApiJson(request): ApiJson<CreateAgentRequest>,
 ) -> Result<Response, Problem> {
     let not_yet = [
-        ("jwks", request.jwks.is_some()),
         ("jwks_uri", request.jwks_uri.is_some()),
         (
             "tls_client_auth_subject_dn",
@@ -246,6 +249,18 @@ pub async fn create_agent(
         allowed_cidrs: request.allowed_cidrs,
     }
     .into_agent(now)?;
+    let keys = match &request.jwks {
+        None => Vec::new(),
+        Some(_) if agent.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt => {
+            return Err(Problem::invalid_field(
+                "jwks",
+                "jwks: keys are for private_key_jwt agents",
+            ));
+        }
+        Some(jwks) => {
+            parse_keys(KeyInput::Jwks(jwks), None, None, now).map_err(super::keys::key_problem)?
+        }
+    };
     let secret = agent
         .token_endpoint_auth_method
         .uses_secret()
@@ -253,7 +268,10 @@ pub async fn create_agent(
     let stored = secret
         .as_ref()
         .map(|s| StoredSecret::new(&state.master_key, s, now));
-    state.store.create_agent(&agent, stored.as_ref()).await?;
+    state
+        .store
+        .create_agent(&agent, stored.as_ref(), &keys)
+        .await?;
     let audit = admin
         .event(event::AGENT_CREATED, agent.agent_id.as_str())
         .with_detail(json!({
@@ -261,12 +279,14 @@ pub async fn create_agent(
             "token_endpoint_auth_method": agent.token_endpoint_auth_method.as_str(),
             "scopes": agent.scopes,
             "audiences": agent.audiences,
+            "kids": keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
         }));
     state.store.audit().record(audit).await?;
     let location = format!("/api/v1/agents/{}", agent.agent_id);
     let body = CreatedAgent {
         agent: AgentView::new(&agent),
         agent_secret: secret.map(|s| s.expose().to_string()),
+        keys: keys.iter().map(super::keys::KeyView::new).collect(),
     };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     if let Ok(location) = HeaderValue::from_str(&location) {

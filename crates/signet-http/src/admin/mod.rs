@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod audit;
 pub mod json;
+pub mod keys;
 pub mod problem;
 pub mod signing_keys;
 

@@ -86,7 +86,8 @@ impl From<StoreError> for Problem {
                     "storage is unavailable; retry shortly",
                 )
             }
-            StoreError::Corrupt(_) => {
+            StoreError::Conflict(detail) => Self::conflict(detail),
+            StoreError::Corrupt(_) | StoreError::Internal(_) => {
                 tracing::error!(error = %error, "stored data is invalid");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
             }

@@ -10,7 +10,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use signet_core::agent::AgentId;
 use signet_core::client_auth::{
-    self, AgentCredentials, AgentSecret, ClientAuthError, PresentedCredentials, SecretForm,
+    self, AgentCredentials, AgentSecret, Assertion, ClientAuthError, PresentedCredentials,
+    SecretForm, VerifiedAssertion,
 };
 use signet_store::StoreError;
 
@@ -86,13 +87,18 @@ pub fn presented(
             form: SecretForm::Post,
         });
     }
-    if assertion.is_some() {
+    if let Some(assertion) = assertion {
         attempt.method = Some("private_key_jwt");
         if form.get("client_assertion_type") != Some(JWT_BEARER) {
-            return Err(ClientAuthError::MethodNotSupported);
+            return Err(ClientAuthError::BadAssertionType);
+        }
+        let assertion = Assertion::parse(assertion)?;
+        if attempt.claimed_agent_id.is_none() {
+            attempt.claimed_agent_id = assertion.subject().map(str::to_string);
         }
         return Ok(PresentedCredentials::Assertion {
             agent_id: form_id.map(str::to_string),
+            assertion,
         });
     }
     Err(ClientAuthError::NoCredentials)
@@ -116,6 +122,13 @@ fn parse_basic(value: &[u8]) -> Result<(String, String), ClientAuthError> {
     Ok((agent_id, secret))
 }
 
+/// An authenticated agent, with the assertion `jti` still to be recorded (see [`consume_jti`]).
+#[derive(Debug)]
+pub struct AuthenticatedAgent {
+    pub credentials: Arc<AgentCredentials>,
+    pub assertion: Option<VerifiedAssertion>,
+}
+
 /// Authenticates the calling agent.
 pub async fn authenticate(
     state: &AppState,
@@ -123,28 +136,42 @@ pub async fn authenticate(
     headers: &HeaderMap,
     form: &Form,
     attempt: &mut Attempt,
-) -> Result<Arc<AgentCredentials>, Failure> {
+) -> Result<AuthenticatedAgent, Failure> {
     let presented = presented(headers, form, attempt).map_err(Failure::Client)?;
     attempt.method = Some(presented.method().as_str());
     let claimed = presented.claimed_agent_id().unwrap_or_default();
     let credentials = if AgentId::is_well_formed(claimed) {
-        state
-            .store
-            .agent_credentials(claimed)
-            .await
-            .map_err(Failure::Store)?
+        state.store.agent_credentials(claimed).await.map_err(Failure::Store)?
     } else {
         None
     };
-    client_auth::authenticate(
+    let authenticated = client_auth::authenticate(
         &presented,
         credentials.as_deref(),
         &state.master_key,
+        &state.assertion_policy,
         caller.ip,
         signet_core::now(),
     )
     .map_err(Failure::Client)?;
-    credentials.ok_or(Failure::Client(ClientAuthError::UnknownAgent))
+    let assertion = authenticated.assertion;
+    let credentials = credentials.ok_or(Failure::Client(ClientAuthError::UnknownAgent))?;
+    Ok(AuthenticatedAgent { credentials, assertion })
+}
+
+/// Records the `jti` of the request's client assertion, atomically and scoped to the agent;
+/// a `jti` seen before is a replay. Call it after every other check of the request has passed,
+/// so that a refused request never burns a `jti`.
+pub async fn consume_jti(state: &AppState, authenticated: &AuthenticatedAgent) -> Result<(), Failure> {
+    let Some(assertion) = &authenticated.assertion else {
+        return Ok(());
+    };
+    let agent_id = authenticated.credentials.agent.agent_id.as_str();
+    match state.store.record_jti(agent_id, &assertion.jti, assertion.jti_expires_at).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Failure::Client(ClientAuthError::JtiReplayed)),
+        Err(e) => Err(Failure::Store(e)),
+    }
 }
 
 /// Who may call introspection and revocation: an agent, or an operator with the admin token.
@@ -152,6 +179,16 @@ pub async fn authenticate(
 pub enum EndpointCaller {
     Admin,
     Agent(Arc<AgentCredentials>),
+}
+
+impl EndpointCaller {
+    /// Who acted, for audit records.
+    pub fn actor(&self) -> String {
+        match self {
+            Self::Admin => "admin-token".to_string(),
+            Self::Agent(c) => c.agent.agent_id.to_string(),
+        }
+    }
 }
 
 /// Authenticates the caller of introspection or revocation: `Authorization: Bearer <admin
@@ -171,9 +208,9 @@ pub async fn authenticate_endpoint_caller(
             Err(Failure::Client(ClientAuthError::WrongSecret))
         };
     }
-    authenticate(state, caller, headers, form, attempt)
-        .await
-        .map(EndpointCaller::Agent)
+    let authenticated = authenticate(state, caller, headers, form, attempt).await?;
+    consume_jti(state, &authenticated).await?;
+    Ok(EndpointCaller::Agent(authenticated.credentials))
 }
 
 #[cfg(test)]

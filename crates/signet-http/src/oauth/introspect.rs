@@ -15,7 +15,7 @@ use signet_core::audit::{AuditEvent, event};
 use signet_core::token::{AccessTokenClaims, verify_access_token};
 use signet_store::StoreError;
 
-use super::client_auth::{self, Attempt, EndpointCaller, Failure};
+use super::client_auth::{self, Attempt, Failure};
 use super::error::{OAuthError, no_store};
 use super::read_form;
 use crate::request::Caller;
@@ -96,10 +96,7 @@ pub async fn introspect(
             return OAuthError::temporarily_unavailable().into_response();
         }
     };
-    let actor = match &caller_identity {
-        EndpointCaller::Admin => "admin-token".to_string(),
-        EndpointCaller::Agent(c) => c.agent.agent_id.to_string(),
-    };
+    let actor = caller_identity.actor();
     let mut event = AuditEvent::success(event::INTROSPECTION)
         .with_actor(&actor)
         .with_detail(json!({ "active": reason.is_none(), "inactive_reason": reason }));

@@ -9,6 +9,7 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 use crate::state::AppState;
+use signet_core::token::SigningAlgorithm;
 
 /// Metadata document.
 #[utoipa::path(
@@ -19,7 +20,8 @@ use crate::state::AppState;
 )]
 pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
     let issuer = &*state.issuer;
-    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+    let assertion_algs: Vec<&str> = SigningAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
     let document = json!({
         "issuer": issuer,
         "token_endpoint": state.token_endpoint(),
@@ -29,6 +31,7 @@ pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "access_token_signing_alg_values_supported": [state.keys.active().alg().as_str()],

@@ -128,18 +128,16 @@ async fn issue(
         .map_err(|(reason, wire)| Refusal::new(reason, wire))?;
     // The client is authenticated first, so that every later refusal is audited against a
     // known agent.
-    let credentials = client_auth::authenticate(state, caller, headers, &form, attempt)
+    let refuse = |failure: Failure, used_basic: bool| match failure {
+        Failure::Client(e) => Refusal::new(e.reason(), OAuthError::from_client_auth(e, used_basic)),
+        Failure::Store(e) => {
+            tracing::error!(error = %e, "agent lookup failed");
+            Refusal::new("store_unavailable", OAuthError::temporarily_unavailable())
+        }
+    };
+    let authenticated = client_auth::authenticate(state, caller, headers, &form, attempt)
         .await
-        .map_err(|failure| match failure {
-            Failure::Client(e) => Refusal::new(
-                e.reason(),
-                OAuthError::from_client_auth(e, attempt.used_basic),
-            ),
-            Failure::Store(e) => {
-                tracing::error!(error = %e, "agent lookup failed");
-                Refusal::new("store_unavailable", OAuthError::temporarily_unavailable())
-            }
-        })?;
+        .map_err(|f| refuse(f, attempt.used_basic))?;
     match form.get("grant_type") {
         None => {
             return Err(Refusal::new(
@@ -155,7 +153,7 @@ async fn issue(
             ));
         }
     }
-    let agent = &credentials.agent;
+    let agent = &authenticated.credentials.agent;
     let request = TokenRequest {
         scope: form.get("scope").map(str::to_string),
         audiences: form
@@ -167,6 +165,8 @@ async fn issue(
     let ttl = state.token_ttl(agent.access_token_ttl);
     let claims = grant(agent, &request, &state.issuer, ttl, signet_core::now())
         .map_err(|e| Refusal::new(e.reason(), OAuthError::from_token(&e)))?;
+    // Last check before issuing: a replayed assertion is refused, a refused request burns nothing.
+    client_auth::consume_jti(state, &authenticated).await.map_err(|f| refuse(f, attempt.used_basic))?;
     let key = state.keys.active();
     let claims_json = serde_json::to_vec(&claims)
         .map_err(|_| Refusal::new("internal", OAuthError::temporarily_unavailable()))?;

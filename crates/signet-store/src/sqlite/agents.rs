@@ -5,6 +5,7 @@ use std::sync::Arc;
 use signet_core::UnixTime;
 use signet_core::agent::{Agent, AgentId};
 use signet_core::client_auth::{AgentCredentials, StoredSecret};
+use signet_core::jwk::{AgentKey, VerifyingKey};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -30,6 +31,7 @@ impl Store {
         &self,
         agent: &Agent,
         secret: Option<&StoredSecret>,
+        keys: &[AgentKey],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -51,6 +53,7 @@ impl Store {
         if let Some(secret) = secret {
             insert_secret(&mut tx, agent.agent_id.as_str(), secret).await?;
         }
+        super::agent_keys::insert_keys(&mut tx, agent.agent_id.as_str(), keys).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -99,7 +102,13 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let credentials = Arc::new(AgentCredentials { agent, secrets });
+        let keys = self
+            .agent_keys(agent_id)
+            .await?
+            .iter()
+            .map(|k| VerifyingKey::new(k).map(Arc::new).map_err(|e| StoreError::Corrupt(format!("agent_keys.{}: {e}", k.kid))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let credentials = Arc::new(AgentCredentials { agent, secrets, keys });
         self.cache.insert(credentials.clone());
         Ok(Some(credentials))
     }

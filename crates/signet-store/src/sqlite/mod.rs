@@ -3,6 +3,7 @@
 
 mod agents;
 mod audit;
+mod agent_keys;
 mod keys;
 mod tokens;
 

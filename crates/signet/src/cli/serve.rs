@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::Args;
 use signet_core::config::{Config, LogFormat, Sources};
@@ -184,14 +183,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .issuer
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
-    let state = AppState {
-        config: Arc::new(config.clone()),
-        store: store.clone(),
-        master_key: Arc::new(master_key),
-        keys: Arc::new(keys),
-        admin_token_sha256,
-        issuer: issuer.clone().into(),
-    };
+    let state = AppState::new(config.clone(), store.clone(), master_key, keys, admin_token_sha256, issuer.clone());
+    spawn_housekeeping(store.clone());
     print_banner(
         &config,
         local,
@@ -244,6 +237,23 @@ fn print_banner(
     }
     print!("{out}");
     let _ = std::io::stdout().flush();
+}
+
+/// Periodic clean-up: forget used assertion `jti`s and revocations of tokens that have expired.
+fn spawn_housekeeping(store: Store) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            interval.tick().await;
+            let now = signet_core::now();
+            if let Err(e) = store.purge_used_jtis(now).await {
+                tracing::warn!(error = %e, "could not purge used assertion jtis");
+            }
+            if let Err(e) = store.purge_expired_revocations(now).await {
+                tracing::warn!(error = %e, "could not purge expired revocations");
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,368 @@
+//! Agents' public keys for Private Key JWT: registration from a JWK, a JWK Set, a PEM public key
+//! (SPKI) or a PEM certificate, each pinned to one algorithm and given a `kid`; and the parsed
+//! verification key the token endpoint uses (parsed once, when the agent is cached).
+//!
+//! Refused with a reason an operator can act on: private keys submitted by mistake, symmetric
+//! keys, RSA under 2048 bits, curves other than P-256, P-384 and Ed25519, `none` and HMAC.
+
+use aws_lc_rs::signature::ParsedPublicKey;
+use serde_json::{Map, Value, json};
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+
+use crate::encoding::{b64url, b64url_decode};
+use crate::token::signer::thumbprint;
+use crate::token::SigningAlgorithm;
+use crate::UnixTime;
+
+/// Most keys one registration may carry.
+pub const MAX_KEYS_PER_AGENT: usize = 20;
+const MIN_RSA_BITS: usize = 2048;
+const MAX_RSA_BITS: usize = 8192;
+
+/// Why a key could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("this is a private key: register only the public key (the private key must never leave the agent)")]
+    PrivateKey,
+    #[error("symmetric (`oct`) keys cannot be used: private_key_jwt needs an RSA, EC or Ed25519 public key")]
+    SymmetricKey,
+    #[error("RSA keys must have at least 2048 bits; this one has {0}")]
+    RsaTooSmall(usize),
+    #[error("RSA keys over 8192 bits are not supported")]
+    RsaTooLarge,
+    #[error("unsupported curve `{0}`: use P-256, P-384 or Ed25519")]
+    UnsupportedCurve(String),
+    #[error("unsupported key type `{0}`: use RSA, EC (P-256, P-384) or OKP (Ed25519)")]
+    UnsupportedKeyType(String),
+    #[error("algorithm `{0}` is not allowed for private_key_jwt: use RS256/384/512, PS256/384/512, ES256, ES384 or EdDSA")]
+    AlgorithmNotAllowed(String),
+    #[error("algorithm {alg} does not fit a {key} key")]
+    AlgorithmMismatch { alg: String, key: String },
+    #[error("the key is not for signatures (`use` or `key_ops` says otherwise)")]
+    NotForSignatures,
+    #[error("malformed key: {0}")]
+    Malformed(String),
+    #[error("the key set has no keys")]
+    Empty,
+    #[error("at most {MAX_KEYS_PER_AGENT} keys per agent")]
+    TooMany,
+    #[error("key id `{0}` is used twice")]
+    DuplicateKid(String),
+    #[error("key id must be 1 to 128 printable characters")]
+    BadKid,
+}
+
+fn malformed(what: impl Into<String>) -> KeyError {
+    KeyError::Malformed(what.into())
+}
+
+/// A registered public key: the stored form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentKey {
+    pub kid: String,
+    pub alg: SigningAlgorithm,
+    /// The public JWK with only the public members, plus `kid`, `alg` and `use`.
+    pub jwk: Value,
+    /// RFC 7638 thumbprint of the key.
+    pub thumbprint: String,
+    pub created_at: UnixTime,
+    /// From a certificate's notAfter, or given at registration.
+    pub expires_at: Option<UnixTime>,
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// What an operator or agent submitted.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyInput<'a> {
+    Jwk(&'a Value),
+    Jwks(&'a Value),
+    Pem(&'a str),
+}
+
+/// Parses submitted keys. `kid` and `alg` apply to a single key (JWK or PEM); for a JWK Set each
+/// key's own members decide.
+pub fn parse_keys(input: KeyInput<'_>, kid: Option<&str>, alg: Option<&str>, now: UnixTime) -> Result<Vec<AgentKey>, KeyError> {
+    let keys = match input {
+        KeyInput::Jwk(jwk) => vec![from_jwk(jwk, kid, alg, now)?],
+        KeyInput::Jwks(set) => {
+            let keys = set.get("keys").and_then(Value::as_array).ok_or_else(|| malformed("a JWK Set is {\"keys\": [...]}"))?;
+            if keys.is_empty() {
+                return Err(KeyError::Empty);
+            }
+            if keys.len() > MAX_KEYS_PER_AGENT {
+                return Err(KeyError::TooMany);
+            }
+            keys.iter().map(|k| from_jwk(k, None, None, now)).collect::<Result<Vec<_>, _>>()?
+        }
+        KeyInput::Pem(text) => vec![from_pem(text, kid, alg, now)?],
+    };
+    for (i, key) in keys.iter().enumerate() {
+        if keys[..i].iter().any(|k| k.kid == key.kid) {
+            return Err(KeyError::DuplicateKid(key.kid.clone()));
+        }
+    }
+    Ok(keys)
+}
+
+/// The algorithms allowed for client assertions; `none` and HMAC never are.
+pub fn allowed_algorithm(name: &str) -> Result<SigningAlgorithm, KeyError> {
+    name.parse().map_err(|_| KeyError::AlgorithmNotAllowed(name.to_string()))
+}
+
+fn from_jwk(jwk: &Value, kid: Option<&str>, alg: Option<&str>, now: UnixTime) -> Result<AgentKey, KeyError> {
+    let object = jwk.as_object().ok_or_else(|| malformed("a JWK is a JSON object"))?;
+    let member = |name: &str| object.get(name).and_then(Value::as_str);
+    let kty = member("kty").ok_or_else(|| malformed("the JWK has no `kty`"))?;
+    if kty == "oct" {
+        return Err(KeyError::SymmetricKey);
+    }
+    const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
+    if PRIVATE_MEMBERS.iter().any(|m| object.contains_key(*m)) {
+        return Err(KeyError::PrivateKey);
+    }
+    if member("use").is_some_and(|u| u != "sig") {
+        return Err(KeyError::NotForSignatures);
+    }
+    if let Some(ops) = object.get("key_ops").and_then(Value::as_array)
+        && !ops.iter().any(|o| o == "verify")
+    {
+        return Err(KeyError::NotForSignatures);
+    }
+    let field = |name: &str| -> Result<Vec<u8>, KeyError> {
+        member(name)
+            .and_then(b64url_decode)
+            .ok_or_else(|| malformed(format!("`{name}` is missing or not base64url")))
+    };
+    let public = match kty {
+        "RSA" => PublicComponents::Rsa { n: field("n")?, e: field("e")? },
+        "EC" => {
+            let crv = member("crv").ok_or_else(|| malformed("the EC JWK has no `crv`"))?;
+            PublicComponents::Ec { crv: crv.to_string(), x: field("x")?, y: field("y")? }
+        }
+        "OKP" => {
+            let crv = member("crv").ok_or_else(|| malformed("the OKP JWK has no `crv`"))?;
+            PublicComponents::Okp { crv: crv.to_string(), x: field("x")? }
+        }
+        other => return Err(KeyError::UnsupportedKeyType(other.to_string())),
+    };
+    let alg = alg.or(member("alg"));
+    let kid = kid.or(member("kid"));
+    build(public, kid, alg, None, now)
+}
+
+fn from_pem(text: &str, kid: Option<&str>, alg: Option<&str>, now: UnixTime) -> Result<AgentKey, KeyError> {
+    let (label, der) = pem_decode(text)?;
+    match label.as_str() {
+        "PUBLIC KEY" => build(spki_components(&der)?, kid, alg, None, now),
+        "CERTIFICATE" => {
+            let (_, certificate) = x509_parser::certificate::X509Certificate::from_der(&der)
+                .map_err(|e| malformed(format!("not an X.509 certificate: {e}")))?;
+            let spki = certificate.public_key().raw;
+            let not_after = certificate.validity().not_after.timestamp();
+            build(spki_components(spki)?, kid, alg, Some(not_after), now)
+        }
+        l if l.contains("PRIVATE KEY") => Err(KeyError::PrivateKey),
+        "RSA PUBLIC KEY" => Err(malformed("PKCS#1 `RSA PUBLIC KEY` is not supported: submit the SPKI form (`BEGIN PUBLIC KEY`, e.g. `openssl rsa -pubout`)")),
+        other => Err(malformed(format!("unexpected PEM block `{other}`: submit `PUBLIC KEY` or `CERTIFICATE`"))),
+    }
+}
+
+/// Decodes the first PEM block of `text`.
+pub fn pem_decode(text: &str) -> Result<(String, Vec<u8>), KeyError> {
+    use base64::Engine as _;
+    let begin = text.find("-----BEGIN ").ok_or_else(|| malformed("no PEM `-----BEGIN …-----` line"))?;
+    let rest = &text[begin + 11..];
+    let label_end = rest.find("-----").ok_or_else(|| malformed("broken PEM header"))?;
+    let label = rest[..label_end].to_string();
+    let body_start = label_end + 5;
+    let end_marker = format!("-----END {label}-----");
+    let body_end = rest.find(&end_marker).ok_or_else(|| malformed(format!("no `{end_marker}` line")))?;
+    if label.contains("PRIVATE KEY") {
+        return Err(KeyError::PrivateKey);
+    }
+    let body: String = rest[body_start..body_end].chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| malformed("the PEM body is not base64"))?;
+    Ok((label, der))
+}
+
+enum PublicComponents {
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Ec { crv: String, x: Vec<u8>, y: Vec<u8> },
+    Okp { crv: String, x: Vec<u8> },
+}
+
+const OID_RSA: &str = "1.2.840.113549.1.1.1";
+const OID_EC: &str = "1.2.840.10045.2.1";
+const OID_ED25519: &str = "1.3.101.112";
+const OID_P256: &str = "1.2.840.10045.3.1.7";
+const OID_P384: &str = "1.3.132.0.34";
+
+fn spki_components(der: &[u8]) -> Result<PublicComponents, KeyError> {
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(der)
+        .map_err(|e| malformed(format!("not a SubjectPublicKeyInfo: {e}")))?;
+    let oid = spki.algorithm.algorithm.to_id_string();
+    match oid.as_str() {
+        OID_RSA => match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) => Ok(PublicComponents::Rsa { n: rsa.modulus.to_vec(), e: rsa.exponent.to_vec() }),
+            _ => Err(malformed("broken RSA public key")),
+        },
+        OID_EC => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string())
+                .ok_or_else(|| malformed("EC key without a named curve"))?;
+            let (crv, len) = match curve.as_str() {
+                OID_P256 => ("P-256", 32),
+                OID_P384 => ("P-384", 48),
+                other => return Err(KeyError::UnsupportedCurve(other.to_string())),
+            };
+            let point = spki.subject_public_key.data.as_ref();
+            if point.len() != 1 + 2 * len || point[0] != 4 {
+                return Err(malformed("EC public keys must be uncompressed points"));
+            }
+            Ok(PublicComponents::Ec { crv: crv.to_string(), x: point[1..1 + len].to_vec(), y: point[1 + len..].to_vec() })
+        }
+        OID_ED25519 => Ok(PublicComponents::Okp { crv: "Ed25519".into(), x: spki.subject_public_key.data.to_vec() }),
+        other => Err(KeyError::UnsupportedKeyType(other.to_string())),
+    }
+}
+
+fn strip_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
+}
+
+/// Validates the components, pins the algorithm, and builds the stored key.
+fn build(public: PublicComponents, kid: Option<&str>, alg: Option<&str>, expires_at: Option<UnixTime>, now: UnixTime) -> Result<AgentKey, KeyError> {
+    let alg = alg.map(allowed_algorithm).transpose()?;
+    let (jwk, alg) = match public {
+        PublicComponents::Rsa { n, e } => {
+            let n = strip_zeros(&n);
+            let e = strip_zeros(&e);
+            let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+            if bits < MIN_RSA_BITS {
+                return Err(KeyError::RsaTooSmall(bits));
+            }
+            if bits > MAX_RSA_BITS {
+                return Err(KeyError::RsaTooLarge);
+            }
+            if e.is_empty() || e.len() > 4 || e.last().is_some_and(|b| b & 1 == 0) {
+                return Err(malformed("unusual RSA public exponent"));
+            }
+            let alg = alg.unwrap_or(SigningAlgorithm::Rs256);
+            if !alg.is_rsa() {
+                return Err(KeyError::AlgorithmMismatch { alg: alg.as_str().into(), key: "RSA".into() });
+            }
+            (json!({ "kty": "RSA", "n": b64url(n), "e": b64url(e) }), alg)
+        }
+        PublicComponents::Ec { crv, x, y } => {
+            let (expected, len) = match crv.as_str() {
+                "P-256" => (SigningAlgorithm::Es256, 32),
+                "P-384" => (SigningAlgorithm::Es384, 48),
+                other => return Err(KeyError::UnsupportedCurve(other.to_string())),
+            };
+            if x.len() != len || y.len() != len {
+                return Err(malformed(format!("{crv} coordinates must be {len} bytes")));
+            }
+            let alg = alg.unwrap_or(expected);
+            if alg != expected {
+                return Err(KeyError::AlgorithmMismatch { alg: alg.as_str().into(), key: crv });
+            }
+            (json!({ "kty": "EC", "crv": crv, "x": b64url(&x), "y": b64url(&y) }), alg)
+        }
+        PublicComponents::Okp { crv, x } => {
+            if crv != "Ed25519" {
+                return Err(KeyError::UnsupportedCurve(crv));
+            }
+            if x.len() != 32 {
+                return Err(malformed("Ed25519 public keys are 32 bytes"));
+            }
+            let alg = alg.unwrap_or(SigningAlgorithm::EdDsa);
+            if alg != SigningAlgorithm::EdDsa {
+                return Err(KeyError::AlgorithmMismatch { alg: alg.as_str().into(), key: crv });
+            }
+            (json!({ "kty": "OKP", "crv": "Ed25519", "x": b64url(&x) }), alg)
+        }
+    };
+    let thumbprint = thumbprint(&jwk);
+    let kid = match kid {
+        Some(k) if k.is_empty() || k.len() > 128 || k.chars().any(char::is_control) => return Err(KeyError::BadKid),
+        Some(k) => k.to_string(),
+        None => thumbprint.clone(),
+    };
+    let mut members: Map<String, Value> = jwk.as_object().cloned().unwrap_or_default();
+    members.insert("kid".into(), json!(kid));
+    members.insert("alg".into(), json!(alg.as_str()));
+    members.insert("use".into(), json!("sig"));
+    let key = AgentKey { kid, alg, jwk: Value::Object(members), thumbprint, created_at: now, expires_at, revoked_at: None };
+    // Prove now that the key parses for verification, so a bad point or modulus is a 4xx today
+    // rather than a failure at the token endpoint later.
+    VerifyingKey::new(&key)?;
+    Ok(key)
+}
+
+/// A registered key parsed for signature verification, kept in the agent cache.
+#[derive(Debug)]
+pub struct VerifyingKey {
+    pub kid: String,
+    pub alg: SigningAlgorithm,
+    pub thumbprint: String,
+    pub expires_at: Option<UnixTime>,
+    pub revoked_at: Option<UnixTime>,
+    key: ParsedPublicKey,
+}
+
+impl VerifyingKey {
+    pub fn new(key: &AgentKey) -> Result<Self, KeyError> {
+        let member = |name: &str| key.jwk.get(name).and_then(Value::as_str).and_then(b64url_decode).unwrap_or_default();
+        let bytes = match key.jwk.get("kty").and_then(Value::as_str) {
+            Some("RSA") => rsa_public_key_der(&member("n"), &member("e")),
+            Some("EC") => [&[4u8][..], &member("x"), &member("y")].concat(),
+            _ => member("x"),
+        };
+        let parsed = ParsedPublicKey::new(key.alg.verification(), &bytes).map_err(|_| malformed("the public key is not valid"))?;
+        Ok(Self {
+            kid: key.kid.clone(),
+            alg: key.alg,
+            thumbprint: key.thumbprint.clone(),
+            expires_at: key.expires_at,
+            revoked_at: key.revoked_at,
+            key: parsed,
+        })
+    }
+
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.key.verify_sig(message, signature).is_ok()
+    }
+}
+
+/// DER of PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }`.
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    fn integer(bytes: &[u8]) -> Vec<u8> {
+        let bytes = strip_zeros(bytes);
+        let mut content = Vec::with_capacity(bytes.len() + 1);
+        if bytes.first().is_none_or(|b| b & 0x80 != 0) {
+            content.push(0);
+        }
+        content.extend_from_slice(bytes);
+        tlv(0x02, &content)
+    }
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let len_bytes: Vec<u8> = len.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
+            out.push(0x80 | len_bytes.len() as u8);
+            out.extend_from_slice(&len_bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+    tlv(0x30, &[integer(n), integer(e)].concat())
+}

@@ -1,0 +1,167 @@
+//! `/api/v1/agents/{agent_id}/keys`: the public keys a `private_key_jwt` agent signs its
+//! assertions with. Several may be active at once (that is how rotation works without
+//! downtime); revoking one takes effect at the next request.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use signet_core::agent::AuthMethod;
+use signet_core::audit::event;
+use signet_core::jwk::{AgentKey, KeyError, KeyInput, parse_keys};
+use utoipa::ToSchema;
+
+use super::json::ApiJson;
+use super::problem::Problem;
+use super::{Admin, rfc3339};
+use crate::state::AppState;
+
+/// Public keys to register: exactly one of `jwk`, `jwks` or `pem`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRegistration {
+    /// One public JWK.
+    #[schema(value_type = Option<Object>)]
+    pub jwk: Option<Value>,
+    /// A JWK Set: `{"keys": [...]}`.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Value>,
+    /// A PEM public key (`BEGIN PUBLIC KEY`) or certificate (`BEGIN CERTIFICATE`).
+    pub pem: Option<String>,
+    /// Key ID for a single key; default: its RFC 7638 thumbprint (or the JWK's own `kid`).
+    pub kid: Option<String>,
+    /// Pinned algorithm for a single key; default: ES256, ES384 or EdDSA by curve, RS256 for RSA.
+    pub alg: Option<String>,
+}
+
+impl KeyRegistration {
+    /// Parses the submitted keys; a bad key is a 400 that says why.
+    pub fn parse(&self) -> Result<Vec<AgentKey>, Problem> {
+        let input = match (&self.jwk, &self.jwks, &self.pem) {
+            (Some(jwk), None, None) => KeyInput::Jwk(jwk),
+            (None, Some(jwks), None) => KeyInput::Jwks(jwks),
+            (None, None, Some(pem)) => KeyInput::Pem(pem),
+            _ => return Err(Problem::bad_request("give exactly one of jwk, jwks or pem")),
+        };
+        parse_keys(input, self.kid.as_deref(), self.alg.as_deref(), signet_core::now()).map_err(key_problem)
+    }
+}
+
+/// A bad key as a problem: which field, and why.
+pub fn key_problem(error: KeyError) -> Problem {
+    Problem::invalid_field("key", error.to_string())
+}
+
+/// A registered key as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    kid: String,
+    alg: String,
+    /// RFC 7638 thumbprint.
+    thumbprint: String,
+    /// `active`, `expired` or `revoked`.
+    status: &'static str,
+    #[schema(value_type = Object)]
+    jwk: Value,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<String>,
+}
+
+impl KeyView {
+    pub fn new(key: &AgentKey) -> Self {
+        let now = signet_core::now();
+        let status = if key.revoked_at.is_some() {
+            "revoked"
+        } else if key.expires_at.is_some_and(|t| t <= now) {
+            "expired"
+        } else {
+            "active"
+        };
+        Self {
+            kid: key.kid.clone(),
+            alg: key.alg.as_str().to_string(),
+            thumbprint: key.thumbprint.clone(),
+            status,
+            jwk: key.jwk.clone(),
+            created_at: rfc3339(key.created_at),
+            expires_at: key.expires_at.map(rfc3339),
+            revoked_at: key.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+/// Checks that keys may be registered for this agent.
+pub async fn require_key_agent(state: &AppState, agent_id: &str) -> Result<(), Problem> {
+    let agent = state.store.find_agent(agent_id).await?.ok_or_else(|| Problem::not_found("agent"))?;
+    if agent.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt {
+        return Err(Problem::conflict(format!(
+            "the agent authenticates with {}; keys are for private_key_jwt agents",
+            agent.token_endpoint_auth_method.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// Lists an agent's keys, revoked ones included.
+#[utoipa::path(
+    get, path = "/api/v1/agents/{agent_id}/keys", tag = "keys",
+    params(("agent_id" = String, Path)),
+    responses((status = 200, body = Vec<KeyView>), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("admin_token" = []))
+)]
+pub async fn list_keys(_admin: Admin, State(state): State<AppState>, Path(agent_id): Path<String>) -> Result<Json<Vec<KeyView>>, Problem> {
+    state.store.find_agent(&agent_id).await?.ok_or_else(|| Problem::not_found("agent"))?;
+    let keys = state.store.agent_keys(&agent_id).await?;
+    Ok(Json(keys.iter().map(KeyView::new).collect()))
+}
+
+/// Registers public keys for a `private_key_jwt` agent.
+#[utoipa::path(
+    post, path = "/api/v1/agents/{agent_id}/keys", tag = "keys",
+    params(("agent_id" = String, Path)), request_body = KeyRegistration,
+    responses(
+        (status = 201, description = "Registered", body = Vec<KeyView>),
+        (status = 400, description = "Not a usable public key (the detail says why)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Duplicate kid, too many keys, or not a private_key_jwt agent", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn add_keys(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    ApiJson(request): ApiJson<KeyRegistration>,
+) -> Result<(StatusCode, Json<Vec<KeyView>>), Problem> {
+    require_key_agent(&state, &agent_id).await?;
+    let keys = request.parse()?;
+    state.store.add_agent_keys(&agent_id, &keys).await?;
+    let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+    let audit = admin.event(event::AGENT_KEY_ADDED, &agent_id).with_detail(json!({ "kids": kids }));
+    state.store.audit().record(audit).await?;
+    Ok((StatusCode::CREATED, Json(keys.iter().map(KeyView::new).collect())))
+}
+
+/// Revokes a key at once: assertions signed with it are refused from the next request on.
+#[utoipa::path(
+    delete, path = "/api/v1/agents/{agent_id}/keys/{kid}", tag = "keys",
+    params(("agent_id" = String, Path), ("kid" = String, Path)),
+    responses((status = 204, description = "Revoked"), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("admin_token" = []))
+)]
+pub async fn revoke_key(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path((agent_id, kid)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    if !state.store.revoke_agent_key(&agent_id, &kid, signet_core::now()).await? {
+        return Err(Problem::not_found("active key"));
+    }
+    let audit = admin.event(event::AGENT_KEY_REVOKED, &agent_id).with_detail(json!({ "kid": kid }));
+    state.store.audit().record(audit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,160 @@
+//! Self-service key rotation for `private_key_jwt` agents: an agent registers its next public key,
+//! or revokes an old one, authenticated by a client assertion signed with a current key. With
+//! several keys active at once, rotation needs no downtime and no operator.
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+use signet_core::agent::AgentId;
+use signet_core::audit::{AuditEvent, event};
+use signet_core::client_auth::{self, Assertion, ClientAuthError, PresentedCredentials};
+use std::net::SocketAddr;
+use utoipa::ToSchema;
+
+use crate::admin::json::ApiJson;
+use crate::admin::keys::{KeyRegistration, KeyView};
+use crate::admin::problem::Problem;
+use crate::request::Caller;
+use crate::state::AppState;
+
+/// A self-service request: a client assertion (as at the token endpoint, `aud` = the token
+/// endpoint or the issuer) and, for registration, the new key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelfServiceKeyRequest {
+    /// A fresh client assertion signed with one of the agent's current keys.
+    client_assertion: String,
+    /// The new public key as a JWK…
+    #[schema(value_type = Option<Object>)]
+    jwk: Option<serde_json::Value>,
+    /// …or a JWK Set…
+    #[schema(value_type = Option<Object>)]
+    jwks: Option<serde_json::Value>,
+    /// …or PEM (public key or certificate).
+    pem: Option<String>,
+    kid: Option<String>,
+    alg: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelfServiceAuth {
+    /// A fresh client assertion signed with one of the agent's current keys.
+    client_assertion: String,
+}
+
+/// Authenticates the agent by its assertion and records the assertion's `jti`.
+async fn authenticate(state: &AppState, caller: &Caller, assertion: &str, event_type: &str) -> Result<String, Problem> {
+    let failure = |e: ClientAuthError, agent: Option<&str>| {
+        AuditEvent::failure(event_type, e.reason())
+            .with_agent(agent)
+            .with_method("private_key_jwt")
+            .with_source(caller.source(), caller.user_agent.as_deref())
+    };
+    let refuse = |e: ClientAuthError| Problem::new(StatusCode::UNAUTHORIZED, format!("client authentication failed ({})", e.reason()));
+    let assertion = match Assertion::parse(assertion) {
+        Ok(a) => a,
+        Err(e) => {
+            state.store.audit().record(failure(e, None)).await?;
+            return Err(refuse(e));
+        }
+    };
+    let agent_id = assertion.subject().unwrap_or_default().to_string();
+    let credentials =
+        if AgentId::is_well_formed(&agent_id) { state.store.agent_credentials(&agent_id).await? } else { None };
+    let presented = PresentedCredentials::Assertion { agent_id: None, assertion };
+    let verified = client_auth::authenticate(
+        &presented,
+        credentials.as_deref(),
+        &state.master_key,
+        &state.assertion_policy,
+        caller.ip,
+        signet_core::now(),
+    )
+    .map(|a| a.assertion);
+    let verified = match verified {
+        Ok(Some(v)) => v,
+        Ok(None) => return Err(refuse(ClientAuthError::MethodMismatch)),
+        Err(e) => {
+            state.store.audit().record(failure(e, Some(&agent_id))).await?;
+            // Same answer whatever the reason, as at the token endpoint.
+            return Err(Problem::new(StatusCode::UNAUTHORIZED, "client authentication failed"));
+        }
+    };
+    if !state.store.record_jti(&agent_id, &verified.jti, verified.jti_expires_at).await? {
+        state.store.audit().record(failure(ClientAuthError::JtiReplayed, Some(&agent_id))).await?;
+        return Err(Problem::new(StatusCode::UNAUTHORIZED, "client authentication failed"));
+    }
+    Ok(agent_id)
+}
+
+/// An agent registers another public key for itself.
+#[utoipa::path(
+    post, path = "/api/v1/self/keys", tag = "self-service", request_body = SelfServiceKeyRequest,
+    responses(
+        (status = 201, description = "Registered", body = Vec<KeyView>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The assertion was refused", body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn register_key(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<SelfServiceKeyRequest>,
+) -> Result<(StatusCode, Json<Vec<KeyView>>), Problem> {
+    let caller = Caller::new(peer, &headers);
+    let keys = KeyRegistration { jwk: request.jwk, jwks: request.jwks, pem: request.pem, kid: request.kid, alg: request.alg }.parse()?;
+    let agent_id = authenticate(&state, &caller, &request.client_assertion, event::AGENT_KEY_ADDED).await?;
+    state.store.add_agent_keys(&agent_id, &keys).await?;
+    let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+    let audit = AuditEvent::success(event::AGENT_KEY_ADDED)
+        .with_actor(&agent_id)
+        .with_agent(Some(&agent_id))
+        .with_source(caller.source(), caller.user_agent.as_deref())
+        .with_detail(json!({ "kids": kids, "self_service": true }));
+    state.store.audit().record(audit).await?;
+    Ok((StatusCode::CREATED, Json(keys.iter().map(KeyView::new).collect())))
+}
+
+/// An agent retires one of its keys. The last active key cannot be revoked this way.
+#[utoipa::path(
+    post, path = "/api/v1/self/keys/{kid}/revoke", tag = "self-service", request_body = SelfServiceAuth,
+    params(("kid" = String, Path)),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "The assertion was refused", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It is the agent's last active key", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(kid): Path<String>,
+    ApiJson(request): ApiJson<SelfServiceAuth>,
+) -> Result<StatusCode, Problem> {
+    let caller = Caller::new(peer, &headers);
+    let agent_id = authenticate(&state, &caller, &request.client_assertion, event::AGENT_KEY_REVOKED).await?;
+    let now = signet_core::now();
+    let keys = state.store.agent_keys(&agent_id).await?;
+    let active = |k: &&signet_core::jwk::AgentKey| k.revoked_at.is_none() && k.expires_at.is_none_or(|t| t > now);
+    if !keys.iter().filter(active).any(|k| k.kid == kid) {
+        return Err(Problem::not_found("active key"));
+    }
+    if keys.iter().filter(active).count() == 1 {
+        return Err(Problem::conflict("this is the agent's last active key: register the next key first"));
+    }
+    state.store.revoke_agent_key(&agent_id, &kid, now).await?;
+    let audit = AuditEvent::success(event::AGENT_KEY_REVOKED)
+        .with_actor(&agent_id)
+        .with_agent(Some(&agent_id))
+        .with_source(caller.source(), caller.user_agent.as_deref())
+        .with_detail(json!({ "kid": kid, "self_service": true }));
+    state.store.audit().record(audit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
