@@ -366,3 +366,84 @@ fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
     }
     tlv(0x30, &[integer(n), integer(e)].concat())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::SigningKey;
+
+    fn jwk_of(alg: SigningAlgorithm) -> Value {
+        SigningKey::generate(alg).expect("key").0.public_jwk().clone()
+    }
+
+    fn check(input: KeyInput<'_>, alg: Option<&str>, expected: Result<SigningAlgorithm, KeyError>) {
+        let result = parse_keys(input, None, alg, 0).map(|keys| keys[0].alg);
+        assert_eq!(result, expected);
+    }
+
+    #[test]
+    fn public_jwks_are_accepted_with_pinned_algorithms() {
+        check(KeyInput::Jwk(&jwk_of(SigningAlgorithm::Es256)), None, Ok(SigningAlgorithm::Es256));
+        check(KeyInput::Jwk(&jwk_of(SigningAlgorithm::Es384)), None, Ok(SigningAlgorithm::Es384));
+        check(KeyInput::Jwk(&jwk_of(SigningAlgorithm::EdDsa)), None, Ok(SigningAlgorithm::EdDsa));
+        let mut rsa = jwk_of(SigningAlgorithm::Rs256);
+        rsa.as_object_mut().expect("object").remove("alg");
+        check(KeyInput::Jwk(&rsa), None, Ok(SigningAlgorithm::Rs256));
+        check(KeyInput::Jwk(&rsa), Some("PS512"), Ok(SigningAlgorithm::Ps512));
+        check(KeyInput::Jwk(&rsa), Some("ES256"), Err(KeyError::AlgorithmMismatch { alg: "ES256".into(), key: "RSA".into() }));
+    }
+
+    #[test]
+    fn the_kid_defaults_to_the_thumbprint() {
+        let (key, _) = SigningKey::generate(SigningAlgorithm::Es256).expect("key");
+        let mut jwk = key.public_jwk().clone();
+        jwk.as_object_mut().expect("object").remove("kid");
+        let parsed = parse_keys(KeyInput::Jwk(&jwk), None, None, 0).expect("valid");
+        assert_eq!(parsed[0].kid, key.kid());
+        let named = parse_keys(KeyInput::Jwk(&jwk), Some("2026-12"), None, 0).expect("valid");
+        assert_eq!(named[0].kid, "2026-12");
+        assert_eq!(named[0].thumbprint, key.kid());
+    }
+
+    #[test]
+    fn unusable_keys_are_refused_with_a_reason() {
+        let mut private = jwk_of(SigningAlgorithm::Es256);
+        private["d"] = json!("AAAA");
+        check(KeyInput::Jwk(&private), None, Err(KeyError::PrivateKey));
+        check(KeyInput::Jwk(&json!({"kty": "oct", "k": "c2VjcmV0"})), None, Err(KeyError::SymmetricKey));
+        let small = json!({"kty": "RSA", "n": b64url([0xC5u8; 128]), "e": "AQAB"});
+        check(KeyInput::Jwk(&small), None, Err(KeyError::RsaTooSmall(1024)));
+        let p521 = json!({"kty": "EC", "crv": "P-521", "x": b64url([1u8; 66]), "y": b64url([1u8; 66])});
+        check(KeyInput::Jwk(&p521), None, Err(KeyError::UnsupportedCurve("P-521".into())));
+        let k1 = json!({"kty": "EC", "crv": "secp256k1", "x": b64url([1u8; 32]), "y": b64url([1u8; 32])});
+        check(KeyInput::Jwk(&k1), None, Err(KeyError::UnsupportedCurve("secp256k1".into())));
+        let x25519 = json!({"kty": "OKP", "crv": "X25519", "x": b64url([1u8; 32])});
+        check(KeyInput::Jwk(&x25519), None, Err(KeyError::UnsupportedCurve("X25519".into())));
+        check(KeyInput::Jwk(&jwk_of(SigningAlgorithm::Es256)), Some("none"), Err(KeyError::AlgorithmNotAllowed("none".into())));
+        check(KeyInput::Jwk(&jwk_of(SigningAlgorithm::Es256)), Some("HS256"), Err(KeyError::AlgorithmNotAllowed("HS256".into())));
+        let mut encryption = jwk_of(SigningAlgorithm::Es256);
+        encryption["use"] = json!("enc");
+        check(KeyInput::Jwk(&encryption), None, Err(KeyError::NotForSignatures));
+        // A point that is not on the curve.
+        let off_curve = json!({"kty": "EC", "crv": "P-256", "x": b64url([1u8; 32]), "y": b64url([2u8; 32])});
+        assert!(matches!(parse_keys(KeyInput::Jwk(&off_curve), None, None, 0), Err(KeyError::Malformed(_))));
+        check(KeyInput::Jwks(&json!({"keys": []})), None, Err(KeyError::Empty));
+        assert!(matches!(parse_keys(KeyInput::Jwk(&json!("text")), None, None, 0), Err(KeyError::Malformed(_))));
+        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+        check(KeyInput::Pem(pem), None, Err(KeyError::PrivateKey));
+        assert!(matches!(parse_keys(KeyInput::Pem("not pem"), None, None, 0), Err(KeyError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_jwk_set_with_duplicate_kids_is_refused() {
+        let jwk = jwk_of(SigningAlgorithm::EdDsa);
+        let set = json!({"keys": [jwk.clone(), jwk]});
+        assert!(matches!(parse_keys(KeyInput::Jwks(&set), None, None, 0), Err(KeyError::DuplicateKid(_))));
+    }
+
+    #[test]
+    fn rsa_public_key_der_encodes_integers() {
+        // n = 0x80 (needs a leading zero), e = 3.
+        assert_eq!(rsa_public_key_der(&[0x80], &[3]), vec![0x30, 7, 2, 2, 0, 0x80, 2, 1, 3]);
+    }
+}

@@ -162,3 +162,100 @@ impl Assertion {
         Ok(VerifiedAssertion { kid: key.kid.clone(), jti, jti_expires_at: exp + policy.clock_skew })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::encoding::b64url;
+    use crate::jwk::{KeyInput, parse_keys};
+    use crate::token::{SigningAlgorithm, SigningKey};
+
+    const AGENT: &str = "agt_0123456789abcdefghijkl";
+    const NOW: i64 = 1_000_000;
+
+    fn policy() -> AssertionPolicy {
+        AssertionPolicy { audiences: vec!["https://signet/oauth2/token".into(), "https://signet".into()], max_lifetime: 300, clock_skew: 30 }
+    }
+
+    fn setup(alg: SigningAlgorithm) -> (SigningKey, Vec<Arc<VerifyingKey>>) {
+        let (key, _) = SigningKey::generate(alg).expect("key");
+        let keys = parse_keys(KeyInput::Jwk(key.public_jwk()), None, None, 0).expect("valid");
+        let verifying = keys.iter().map(|k| Arc::new(VerifyingKey::new(k).expect("parse"))).collect();
+        (key, verifying)
+    }
+
+    fn claims() -> Value {
+        json!({ "iss": AGENT, "sub": AGENT, "aud": "https://signet/oauth2/token", "iat": NOW, "exp": NOW + 60, "jti": "j-1" })
+    }
+
+    fn check(token: &str, keys: &[Arc<VerifyingKey>], expected: Result<&str, ClientAuthError>) {
+        let result = Assertion::parse(token).and_then(|a| a.verify(AGENT, keys, &policy(), NOW)).map(|v| v.jti);
+        assert_eq!(result, expected.map(str::to_string), "{token}");
+    }
+
+    fn with(mut claims: Value, name: &str, value: Value) -> Value {
+        if value.is_null() {
+            claims.as_object_mut().expect("object").remove(name);
+        } else {
+            claims[name] = value;
+        }
+        claims
+    }
+
+    #[test]
+    fn a_valid_assertion_verifies() {
+        for alg in SigningAlgorithm::ALL {
+            let (key, keys) = setup(alg);
+            let token = key.sign_assertion(claims().to_string().as_bytes());
+            check(&token, &keys, Ok("j-1"));
+        }
+    }
+
+    #[test]
+    fn claim_failures_have_precise_reasons() {
+        let (key, keys) = setup(SigningAlgorithm::Es256);
+        let sign = |c: Value| key.sign_assertion(c.to_string().as_bytes());
+        let cases = [
+            (with(claims(), "aud", json!(["https://signet/oauth2/token", "https://evil"])), ClientAuthError::BadAudience),
+            (with(claims(), "aud", json!("https://evil")), ClientAuthError::BadAudience),
+            (with(claims(), "aud", Value::Null), ClientAuthError::BadAudience),
+            (with(claims(), "iss", json!("agt_someone_else")), ClientAuthError::BadIssuer),
+            (with(with(claims(), "iss", json!("agt_x")), "sub", json!("agt_x")), ClientAuthError::SubjectMismatch),
+            (with(with(claims(), "exp", json!(NOW - 31)), "iat", json!(NOW - 90)), ClientAuthError::AssertionExpired),
+            (with(claims(), "exp", json!(NOW + 301)), ClientAuthError::LifetimeTooLong),
+            (with(claims(), "exp", Value::Null), ClientAuthError::MissingExpiry),
+            (with(claims(), "iat", json!(NOW + 120)), ClientAuthError::IssuedInFuture),
+            (with(claims(), "nbf", json!(NOW + 120)), ClientAuthError::NotYetValid),
+            (with(claims(), "jti", Value::Null), ClientAuthError::MissingJti),
+            (with(claims(), "jti", json!("")), ClientAuthError::MissingJti),
+        ];
+        for (c, error) in cases {
+            check(&sign(c), &keys, Err(error));
+        }
+        check(&sign(with(claims(), "aud", json!(["https://signet"]))), &keys, Ok("j-1"));
+    }
+
+    #[test]
+    fn header_attacks_are_refused() {
+        let (key, keys) = setup(SigningAlgorithm::Es256);
+        let payload = b64url(claims().to_string());
+        let forge = |header: Value| format!("{}.{payload}.{}", b64url(header.to_string()), b64url(b"sig"));
+        check(&forge(json!({"alg": "none"})), &keys, Err(ClientAuthError::AlgorithmNotAllowed));
+        check(&forge(json!({"alg": "HS256", "kid": key.kid()})), &keys, Err(ClientAuthError::AlgorithmNotAllowed));
+        check(&forge(json!({"alg": "ES256", "kid": key.kid(), "jku": "https://evil/jwks"})), &keys, Err(ClientAuthError::EmbeddedKeyHeader));
+        check(&forge(json!({"alg": "ES256", "jwk": key.public_jwk()})), &keys, Err(ClientAuthError::EmbeddedKeyHeader));
+        check(&forge(json!({"alg": "ES256", "kid": key.kid(), "crit": ["exp"]})), &keys, Err(ClientAuthError::UnsupportedCritical));
+        check(&forge(json!({"alg": "ES256", "kid": "other"})), &keys, Err(ClientAuthError::UnknownKid));
+        check(&forge(json!({"alg": "ES384", "kid": key.kid()})), &keys, Err(ClientAuthError::AlgorithmMismatch));
+        check(&forge(json!({"alg": "ES256", "kid": key.kid()})), &keys, Err(ClientAuthError::BadSignature));
+        check(&forge(json!({"alg": "ES256"})), &keys, Err(ClientAuthError::BadSignature));
+        check("a.b", &keys, Err(ClientAuthError::MalformedAssertion));
+        check("a.b.c.d", &keys, Err(ClientAuthError::MalformedAssertion));
+        check("!!.??.**", &keys, Err(ClientAuthError::MalformedAssertion));
+        check(&"a".repeat(MAX_ASSERTION_BYTES + 1), &keys, Err(ClientAuthError::AssertionTooLarge));
+    }
+}
