@@ -176,14 +176,29 @@ impl Config {
             file.shutdown_grace_seconds,
             30,
         )?;
-        let client_assertion_max_lifetime =
-            number("SIGNET_CLIENT_ASSERTION_MAX_LIFETIME", env, file.client_assertion_max_lifetime, 300)?;
+        let client_assertion_max_lifetime = number(
+            "SIGNET_CLIENT_ASSERTION_MAX_LIFETIME",
+            env,
+            file.client_assertion_max_lifetime,
+            300,
+        )?;
         if !(10..=3600).contains(&client_assertion_max_lifetime) {
-            return Err(error("SIGNET_CLIENT_ASSERTION_MAX_LIFETIME", "must be between 10 and 3600 seconds"));
+            return Err(error(
+                "SIGNET_CLIENT_ASSERTION_MAX_LIFETIME",
+                "must be between 10 and 3600 seconds",
+            ));
         }
-        let clock_skew_seconds = number("SIGNET_CLOCK_SKEW_SECONDS", env, file.clock_skew_seconds, 30)?;
+        let clock_skew_seconds = number(
+            "SIGNET_CLOCK_SKEW_SECONDS",
+            env,
+            file.clock_skew_seconds,
+            30,
+        )?;
         if clock_skew_seconds > 300 {
-            return Err(error("SIGNET_CLOCK_SKEW_SECONDS", "must be at most 300 seconds"));
+            return Err(error(
+                "SIGNET_CLOCK_SKEW_SECONDS",
+                "must be at most 300 seconds",
+            ));
         }
         let log_format = match get("LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,

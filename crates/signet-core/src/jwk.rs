@@ -10,10 +10,10 @@ use serde_json::{Map, Value, json};
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
-use crate::encoding::{b64url, b64url_decode};
-use crate::token::signer::thumbprint;
-use crate::token::SigningAlgorithm;
 use crate::UnixTime;
+use crate::encoding::{b64url, b64url_decode};
+use crate::token::SigningAlgorithm;
+use crate::token::signer::thumbprint;
 
 /// Most keys one registration may carry.
 pub const MAX_KEYS_PER_AGENT: usize = 20;
@@ -23,9 +23,13 @@ const MAX_RSA_BITS: usize = 8192;
 /// Why a key could not be registered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    #[error("this is a private key: register only the public key (the private key must never leave the agent)")]
+    #[error(
+        "this is a private key: register only the public key (the private key must never leave the agent)"
+    )]
     PrivateKey,
-    #[error("symmetric (`oct`) keys cannot be used: private_key_jwt needs an RSA, EC or Ed25519 public key")]
+    #[error(
+        "symmetric (`oct`) keys cannot be used: private_key_jwt needs an RSA, EC or Ed25519 public key"
+    )]
     SymmetricKey,
     #[error("RSA keys must have at least 2048 bits; this one has {0}")]
     RsaTooSmall(usize),
@@ -35,7 +39,9 @@ pub enum KeyError {
     UnsupportedCurve(String),
     #[error("unsupported key type `{0}`: use RSA, EC (P-256, P-384) or OKP (Ed25519)")]
     UnsupportedKeyType(String),
-    #[error("algorithm `{0}` is not allowed for private_key_jwt: use RS256/384/512, PS256/384/512, ES256, ES384 or EdDSA")]
+    #[error(
+        "algorithm `{0}` is not allowed for private_key_jwt: use RS256/384/512, PS256/384/512, ES256, ES384 or EdDSA"
+    )]
     AlgorithmNotAllowed(String),
     #[error("algorithm {alg} does not fit a {key} key")]
     AlgorithmMismatch { alg: String, key: String },
@@ -82,18 +88,28 @@ pub enum KeyInput<'a> {
 
 /// Parses submitted keys. `kid` and `alg` apply to a single key (JWK or PEM); for a JWK Set each
 /// key's own members decide.
-pub fn parse_keys(input: KeyInput<'_>, kid: Option<&str>, alg: Option<&str>, now: UnixTime) -> Result<Vec<AgentKey>, KeyError> {
+pub fn parse_keys(
+    input: KeyInput<'_>,
+    kid: Option<&str>,
+    alg: Option<&str>,
+    now: UnixTime,
+) -> Result<Vec<AgentKey>, KeyError> {
     let keys = match input {
         KeyInput::Jwk(jwk) => vec![from_jwk(jwk, kid, alg, now)?],
         KeyInput::Jwks(set) => {
-            let keys = set.get("keys").and_then(Value::as_array).ok_or_else(|| malformed("a JWK Set is {\"keys\": [...]}"))?;
+            let keys = set
+                .get("keys")
+                .and_then(Value::as_array)
+                .ok_or_else(|| malformed("a JWK Set is {\"keys\": [...]}"))?;
             if keys.is_empty() {
                 return Err(KeyError::Empty);
             }
             if keys.len() > MAX_KEYS_PER_AGENT {
                 return Err(KeyError::TooMany);
             }
-            keys.iter().map(|k| from_jwk(k, None, None, now)).collect::<Result<Vec<_>, _>>()?
+            keys.iter()
+                .map(|k| from_jwk(k, None, None, now))
+                .collect::<Result<Vec<_>, _>>()?
         }
         KeyInput::Pem(text) => vec![from_pem(text, kid, alg, now)?],
     };
@@ -107,11 +123,19 @@ pub fn parse_keys(input: KeyInput<'_>, kid: Option<&str>, alg: Option<&str>, now
 
 /// The algorithms allowed for client assertions; `none` and HMAC never are.
 pub fn allowed_algorithm(name: &str) -> Result<SigningAlgorithm, KeyError> {
-    name.parse().map_err(|_| KeyError::AlgorithmNotAllowed(name.to_string()))
+    name.parse()
+        .map_err(|_| KeyError::AlgorithmNotAllowed(name.to_string()))
 }
 
-fn from_jwk(jwk: &Value, kid: Option<&str>, alg: Option<&str>, now: UnixTime) -> Result<AgentKey, KeyError> {
-    let object = jwk.as_object().ok_or_else(|| malformed("a JWK is a JSON object"))?;
+fn from_jwk(
+    jwk: &Value,
+    kid: Option<&str>,
+    alg: Option<&str>,
+    now: UnixTime,
+) -> Result<AgentKey, KeyError> {
+    let object = jwk
+        .as_object()
+        .ok_or_else(|| malformed("a JWK is a JSON object"))?;
     let member = |name: &str| object.get(name).and_then(Value::as_str);
     let kty = member("kty").ok_or_else(|| malformed("the JWK has no `kty`"))?;
     if kty == "oct" {
@@ -135,14 +159,24 @@ fn from_jwk(jwk: &Value, kid: Option<&str>, alg: Option<&str>, now: UnixTime) ->
             .ok_or_else(|| malformed(format!("`{name}` is missing or not base64url")))
     };
     let public = match kty {
-        "RSA" => PublicComponents::Rsa { n: field("n")?, e: field("e")? },
+        "RSA" => PublicComponents::Rsa {
+            n: field("n")?,
+            e: field("e")?,
+        },
         "EC" => {
             let crv = member("crv").ok_or_else(|| malformed("the EC JWK has no `crv`"))?;
-            PublicComponents::Ec { crv: crv.to_string(), x: field("x")?, y: field("y")? }
+            PublicComponents::Ec {
+                crv: crv.to_string(),
+                x: field("x")?,
+                y: field("y")?,
+            }
         }
         "OKP" => {
             let crv = member("crv").ok_or_else(|| malformed("the OKP JWK has no `crv`"))?;
-            PublicComponents::Okp { crv: crv.to_string(), x: field("x")? }
+            PublicComponents::Okp {
+                crv: crv.to_string(),
+                x: field("x")?,
+            }
         }
         other => return Err(KeyError::UnsupportedKeyType(other.to_string())),
     };
@@ -151,7 +185,12 @@ fn from_jwk(jwk: &Value, kid: Option<&str>, alg: Option<&str>, now: UnixTime) ->
     build(public, kid, alg, None, now)
 }
 
-fn from_pem(text: &str, kid: Option<&str>, alg: Option<&str>, now: UnixTime) -> Result<AgentKey, KeyError> {
+fn from_pem(
+    text: &str,
+    kid: Option<&str>,
+    alg: Option<&str>,
+    now: UnixTime,
+) -> Result<AgentKey, KeyError> {
     let (label, der) = pem_decode(text)?;
     match label.as_str() {
         "PUBLIC KEY" => build(spki_components(&der)?, kid, alg, None, now),
@@ -163,26 +202,48 @@ fn from_pem(text: &str, kid: Option<&str>, alg: Option<&str>, now: UnixTime) -> 
             build(spki_components(spki)?, kid, alg, Some(not_after), now)
         }
         l if l.contains("PRIVATE KEY") => Err(KeyError::PrivateKey),
-        "RSA PUBLIC KEY" => Err(malformed("PKCS#1 `RSA PUBLIC KEY` is not supported: submit the SPKI form (`BEGIN PUBLIC KEY`, e.g. `openssl rsa -pubout`)")),
-        other => Err(malformed(format!("unexpected PEM block `{other}`: submit `PUBLIC KEY` or `CERTIFICATE`"))),
+        "RSA PUBLIC KEY" => Err(malformed(
+            "PKCS#1 `RSA PUBLIC KEY` is not supported: submit the SPKI form (`BEGIN PUBLIC KEY`, e.g. `openssl rsa -pubout`)",
+        )),
+        other => Err(malformed(format!(
+            "unexpected PEM block `{other}`: submit `PUBLIC KEY` or `CERTIFICATE`"
+        ))),
     }
 }
 
-/// Decodes the first PEM block of `text`.
+/// Decodes the first PEM block of `text`, refusing private keys.
 pub fn pem_decode(text: &str) -> Result<(String, Vec<u8>), KeyError> {
-    use base64::Engine as _;
-    let begin = text.find("-----BEGIN ").ok_or_else(|| malformed("no PEM `-----BEGIN …-----` line"))?;
-    let rest = &text[begin + 11..];
-    let label_end = rest.find("-----").ok_or_else(|| malformed("broken PEM header"))?;
-    let label = rest[..label_end].to_string();
-    let body_start = label_end + 5;
-    let end_marker = format!("-----END {label}-----");
-    let body_end = rest.find(&end_marker).ok_or_else(|| malformed(format!("no `{end_marker}` line")))?;
+    let (label, der) = pem_block(text)?;
     if label.contains("PRIVATE KEY") {
         return Err(KeyError::PrivateKey);
     }
-    let body: String = rest[body_start..body_end].chars().filter(|c| !c.is_whitespace()).collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| malformed("the PEM body is not base64"))?;
+    Ok((label, der))
+}
+
+/// Decodes the first PEM block of `text`, whatever it holds (the agent-side CLI reads private
+/// keys with it).
+pub fn pem_block(text: &str) -> Result<(String, Vec<u8>), KeyError> {
+    use base64::Engine as _;
+    let begin = text
+        .find("-----BEGIN ")
+        .ok_or_else(|| malformed("no PEM `-----BEGIN …-----` line"))?;
+    let rest = &text[begin + 11..];
+    let label_end = rest
+        .find("-----")
+        .ok_or_else(|| malformed("broken PEM header"))?;
+    let label = rest[..label_end].to_string();
+    let body_start = label_end + 5;
+    let end_marker = format!("-----END {label}-----");
+    let body_end = rest
+        .find(&end_marker)
+        .ok_or_else(|| malformed(format!("no `{end_marker}` line")))?;
+    let body: String = rest[body_start..body_end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| malformed("the PEM body is not base64"))?;
     Ok((label, der))
 }
 
@@ -204,7 +265,10 @@ fn spki_components(der: &[u8]) -> Result<PublicComponents, KeyError> {
     let oid = spki.algorithm.algorithm.to_id_string();
     match oid.as_str() {
         OID_RSA => match spki.parsed() {
-            Ok(PublicKey::RSA(rsa)) => Ok(PublicComponents::Rsa { n: rsa.modulus.to_vec(), e: rsa.exponent.to_vec() }),
+            Ok(PublicKey::RSA(rsa)) => Ok(PublicComponents::Rsa {
+                n: rsa.modulus.to_vec(),
+                e: rsa.exponent.to_vec(),
+            }),
             _ => Err(malformed("broken RSA public key")),
         },
         OID_EC => {
@@ -224,9 +288,16 @@ fn spki_components(der: &[u8]) -> Result<PublicComponents, KeyError> {
             if point.len() != 1 + 2 * len || point[0] != 4 {
                 return Err(malformed("EC public keys must be uncompressed points"));
             }
-            Ok(PublicComponents::Ec { crv: crv.to_string(), x: point[1..1 + len].to_vec(), y: point[1 + len..].to_vec() })
+            Ok(PublicComponents::Ec {
+                crv: crv.to_string(),
+                x: point[1..1 + len].to_vec(),
+                y: point[1 + len..].to_vec(),
+            })
         }
-        OID_ED25519 => Ok(PublicComponents::Okp { crv: "Ed25519".into(), x: spki.subject_public_key.data.to_vec() }),
+        OID_ED25519 => Ok(PublicComponents::Okp {
+            crv: "Ed25519".into(),
+            x: spki.subject_public_key.data.to_vec(),
+        }),
         other => Err(KeyError::UnsupportedKeyType(other.to_string())),
     }
 }
@@ -237,7 +308,13 @@ fn strip_zeros(bytes: &[u8]) -> &[u8] {
 }
 
 /// Validates the components, pins the algorithm, and builds the stored key.
-fn build(public: PublicComponents, kid: Option<&str>, alg: Option<&str>, expires_at: Option<UnixTime>, now: UnixTime) -> Result<AgentKey, KeyError> {
+fn build(
+    public: PublicComponents,
+    kid: Option<&str>,
+    alg: Option<&str>,
+    expires_at: Option<UnixTime>,
+    now: UnixTime,
+) -> Result<AgentKey, KeyError> {
     let alg = alg.map(allowed_algorithm).transpose()?;
     let (jwk, alg) = match public {
         PublicComponents::Rsa { n, e } => {
@@ -255,7 +332,10 @@ fn build(public: PublicComponents, kid: Option<&str>, alg: Option<&str>, expires
             }
             let alg = alg.unwrap_or(SigningAlgorithm::Rs256);
             if !alg.is_rsa() {
-                return Err(KeyError::AlgorithmMismatch { alg: alg.as_str().into(), key: "RSA".into() });
+                return Err(KeyError::AlgorithmMismatch {
+                    alg: alg.as_str().into(),
+                    key: "RSA".into(),
+                });
             }
             (json!({ "kty": "RSA", "n": b64url(n), "e": b64url(e) }), alg)
         }
@@ -270,9 +350,15 @@ fn build(public: PublicComponents, kid: Option<&str>, alg: Option<&str>, expires
             }
             let alg = alg.unwrap_or(expected);
             if alg != expected {
-                return Err(KeyError::AlgorithmMismatch { alg: alg.as_str().into(), key: crv });
+                return Err(KeyError::AlgorithmMismatch {
+                    alg: alg.as_str().into(),
+                    key: crv,
+                });
             }
-            (json!({ "kty": "EC", "crv": crv, "x": b64url(&x), "y": b64url(&y) }), alg)
+            (
+                json!({ "kty": "EC", "crv": crv, "x": b64url(&x), "y": b64url(&y) }),
+                alg,
+            )
         }
         PublicComponents::Okp { crv, x } => {
             if crv != "Ed25519" {
@@ -283,14 +369,22 @@ fn build(public: PublicComponents, kid: Option<&str>, alg: Option<&str>, expires
             }
             let alg = alg.unwrap_or(SigningAlgorithm::EdDsa);
             if alg != SigningAlgorithm::EdDsa {
-                return Err(KeyError::AlgorithmMismatch { alg: alg.as_str().into(), key: crv });
+                return Err(KeyError::AlgorithmMismatch {
+                    alg: alg.as_str().into(),
+                    key: crv,
+                });
             }
-            (json!({ "kty": "OKP", "crv": "Ed25519", "x": b64url(&x) }), alg)
+            (
+                json!({ "kty": "OKP", "crv": "Ed25519", "x": b64url(&x) }),
+                alg,
+            )
         }
     };
     let thumbprint = thumbprint(&jwk);
     let kid = match kid {
-        Some(k) if k.is_empty() || k.len() > 128 || k.chars().any(char::is_control) => return Err(KeyError::BadKid),
+        Some(k) if k.is_empty() || k.len() > 128 || k.chars().any(char::is_control) => {
+            return Err(KeyError::BadKid);
+        }
         Some(k) => k.to_string(),
         None => thumbprint.clone(),
     };
@@ -298,7 +392,15 @@ fn build(public: PublicComponents, kid: Option<&str>, alg: Option<&str>, expires
     members.insert("kid".into(), json!(kid));
     members.insert("alg".into(), json!(alg.as_str()));
     members.insert("use".into(), json!("sig"));
-    let key = AgentKey { kid, alg, jwk: Value::Object(members), thumbprint, created_at: now, expires_at, revoked_at: None };
+    let key = AgentKey {
+        kid,
+        alg,
+        jwk: Value::Object(members),
+        thumbprint,
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+    };
     // Prove now that the key parses for verification, so a bad point or modulus is a 4xx today
     // rather than a failure at the token endpoint later.
     VerifyingKey::new(&key)?;
@@ -318,13 +420,20 @@ pub struct VerifyingKey {
 
 impl VerifyingKey {
     pub fn new(key: &AgentKey) -> Result<Self, KeyError> {
-        let member = |name: &str| key.jwk.get(name).and_then(Value::as_str).and_then(b64url_decode).unwrap_or_default();
+        let member = |name: &str| {
+            key.jwk
+                .get(name)
+                .and_then(Value::as_str)
+                .and_then(b64url_decode)
+                .unwrap_or_default()
+        };
         let bytes = match key.jwk.get("kty").and_then(Value::as_str) {
             Some("RSA") => rsa_public_key_der(&member("n"), &member("e")),
             Some("EC") => [&[4u8][..], &member("x"), &member("y")].concat(),
             _ => member("x"),
         };
-        let parsed = ParsedPublicKey::new(key.alg.verification(), &bytes).map_err(|_| malformed("the public key is not valid"))?;
+        let parsed = ParsedPublicKey::new(key.alg.verification(), &bytes)
+            .map_err(|_| malformed("the public key is not valid"))?;
         Ok(Self {
             kid: key.kid.clone(),
             alg: key.alg,
@@ -357,7 +466,12 @@ fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
         if len < 0x80 {
             out.push(len as u8);
         } else {
-            let len_bytes: Vec<u8> = len.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
+            let len_bytes: Vec<u8> = len
+                .to_be_bytes()
+                .iter()
+                .copied()
+                .skip_while(|b| *b == 0)
+                .collect();
             out.push(0x80 | len_bytes.len() as u8);
             out.extend_from_slice(&len_bytes);
         }
@@ -373,7 +487,11 @@ mod tests {
     use crate::token::SigningKey;
 
     fn jwk_of(alg: SigningAlgorithm) -> Value {
-        SigningKey::generate(alg).expect("key").0.public_jwk().clone()
+        SigningKey::generate(alg)
+            .expect("key")
+            .0
+            .public_jwk()
+            .clone()
     }
 
     fn check(input: KeyInput<'_>, alg: Option<&str>, expected: Result<SigningAlgorithm, KeyError>) {
@@ -383,14 +501,37 @@ mod tests {
 
     #[test]
     fn public_jwks_are_accepted_with_pinned_algorithms() {
-        check(KeyInput::Jwk(&jwk_of(SigningAlgorithm::Es256)), None, Ok(SigningAlgorithm::Es256));
-        check(KeyInput::Jwk(&jwk_of(SigningAlgorithm::Es384)), None, Ok(SigningAlgorithm::Es384));
-        check(KeyInput::Jwk(&jwk_of(SigningAlgorithm::EdDsa)), None, Ok(SigningAlgorithm::EdDsa));
+        check(
+            KeyInput::Jwk(&jwk_of(SigningAlgorithm::Es256)),
+            None,
+            Ok(SigningAlgorithm::Es256),
+        );
+        check(
+            KeyInput::Jwk(&jwk_of(SigningAlgorithm::Es384)),
+            None,
+            Ok(SigningAlgorithm::Es384),
+        );
+        check(
+            KeyInput::Jwk(&jwk_of(SigningAlgorithm::EdDsa)),
+            None,
+            Ok(SigningAlgorithm::EdDsa),
+        );
         let mut rsa = jwk_of(SigningAlgorithm::Rs256);
         rsa.as_object_mut().expect("object").remove("alg");
         check(KeyInput::Jwk(&rsa), None, Ok(SigningAlgorithm::Rs256));
-        check(KeyInput::Jwk(&rsa), Some("PS512"), Ok(SigningAlgorithm::Ps512));
-        check(KeyInput::Jwk(&rsa), Some("ES256"), Err(KeyError::AlgorithmMismatch { alg: "ES256".into(), key: "RSA".into() }));
+        check(
+            KeyInput::Jwk(&rsa),
+            Some("PS512"),
+            Ok(SigningAlgorithm::Ps512),
+        );
+        check(
+            KeyInput::Jwk(&rsa),
+            Some("ES256"),
+            Err(KeyError::AlgorithmMismatch {
+                alg: "ES256".into(),
+                key: "RSA".into(),
+            }),
+        );
     }
 
     #[test]
@@ -410,40 +551,94 @@ mod tests {
         let mut private = jwk_of(SigningAlgorithm::Es256);
         private["d"] = json!("AAAA");
         check(KeyInput::Jwk(&private), None, Err(KeyError::PrivateKey));
-        check(KeyInput::Jwk(&json!({"kty": "oct", "k": "c2VjcmV0"})), None, Err(KeyError::SymmetricKey));
+        check(
+            KeyInput::Jwk(&json!({"kty": "oct", "k": "c2VjcmV0"})),
+            None,
+            Err(KeyError::SymmetricKey),
+        );
         let small = json!({"kty": "RSA", "n": b64url([0xC5u8; 128]), "e": "AQAB"});
-        check(KeyInput::Jwk(&small), None, Err(KeyError::RsaTooSmall(1024)));
-        let p521 = json!({"kty": "EC", "crv": "P-521", "x": b64url([1u8; 66]), "y": b64url([1u8; 66])});
-        check(KeyInput::Jwk(&p521), None, Err(KeyError::UnsupportedCurve("P-521".into())));
+        check(
+            KeyInput::Jwk(&small),
+            None,
+            Err(KeyError::RsaTooSmall(1024)),
+        );
+        let p521 =
+            json!({"kty": "EC", "crv": "P-521", "x": b64url([1u8; 66]), "y": b64url([1u8; 66])});
+        check(
+            KeyInput::Jwk(&p521),
+            None,
+            Err(KeyError::UnsupportedCurve("P-521".into())),
+        );
         let k1 = json!({"kty": "EC", "crv": "secp256k1", "x": b64url([1u8; 32]), "y": b64url([1u8; 32])});
-        check(KeyInput::Jwk(&k1), None, Err(KeyError::UnsupportedCurve("secp256k1".into())));
+        check(
+            KeyInput::Jwk(&k1),
+            None,
+            Err(KeyError::UnsupportedCurve("secp256k1".into())),
+        );
         let x25519 = json!({"kty": "OKP", "crv": "X25519", "x": b64url([1u8; 32])});
-        check(KeyInput::Jwk(&x25519), None, Err(KeyError::UnsupportedCurve("X25519".into())));
-        check(KeyInput::Jwk(&jwk_of(SigningAlgorithm::Es256)), Some("none"), Err(KeyError::AlgorithmNotAllowed("none".into())));
-        check(KeyInput::Jwk(&jwk_of(SigningAlgorithm::Es256)), Some("HS256"), Err(KeyError::AlgorithmNotAllowed("HS256".into())));
+        check(
+            KeyInput::Jwk(&x25519),
+            None,
+            Err(KeyError::UnsupportedCurve("X25519".into())),
+        );
+        check(
+            KeyInput::Jwk(&jwk_of(SigningAlgorithm::Es256)),
+            Some("none"),
+            Err(KeyError::AlgorithmNotAllowed("none".into())),
+        );
+        check(
+            KeyInput::Jwk(&jwk_of(SigningAlgorithm::Es256)),
+            Some("HS256"),
+            Err(KeyError::AlgorithmNotAllowed("HS256".into())),
+        );
         let mut encryption = jwk_of(SigningAlgorithm::Es256);
         encryption["use"] = json!("enc");
-        check(KeyInput::Jwk(&encryption), None, Err(KeyError::NotForSignatures));
+        check(
+            KeyInput::Jwk(&encryption),
+            None,
+            Err(KeyError::NotForSignatures),
+        );
         // A point that is not on the curve.
-        let off_curve = json!({"kty": "EC", "crv": "P-256", "x": b64url([1u8; 32]), "y": b64url([2u8; 32])});
-        assert!(matches!(parse_keys(KeyInput::Jwk(&off_curve), None, None, 0), Err(KeyError::Malformed(_))));
-        check(KeyInput::Jwks(&json!({"keys": []})), None, Err(KeyError::Empty));
-        assert!(matches!(parse_keys(KeyInput::Jwk(&json!("text")), None, None, 0), Err(KeyError::Malformed(_))));
-        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+        let off_curve =
+            json!({"kty": "EC", "crv": "P-256", "x": b64url([1u8; 32]), "y": b64url([2u8; 32])});
+        assert!(matches!(
+            parse_keys(KeyInput::Jwk(&off_curve), None, None, 0),
+            Err(KeyError::Malformed(_))
+        ));
+        check(
+            KeyInput::Jwks(&json!({"keys": []})),
+            None,
+            Err(KeyError::Empty),
+        );
+        assert!(matches!(
+            parse_keys(KeyInput::Jwk(&json!("text")), None, None, 0),
+            Err(KeyError::Malformed(_))
+        ));
+        let pem =
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
         check(KeyInput::Pem(pem), None, Err(KeyError::PrivateKey));
-        assert!(matches!(parse_keys(KeyInput::Pem("not pem"), None, None, 0), Err(KeyError::Malformed(_))));
+        assert!(matches!(
+            parse_keys(KeyInput::Pem("not pem"), None, None, 0),
+            Err(KeyError::Malformed(_))
+        ));
     }
 
     #[test]
     fn a_jwk_set_with_duplicate_kids_is_refused() {
         let jwk = jwk_of(SigningAlgorithm::EdDsa);
         let set = json!({"keys": [jwk.clone(), jwk]});
-        assert!(matches!(parse_keys(KeyInput::Jwks(&set), None, None, 0), Err(KeyError::DuplicateKid(_))));
+        assert!(matches!(
+            parse_keys(KeyInput::Jwks(&set), None, None, 0),
+            Err(KeyError::DuplicateKid(_))
+        ));
     }
 
     #[test]
     fn rsa_public_key_der_encodes_integers() {
         // n = 0x80 (needs a leading zero), e = 3.
-        assert_eq!(rsa_public_key_der(&[0x80], &[3]), vec![0x30, 7, 2, 2, 0, 0x80, 2, 1, 3]);
+        assert_eq!(
+            rsa_public_key_der(&[0x80], &[3]),
+            vec![0x30, 7, 2, 2, 0, 0x80, 2, 1, 3]
+        );
     }
 }

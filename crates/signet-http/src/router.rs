@@ -13,9 +13,9 @@ use utoipa_axum::routes;
 
 use crate::admin::problem::Problem;
 use crate::admin::{agents, audit, keys, signing_keys};
-use crate::self_service;
 use crate::health;
 use crate::oauth::{introspect, jwks, metadata, revoke, token};
+use crate::self_service;
 use crate::state::AppState;
 
 #[derive(OpenApi)]

@@ -46,14 +46,24 @@ pub struct SelfServiceAuth {
 }
 
 /// Authenticates the agent by its assertion and records the assertion's `jti`.
-async fn authenticate(state: &AppState, caller: &Caller, assertion: &str, event_type: &str) -> Result<String, Problem> {
+async fn authenticate(
+    state: &AppState,
+    caller: &Caller,
+    assertion: &str,
+    event_type: &str,
+) -> Result<String, Problem> {
     let failure = |e: ClientAuthError, agent: Option<&str>| {
         AuditEvent::failure(event_type, e.reason())
             .with_agent(agent)
             .with_method("private_key_jwt")
             .with_source(caller.source(), caller.user_agent.as_deref())
     };
-    let refuse = |e: ClientAuthError| Problem::new(StatusCode::UNAUTHORIZED, format!("client authentication failed ({})", e.reason()));
+    let refuse = |e: ClientAuthError| {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            format!("client authentication failed ({})", e.reason()),
+        )
+    };
     let assertion = match Assertion::parse(assertion) {
         Ok(a) => a,
         Err(e) => {
@@ -62,9 +72,15 @@ async fn authenticate(state: &AppState, caller: &Caller, assertion: &str, event_
         }
     };
     let agent_id = assertion.subject().unwrap_or_default().to_string();
-    let credentials =
-        if AgentId::is_well_formed(&agent_id) { state.store.agent_credentials(&agent_id).await? } else { None };
-    let presented = PresentedCredentials::Assertion { agent_id: None, assertion };
+    let credentials = if AgentId::is_well_formed(&agent_id) {
+        state.store.agent_credentials(&agent_id).await?
+    } else {
+        None
+    };
+    let presented = PresentedCredentials::Assertion {
+        agent_id: None,
+        assertion,
+    };
     let verified = client_auth::authenticate(
         &presented,
         credentials.as_deref(),
@@ -78,14 +94,32 @@ async fn authenticate(state: &AppState, caller: &Caller, assertion: &str, event_
         Ok(Some(v)) => v,
         Ok(None) => return Err(refuse(ClientAuthError::MethodMismatch)),
         Err(e) => {
-            state.store.audit().record(failure(e, Some(&agent_id))).await?;
+            state
+                .store
+                .audit()
+                .record(failure(e, Some(&agent_id)))
+                .await?;
             // Same answer whatever the reason, as at the token endpoint.
-            return Err(Problem::new(StatusCode::UNAUTHORIZED, "client authentication failed"));
+            return Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "client authentication failed",
+            ));
         }
     };
-    if !state.store.record_jti(&agent_id, &verified.jti, verified.jti_expires_at).await? {
-        state.store.audit().record(failure(ClientAuthError::JtiReplayed, Some(&agent_id))).await?;
-        return Err(Problem::new(StatusCode::UNAUTHORIZED, "client authentication failed"));
+    if !state
+        .store
+        .record_jti(&agent_id, &verified.jti, verified.jti_expires_at)
+        .await?
+    {
+        state
+            .store
+            .audit()
+            .record(failure(ClientAuthError::JtiReplayed, Some(&agent_id)))
+            .await?;
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "client authentication failed",
+        ));
     }
     Ok(agent_id)
 }
@@ -107,8 +141,21 @@ pub async fn register_key(
     ApiJson(request): ApiJson<SelfServiceKeyRequest>,
 ) -> Result<(StatusCode, Json<Vec<KeyView>>), Problem> {
     let caller = Caller::new(peer, &headers);
-    let keys = KeyRegistration { jwk: request.jwk, jwks: request.jwks, pem: request.pem, kid: request.kid, alg: request.alg }.parse()?;
-    let agent_id = authenticate(&state, &caller, &request.client_assertion, event::AGENT_KEY_ADDED).await?;
+    let keys = KeyRegistration {
+        jwk: request.jwk,
+        jwks: request.jwks,
+        pem: request.pem,
+        kid: request.kid,
+        alg: request.alg,
+    }
+    .parse()?;
+    let agent_id = authenticate(
+        &state,
+        &caller,
+        &request.client_assertion,
+        event::AGENT_KEY_ADDED,
+    )
+    .await?;
     state.store.add_agent_keys(&agent_id, &keys).await?;
     let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
     let audit = AuditEvent::success(event::AGENT_KEY_ADDED)
@@ -117,7 +164,10 @@ pub async fn register_key(
         .with_source(caller.source(), caller.user_agent.as_deref())
         .with_detail(json!({ "kids": kids, "self_service": true }));
     state.store.audit().record(audit).await?;
-    Ok((StatusCode::CREATED, Json(keys.iter().map(KeyView::new).collect())))
+    Ok((
+        StatusCode::CREATED,
+        Json(keys.iter().map(KeyView::new).collect()),
+    ))
 }
 
 /// An agent retires one of its keys. The last active key cannot be revoked this way.
@@ -139,15 +189,25 @@ pub async fn revoke_key(
     ApiJson(request): ApiJson<SelfServiceAuth>,
 ) -> Result<StatusCode, Problem> {
     let caller = Caller::new(peer, &headers);
-    let agent_id = authenticate(&state, &caller, &request.client_assertion, event::AGENT_KEY_REVOKED).await?;
+    let agent_id = authenticate(
+        &state,
+        &caller,
+        &request.client_assertion,
+        event::AGENT_KEY_REVOKED,
+    )
+    .await?;
     let now = signet_core::now();
     let keys = state.store.agent_keys(&agent_id).await?;
-    let active = |k: &&signet_core::jwk::AgentKey| k.revoked_at.is_none() && k.expires_at.is_none_or(|t| t > now);
+    let active = |k: &&signet_core::jwk::AgentKey| {
+        k.revoked_at.is_none() && k.expires_at.is_none_or(|t| t > now)
+    };
     if !keys.iter().filter(active).any(|k| k.kid == kid) {
         return Err(Problem::not_found("active key"));
     }
     if keys.iter().filter(active).count() == 1 {
-        return Err(Problem::conflict("this is the agent's last active key: register the next key first"));
+        return Err(Problem::conflict(
+            "this is the agent's last active key: register the next key first",
+        ));
     }
     state.store.revoke_agent_key(&agent_id, &kid, now).await?;
     let audit = AuditEvent::success(event::AGENT_KEY_REVOKED)

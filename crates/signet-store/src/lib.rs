@@ -36,11 +36,21 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         let transient = match &error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::WorkerCrashed => true,
             // SQLITE_BUSY (5) and SQLITE_LOCKED (6), and their extended codes.
-            sqlx::Error::Database(e) => e.code().and_then(|c| c.parse::<u32>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+            sqlx::Error::Database(e) => e
+                .code()
+                .and_then(|c| c.parse::<u32>().ok())
+                .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
             _ => false,
         };
-        if transient { Self::Unavailable(error) } else { Self::Internal(error) }
+        if transient {
+            Self::Unavailable(error)
+        } else {
+            Self::Internal(error)
+        }
     }
 }

@@ -7,8 +7,14 @@ use crate::StoreError;
 
 /// The migrations, in order: (name, SQLite SQL).
 pub const MIGRATIONS: &[(&str, &str)] = &[
-    ("0001_init", include_str!("../migrations/sqlite/0001_init.sql")),
-    ("0002_agent_keys", include_str!("../migrations/sqlite/0002_agent_keys.sql")),
+    (
+        "0001_init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        "0002_agent_keys",
+        include_str!("../migrations/sqlite/0002_agent_keys.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

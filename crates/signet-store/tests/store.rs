@@ -223,18 +223,48 @@ async fn keys_are_stored_revoked_and_cached_and_jtis_are_recorded_once() {
     let a = agent("jwt");
     store.create_agent(&a, None, &keys).await.expect("create");
     let id = a.agent_id.as_str();
-    let cached = store.agent_credentials(id).await.expect("read").expect("exists");
+    let cached = store
+        .agent_credentials(id)
+        .await
+        .expect("read")
+        .expect("exists");
     assert_eq!(cached.keys.len(), 1);
     assert_eq!(cached.keys[0].kid, signing.kid());
     let duplicate = store.add_agent_keys(id, &keys).await;
-    assert!(matches!(duplicate, Err(signet_store::StoreError::Conflict(_))));
-    assert!(store.revoke_agent_key(id, signing.kid(), 5).await.expect("revoke"));
-    assert!(!store.revoke_agent_key(id, signing.kid(), 6).await.expect("revoke twice"));
-    let after = store.agent_credentials(id).await.expect("read").expect("exists");
-    assert_eq!(after.keys[0].revoked_at, Some(5), "the cache was invalidated");
+    assert!(matches!(
+        duplicate,
+        Err(signet_store::StoreError::Conflict(_))
+    ));
+    assert!(
+        store
+            .revoke_agent_key(id, signing.kid(), 5)
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        !store
+            .revoke_agent_key(id, signing.kid(), 6)
+            .await
+            .expect("revoke twice")
+    );
+    let after = store
+        .agent_credentials(id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        after.keys[0].revoked_at,
+        Some(5),
+        "the cache was invalidated"
+    );
 
     assert!(store.record_jti(id, "jti-1", 100).await.expect("record"));
     assert!(!store.record_jti(id, "jti-1", 100).await.expect("replay"));
-    assert!(store.record_jti("agt_other", "jti-1", 100).await.expect("scoped to the agent"));
+    assert!(
+        store
+            .record_jti("agt_other", "jti-1", 100)
+            .await
+            .expect("scoped to the agent")
+    );
     assert_eq!(store.purge_used_jtis(101).await.expect("purge"), 2);
 }

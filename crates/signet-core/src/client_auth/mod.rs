@@ -48,7 +48,10 @@ pub enum PresentedCredentials {
         form: SecretForm,
     },
     /// A JWT client assertion (RFC 7523); `agent_id` is the optional `client_id` parameter.
-    Assertion { agent_id: Option<String>, assertion: Assertion },
+    Assertion {
+        agent_id: Option<String>,
+        assertion: Assertion,
+    },
 }
 
 impl PresentedCredentials {
@@ -56,7 +59,10 @@ impl PresentedCredentials {
     pub fn claimed_agent_id(&self) -> Option<&str> {
         match self {
             Self::Secret { agent_id, .. } => Some(agent_id),
-            Self::Assertion { agent_id, assertion } => agent_id.as_deref().or(assertion.subject()),
+            Self::Assertion {
+                agent_id,
+                assertion,
+            } => agent_id.as_deref().or(assertion.subject()),
         }
     }
 
@@ -278,7 +284,11 @@ mod tests {
     }
 
     fn policy() -> AssertionPolicy {
-        AssertionPolicy { audiences: vec!["https://signet/oauth2/token".into()], max_lifetime: 300, clock_skew: 30 }
+        AssertionPolicy {
+            audiences: vec!["https://signet/oauth2/token".into()],
+            max_lifetime: 300,
+            clock_skew: 30,
+        }
     }
 
     fn presented(f: &Fixture, secret: &AgentSecret) -> PresentedCredentials {

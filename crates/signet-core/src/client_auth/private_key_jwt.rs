@@ -11,9 +11,9 @@
 use serde_json::Value;
 
 use super::ClientAuthError;
+use crate::UnixTime;
 use crate::encoding::b64url_decode;
 use crate::jwk::{VerifyingKey, allowed_algorithm};
-use crate::UnixTime;
 
 /// Largest accepted assertion, in bytes.
 pub const MAX_ASSERTION_BYTES: usize = 8 * 1024;
@@ -55,7 +55,9 @@ impl Assertion {
             return Err(ClientAuthError::AssertionTooLarge);
         }
         let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(ClientAuthError::MalformedAssertion);
         };
         let decode_json = |part: &str| -> Option<Value> {
@@ -65,7 +67,12 @@ impl Assertion {
         let header_json = decode_json(header).ok_or(ClientAuthError::MalformedAssertion)?;
         let claims = decode_json(payload).ok_or(ClientAuthError::MalformedAssertion)?;
         let signature = b64url_decode(signature).ok_or(ClientAuthError::MalformedAssertion)?;
-        Ok(Self { header: header_json, claims, signing_input: format!("{header}.{payload}"), signature })
+        Ok(Self {
+            header: header_json,
+            claims,
+            signing_input: format!("{header}.{payload}"),
+            signature,
+        })
     }
 
     /// The unverified `sub`, used only to find which agent's keys to try.
@@ -81,9 +88,16 @@ impl Assertion {
         policy: &AssertionPolicy,
         now: UnixTime,
     ) -> Result<VerifiedAssertion, ClientAuthError> {
-        let alg = self.header.get("alg").and_then(Value::as_str).ok_or(ClientAuthError::MalformedAssertion)?;
+        let alg = self
+            .header
+            .get("alg")
+            .and_then(Value::as_str)
+            .ok_or(ClientAuthError::MalformedAssertion)?;
         let alg = allowed_algorithm(alg).map_err(|_| ClientAuthError::AlgorithmNotAllowed)?;
-        if ["jwk", "jku", "x5u", "x5c"].iter().any(|h| self.header.get(*h).is_some()) {
+        if ["jwk", "jku", "x5u", "x5c"]
+            .iter()
+            .any(|h| self.header.get(*h).is_some())
+        {
             return Err(ClientAuthError::EmbeddedKeyHeader);
         }
         if self.header.get("crit").is_some() {
@@ -116,8 +130,12 @@ impl Assertion {
         }
 
         let claim = |name: &str| self.claims.get(name);
-        let iss = claim("iss").and_then(Value::as_str).ok_or(ClientAuthError::BadIssuer)?;
-        let sub = claim("sub").and_then(Value::as_str).ok_or(ClientAuthError::SubjectMismatch)?;
+        let iss = claim("iss")
+            .and_then(Value::as_str)
+            .ok_or(ClientAuthError::BadIssuer)?;
+        let sub = claim("sub")
+            .and_then(Value::as_str)
+            .ok_or(ClientAuthError::SubjectMismatch)?;
         if iss != sub {
             return Err(ClientAuthError::BadIssuer);
         }
@@ -127,7 +145,10 @@ impl Assertion {
         let audience_ok = match claim("aud") {
             Some(Value::String(aud)) => policy.audiences.iter().any(|a| a == aud),
             Some(Value::Array(values)) => {
-                values.len() == 1 && values[0].as_str().is_some_and(|aud| policy.audiences.iter().any(|a| a == aud))
+                values.len() == 1
+                    && values[0]
+                        .as_str()
+                        .is_some_and(|aud| policy.audiences.iter().any(|a| a == aud))
             }
             _ => false,
         };
@@ -137,7 +158,11 @@ impl Assertion {
         let number = |name: &str| -> Result<Option<i64>, ClientAuthError> {
             match claim(name) {
                 None => Ok(None),
-                Some(v) => v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)).map(Some).ok_or(ClientAuthError::MalformedAssertion),
+                Some(v) => v
+                    .as_i64()
+                    .or_else(|| v.as_f64().map(|f| f as i64))
+                    .map(Some)
+                    .ok_or(ClientAuthError::MalformedAssertion),
             }
         };
         let exp = number("exp")?.ok_or(ClientAuthError::MissingExpiry)?;
@@ -159,7 +184,11 @@ impl Assertion {
             Some(Value::String(jti)) if !jti.is_empty() && jti.len() <= MAX_JTI_LEN => jti.clone(),
             _ => return Err(ClientAuthError::MissingJti),
         };
-        Ok(VerifiedAssertion { kid: key.kid.clone(), jti, jti_expires_at: exp + policy.clock_skew })
+        Ok(VerifiedAssertion {
+            kid: key.kid.clone(),
+            jti,
+            jti_expires_at: exp + policy.clock_skew,
+        })
     }
 }
 
@@ -178,13 +207,23 @@ mod tests {
     const NOW: i64 = 1_000_000;
 
     fn policy() -> AssertionPolicy {
-        AssertionPolicy { audiences: vec!["https://signet/oauth2/token".into(), "https://signet".into()], max_lifetime: 300, clock_skew: 30 }
+        AssertionPolicy {
+            audiences: vec![
+                "https://signet/oauth2/token".into(),
+                "https://signet".into(),
+            ],
+            max_lifetime: 300,
+            clock_skew: 30,
+        }
     }
 
     fn setup(alg: SigningAlgorithm) -> (SigningKey, Vec<Arc<VerifyingKey>>) {
         let (key, _) = SigningKey::generate(alg).expect("key");
         let keys = parse_keys(KeyInput::Jwk(key.public_jwk()), None, None, 0).expect("valid");
-        let verifying = keys.iter().map(|k| Arc::new(VerifyingKey::new(k).expect("parse"))).collect();
+        let verifying = keys
+            .iter()
+            .map(|k| Arc::new(VerifyingKey::new(k).expect("parse")))
+            .collect();
         (key, verifying)
     }
 
@@ -193,7 +232,9 @@ mod tests {
     }
 
     fn check(token: &str, keys: &[Arc<VerifyingKey>], expected: Result<&str, ClientAuthError>) {
-        let result = Assertion::parse(token).and_then(|a| a.verify(AGENT, keys, &policy(), NOW)).map(|v| v.jti);
+        let result = Assertion::parse(token)
+            .and_then(|a| a.verify(AGENT, keys, &policy(), NOW))
+            .map(|v| v.jti);
         assert_eq!(result, expected.map(str::to_string), "{token}");
     }
 
@@ -210,7 +251,7 @@ mod tests {
     fn a_valid_assertion_verifies() {
         for alg in SigningAlgorithm::ALL {
             let (key, keys) = setup(alg);
-            let token = key.sign_assertion(claims().to_string().as_bytes());
+            let token = key.sign_assertion(None, claims().to_string().as_bytes());
             check(&token, &keys, Ok("j-1"));
         }
     }
@@ -218,44 +259,138 @@ mod tests {
     #[test]
     fn claim_failures_have_precise_reasons() {
         let (key, keys) = setup(SigningAlgorithm::Es256);
-        let sign = |c: Value| key.sign_assertion(c.to_string().as_bytes());
+        let sign = |c: Value| key.sign_assertion(None, c.to_string().as_bytes());
         let cases = [
-            (with(claims(), "aud", json!(["https://signet/oauth2/token", "https://evil"])), ClientAuthError::BadAudience),
-            (with(claims(), "aud", json!("https://evil")), ClientAuthError::BadAudience),
-            (with(claims(), "aud", Value::Null), ClientAuthError::BadAudience),
-            (with(claims(), "iss", json!("agt_someone_else")), ClientAuthError::BadIssuer),
-            (with(with(claims(), "iss", json!("agt_x")), "sub", json!("agt_x")), ClientAuthError::SubjectMismatch),
-            (with(with(claims(), "exp", json!(NOW - 31)), "iat", json!(NOW - 90)), ClientAuthError::AssertionExpired),
-            (with(claims(), "exp", json!(NOW + 301)), ClientAuthError::LifetimeTooLong),
-            (with(claims(), "exp", Value::Null), ClientAuthError::MissingExpiry),
-            (with(claims(), "iat", json!(NOW + 120)), ClientAuthError::IssuedInFuture),
-            (with(claims(), "nbf", json!(NOW + 120)), ClientAuthError::NotYetValid),
-            (with(claims(), "jti", Value::Null), ClientAuthError::MissingJti),
-            (with(claims(), "jti", json!("")), ClientAuthError::MissingJti),
+            (
+                with(
+                    claims(),
+                    "aud",
+                    json!(["https://signet/oauth2/token", "https://evil"]),
+                ),
+                ClientAuthError::BadAudience,
+            ),
+            (
+                with(claims(), "aud", json!("https://evil")),
+                ClientAuthError::BadAudience,
+            ),
+            (
+                with(claims(), "aud", Value::Null),
+                ClientAuthError::BadAudience,
+            ),
+            (
+                with(claims(), "iss", json!("agt_someone_else")),
+                ClientAuthError::BadIssuer,
+            ),
+            (
+                with(with(claims(), "iss", json!("agt_x")), "sub", json!("agt_x")),
+                ClientAuthError::SubjectMismatch,
+            ),
+            (
+                with(
+                    with(claims(), "exp", json!(NOW - 31)),
+                    "iat",
+                    json!(NOW - 90),
+                ),
+                ClientAuthError::AssertionExpired,
+            ),
+            (
+                with(claims(), "exp", json!(NOW + 301)),
+                ClientAuthError::LifetimeTooLong,
+            ),
+            (
+                with(claims(), "exp", Value::Null),
+                ClientAuthError::MissingExpiry,
+            ),
+            (
+                with(claims(), "iat", json!(NOW + 120)),
+                ClientAuthError::IssuedInFuture,
+            ),
+            (
+                with(claims(), "nbf", json!(NOW + 120)),
+                ClientAuthError::NotYetValid,
+            ),
+            (
+                with(claims(), "jti", Value::Null),
+                ClientAuthError::MissingJti,
+            ),
+            (
+                with(claims(), "jti", json!("")),
+                ClientAuthError::MissingJti,
+            ),
         ];
         for (c, error) in cases {
             check(&sign(c), &keys, Err(error));
         }
-        check(&sign(with(claims(), "aud", json!(["https://signet"]))), &keys, Ok("j-1"));
+        check(
+            &sign(with(claims(), "aud", json!(["https://signet"]))),
+            &keys,
+            Ok("j-1"),
+        );
     }
 
     #[test]
     fn header_attacks_are_refused() {
         let (key, keys) = setup(SigningAlgorithm::Es256);
         let payload = b64url(claims().to_string());
-        let forge = |header: Value| format!("{}.{payload}.{}", b64url(header.to_string()), b64url(b"sig"));
-        check(&forge(json!({"alg": "none"})), &keys, Err(ClientAuthError::AlgorithmNotAllowed));
-        check(&forge(json!({"alg": "HS256", "kid": key.kid()})), &keys, Err(ClientAuthError::AlgorithmNotAllowed));
-        check(&forge(json!({"alg": "ES256", "kid": key.kid(), "jku": "https://evil/jwks"})), &keys, Err(ClientAuthError::EmbeddedKeyHeader));
-        check(&forge(json!({"alg": "ES256", "jwk": key.public_jwk()})), &keys, Err(ClientAuthError::EmbeddedKeyHeader));
-        check(&forge(json!({"alg": "ES256", "kid": key.kid(), "crit": ["exp"]})), &keys, Err(ClientAuthError::UnsupportedCritical));
-        check(&forge(json!({"alg": "ES256", "kid": "other"})), &keys, Err(ClientAuthError::UnknownKid));
-        check(&forge(json!({"alg": "ES384", "kid": key.kid()})), &keys, Err(ClientAuthError::AlgorithmMismatch));
-        check(&forge(json!({"alg": "ES256", "kid": key.kid()})), &keys, Err(ClientAuthError::BadSignature));
-        check(&forge(json!({"alg": "ES256"})), &keys, Err(ClientAuthError::BadSignature));
+        let forge = |header: Value| {
+            format!(
+                "{}.{payload}.{}",
+                b64url(header.to_string()),
+                b64url(b"sig")
+            )
+        };
+        check(
+            &forge(json!({"alg": "none"})),
+            &keys,
+            Err(ClientAuthError::AlgorithmNotAllowed),
+        );
+        check(
+            &forge(json!({"alg": "HS256", "kid": key.kid()})),
+            &keys,
+            Err(ClientAuthError::AlgorithmNotAllowed),
+        );
+        check(
+            &forge(json!({"alg": "ES256", "kid": key.kid(), "jku": "https://evil/jwks"})),
+            &keys,
+            Err(ClientAuthError::EmbeddedKeyHeader),
+        );
+        check(
+            &forge(json!({"alg": "ES256", "jwk": key.public_jwk()})),
+            &keys,
+            Err(ClientAuthError::EmbeddedKeyHeader),
+        );
+        check(
+            &forge(json!({"alg": "ES256", "kid": key.kid(), "crit": ["exp"]})),
+            &keys,
+            Err(ClientAuthError::UnsupportedCritical),
+        );
+        check(
+            &forge(json!({"alg": "ES256", "kid": "other"})),
+            &keys,
+            Err(ClientAuthError::UnknownKid),
+        );
+        check(
+            &forge(json!({"alg": "ES384", "kid": key.kid()})),
+            &keys,
+            Err(ClientAuthError::AlgorithmMismatch),
+        );
+        check(
+            &forge(json!({"alg": "ES256", "kid": key.kid()})),
+            &keys,
+            Err(ClientAuthError::BadSignature),
+        );
+        check(
+            &forge(json!({"alg": "ES256"})),
+            &keys,
+            Err(ClientAuthError::BadSignature),
+        );
         check("a.b", &keys, Err(ClientAuthError::MalformedAssertion));
         check("a.b.c.d", &keys, Err(ClientAuthError::MalformedAssertion));
         check("!!.??.**", &keys, Err(ClientAuthError::MalformedAssertion));
-        check(&"a".repeat(MAX_ASSERTION_BYTES + 1), &keys, Err(ClientAuthError::AssertionTooLarge));
+        check(
+            &"a".repeat(MAX_ASSERTION_BYTES + 1),
+            &keys,
+            Err(ClientAuthError::AssertionTooLarge),
+        );
     }
 }

@@ -59,7 +59,10 @@ impl SigningAlgorithm {
     }
 
     pub fn is_rsa(self) -> bool {
-        matches!(self, Self::Rs256 | Self::Rs384 | Self::Rs512 | Self::Ps256 | Self::Ps384 | Self::Ps512)
+        matches!(
+            self,
+            Self::Rs256 | Self::Rs384 | Self::Rs512 | Self::Ps256 | Self::Ps384 | Self::Ps512
+        )
     }
 
     pub(crate) fn verification(self) -> &'static dyn signature::VerificationAlgorithm {
@@ -160,13 +163,11 @@ impl SigningKey {
                 .map_err(|_| KeyError::Generate)?
                 .as_ref()
                 .to_vec(),
-            _ => {
-                RsaKeyPair::generate(KeySize::Rsa2048)
-                    .and_then(|k| k.as_der())
-                    .map_err(|_| KeyError::Generate)?
-                    .as_ref()
-                    .to_vec()
-            }
+            _ => RsaKeyPair::generate(KeySize::Rsa2048)
+                .and_then(|k| k.as_der())
+                .map_err(|_| KeyError::Generate)?
+                .as_ref()
+                .to_vec(),
         };
         let key = Self::from_pkcs8(alg, &pkcs8)?;
         Ok((key, pkcs8))
@@ -206,7 +207,9 @@ impl SigningKey {
                 (Pair::Ed25519(pair), jwk, public)
             }
             _ => {
-                let pair = RsaKeyPair::from_pkcs8(pkcs8).or_else(|_| RsaKeyPair::from_der(pkcs8)).map_err(bad)?;
+                let pair = RsaKeyPair::from_pkcs8(pkcs8)
+                    .or_else(|_| RsaKeyPair::from_der(pkcs8))
+                    .map_err(bad)?;
                 let public = pair.public_key();
                 let jwk = json!({
                     "kty": "RSA",
@@ -263,10 +266,12 @@ impl SigningKey {
         jws
     }
 
-    /// Signs `claims` under a header of the caller's choosing (client assertions: `alg` and
-    /// `kid` are set from this key, `typ` is `JWT`).
-    pub fn sign_assertion(&self, claims: &[u8]) -> String {
-        let header = b64url(json!({ "alg": self.alg.as_str(), "typ": "JWT", "kid": self.kid }).to_string());
+    /// Signs `claims` as a client assertion (RFC 7523): header `alg` from this key, `typ: JWT`,
+    /// and `kid` (the key's thumbprint unless the agent registered it under another ID).
+    pub fn sign_assertion(&self, kid: Option<&str>, claims: &[u8]) -> String {
+        let kid = kid.unwrap_or(&self.kid);
+        let header =
+            b64url(json!({ "alg": self.alg.as_str(), "typ": "JWT", "kid": kid }).to_string());
         let mut jws = format!("{header}.{}", b64url(claims));
         let signature = self.sign(jws.as_bytes());
         jws.push('.');

@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 use signet_core::agent::{Agent, AgentPatch, AuthMethod, NewAgent};
-use signet_core::jwk::{KeyInput, parse_keys};
 use signet_core::audit::event;
 use signet_core::client_auth::{AgentCredentials, AgentSecret, StoredSecret};
+use signet_core::jwk::{KeyInput, parse_keys};
 use utoipa::{IntoParams, ToSchema};
 
 use super::json::ApiJson;

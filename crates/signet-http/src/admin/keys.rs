@@ -44,7 +44,13 @@ impl KeyRegistration {
             (None, None, Some(pem)) => KeyInput::Pem(pem),
             _ => return Err(Problem::bad_request("give exactly one of jwk, jwks or pem")),
         };
-        parse_keys(input, self.kid.as_deref(), self.alg.as_deref(), signet_core::now()).map_err(key_problem)
+        parse_keys(
+            input,
+            self.kid.as_deref(),
+            self.alg.as_deref(),
+            signet_core::now(),
+        )
+        .map_err(key_problem)
     }
 }
 
@@ -96,7 +102,11 @@ impl KeyView {
 
 /// Checks that keys may be registered for this agent.
 pub async fn require_key_agent(state: &AppState, agent_id: &str) -> Result<(), Problem> {
-    let agent = state.store.find_agent(agent_id).await?.ok_or_else(|| Problem::not_found("agent"))?;
+    let agent = state
+        .store
+        .find_agent(agent_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("agent"))?;
     if agent.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt {
         return Err(Problem::conflict(format!(
             "the agent authenticates with {}; keys are for private_key_jwt agents",
@@ -113,8 +123,16 @@ pub async fn require_key_agent(state: &AppState, agent_id: &str) -> Result<(), P
     responses((status = 200, body = Vec<KeyView>), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("admin_token" = []))
 )]
-pub async fn list_keys(_admin: Admin, State(state): State<AppState>, Path(agent_id): Path<String>) -> Result<Json<Vec<KeyView>>, Problem> {
-    state.store.find_agent(&agent_id).await?.ok_or_else(|| Problem::not_found("agent"))?;
+pub async fn list_keys(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+) -> Result<Json<Vec<KeyView>>, Problem> {
+    state
+        .store
+        .find_agent(&agent_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("agent"))?;
     let keys = state.store.agent_keys(&agent_id).await?;
     Ok(Json(keys.iter().map(KeyView::new).collect()))
 }
@@ -141,9 +159,14 @@ pub async fn add_keys(
     let keys = request.parse()?;
     state.store.add_agent_keys(&agent_id, &keys).await?;
     let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
-    let audit = admin.event(event::AGENT_KEY_ADDED, &agent_id).with_detail(json!({ "kids": kids }));
+    let audit = admin
+        .event(event::AGENT_KEY_ADDED, &agent_id)
+        .with_detail(json!({ "kids": kids }));
     state.store.audit().record(audit).await?;
-    Ok((StatusCode::CREATED, Json(keys.iter().map(KeyView::new).collect())))
+    Ok((
+        StatusCode::CREATED,
+        Json(keys.iter().map(KeyView::new).collect()),
+    ))
 }
 
 /// Revokes a key at once: assertions signed with it are refused from the next request on.
@@ -158,10 +181,16 @@ pub async fn revoke_key(
     State(state): State<AppState>,
     Path((agent_id, kid)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    if !state.store.revoke_agent_key(&agent_id, &kid, signet_core::now()).await? {
+    if !state
+        .store
+        .revoke_agent_key(&agent_id, &kid, signet_core::now())
+        .await?
+    {
         return Err(Problem::not_found("active key"));
     }
-    let audit = admin.event(event::AGENT_KEY_REVOKED, &agent_id).with_detail(json!({ "kid": kid }));
+    let audit = admin
+        .event(event::AGENT_KEY_REVOKED, &agent_id)
+        .with_detail(json!({ "kid": kid }));
     state.store.audit().record(audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }

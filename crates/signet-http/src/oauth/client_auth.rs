@@ -141,7 +141,11 @@ pub async fn authenticate(
     attempt.method = Some(presented.method().as_str());
     let claimed = presented.claimed_agent_id().unwrap_or_default();
     let credentials = if AgentId::is_well_formed(claimed) {
-        state.store.agent_credentials(claimed).await.map_err(Failure::Store)?
+        state
+            .store
+            .agent_credentials(claimed)
+            .await
+            .map_err(Failure::Store)?
     } else {
         None
     };
@@ -156,18 +160,28 @@ pub async fn authenticate(
     .map_err(Failure::Client)?;
     let assertion = authenticated.assertion;
     let credentials = credentials.ok_or(Failure::Client(ClientAuthError::UnknownAgent))?;
-    Ok(AuthenticatedAgent { credentials, assertion })
+    Ok(AuthenticatedAgent {
+        credentials,
+        assertion,
+    })
 }
 
 /// Records the `jti` of the request's client assertion, atomically and scoped to the agent;
 /// a `jti` seen before is a replay. Call it after every other check of the request has passed,
 /// so that a refused request never burns a `jti`.
-pub async fn consume_jti(state: &AppState, authenticated: &AuthenticatedAgent) -> Result<(), Failure> {
+pub async fn consume_jti(
+    state: &AppState,
+    authenticated: &AuthenticatedAgent,
+) -> Result<(), Failure> {
     let Some(assertion) = &authenticated.assertion else {
         return Ok(());
     };
     let agent_id = authenticated.credentials.agent.agent_id.as_str();
-    match state.store.record_jti(agent_id, &assertion.jti, assertion.jti_expires_at).await {
+    match state
+        .store
+        .record_jti(agent_id, &assertion.jti, assertion.jti_expires_at)
+        .await
+    {
         Ok(true) => Ok(()),
         Ok(false) => Err(Failure::Client(ClientAuthError::JtiReplayed)),
         Err(e) => Err(Failure::Store(e)),

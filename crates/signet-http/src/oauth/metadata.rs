@@ -20,7 +20,11 @@ use signet_core::token::SigningAlgorithm;
 )]
 pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
     let issuer = &*state.issuer;
-    let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
     let assertion_algs: Vec<&str> = SigningAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
     let document = json!({
         "issuer": issuer,

@@ -166,7 +166,9 @@ async fn issue(
     let claims = grant(agent, &request, &state.issuer, ttl, signet_core::now())
         .map_err(|e| Refusal::new(e.reason(), OAuthError::from_token(&e)))?;
     // Last check before issuing: a replayed assertion is refused, a refused request burns nothing.
-    client_auth::consume_jti(state, &authenticated).await.map_err(|f| refuse(f, attempt.used_basic))?;
+    client_auth::consume_jti(state, &authenticated)
+        .await
+        .map_err(|f| refuse(f, attempt.used_basic))?;
     let key = state.keys.active();
     let claims_json = serde_json::to_vec(&claims)
         .map_err(|_| Refusal::new("internal", OAuthError::temporarily_unavailable()))?;

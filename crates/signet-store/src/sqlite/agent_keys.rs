@@ -1,19 +1,27 @@
 //! Agents' public keys (private_key_jwt) and the used `jti` values of client assertions.
 
-use signet_core::jwk::{AgentKey, MAX_KEYS_PER_AGENT};
 use signet_core::UnixTime;
+use signet_core::jwk::{AgentKey, MAX_KEYS_PER_AGENT};
 use sqlx::{Row, Sqlite};
 
 use super::Store;
 use crate::StoreError;
 
-pub(super) async fn insert_keys(tx: &mut sqlx::Transaction<'_, Sqlite>, agent_id: &str, keys: &[AgentKey]) -> Result<(), StoreError> {
-    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM agent_keys WHERE agent_id = ? AND revoked_at IS NULL")
-        .bind(agent_id)
-        .fetch_one(&mut **tx)
-        .await?;
+pub(super) async fn insert_keys(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    agent_id: &str,
+    keys: &[AgentKey],
+) -> Result<(), StoreError> {
+    let existing: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM agent_keys WHERE agent_id = ? AND revoked_at IS NULL",
+    )
+    .bind(agent_id)
+    .fetch_one(&mut **tx)
+    .await?;
     if existing as usize + keys.len() > MAX_KEYS_PER_AGENT {
-        return Err(StoreError::Conflict(format!("an agent may have at most {MAX_KEYS_PER_AGENT} keys; remove one first")));
+        return Err(StoreError::Conflict(format!(
+            "an agent may have at most {MAX_KEYS_PER_AGENT} keys; remove one first"
+        )));
     }
     for key in keys {
         let result = sqlx::query(
@@ -29,7 +37,10 @@ pub(super) async fn insert_keys(tx: &mut sqlx::Transaction<'_, Sqlite>, agent_id
         .execute(&mut **tx)
         .await?;
         if result.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!("the agent already has a key with kid `{}`", key.kid)));
+            return Err(StoreError::Conflict(format!(
+                "the agent already has a key with kid `{}`",
+                key.kid
+            )));
         }
     }
     Ok(())
@@ -51,7 +62,8 @@ impl Store {
                 Ok(AgentKey {
                     kid: r.try_get("kid")?,
                     alg: alg.parse().map_err(StoreError::Corrupt)?,
-                    jwk: serde_json::from_str(&jwk).map_err(|e| StoreError::Corrupt(format!("agent_keys.jwk: {e}")))?,
+                    jwk: serde_json::from_str(&jwk)
+                        .map_err(|e| StoreError::Corrupt(format!("agent_keys.jwk: {e}")))?,
                     thumbprint: r.try_get("thumbprint")?,
                     created_at: r.try_get("created_at")?,
                     expires_at: r.try_get("expires_at")?,
@@ -62,7 +74,11 @@ impl Store {
     }
 
     /// Registers more keys for an agent, all or none.
-    pub async fn add_agent_keys(&self, agent_id: &str, keys: &[AgentKey]) -> Result<(), StoreError> {
+    pub async fn add_agent_keys(
+        &self,
+        agent_id: &str,
+        keys: &[AgentKey],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         insert_keys(&mut tx, agent_id, keys).await?;
         tx.commit().await?;
@@ -71,7 +87,12 @@ impl Store {
     }
 
     /// Revokes a key at once; `false` if the agent has no such unrevoked key.
-    pub async fn revoke_agent_key(&self, agent_id: &str, kid: &str, now: UnixTime) -> Result<bool, StoreError> {
+    pub async fn revoke_agent_key(
+        &self,
+        agent_id: &str,
+        kid: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
         let result = sqlx::query("UPDATE agent_keys SET revoked_at = ? WHERE agent_id = ? AND kid = ? AND revoked_at IS NULL")
             .bind(now)
             .bind(agent_id)
@@ -84,7 +105,12 @@ impl Store {
 
     /// Records a client assertion's `jti` for the agent until `expires_at`. Returns `false` if it
     /// was already recorded: a replay. The primary key makes this atomic.
-    pub async fn record_jti(&self, agent_id: &str, jti: &str, expires_at: UnixTime) -> Result<bool, StoreError> {
+    pub async fn record_jti(
+        &self,
+        agent_id: &str,
+        jti: &str,
+        expires_at: UnixTime,
+    ) -> Result<bool, StoreError> {
         let result = sqlx::query("INSERT INTO used_jtis (agent_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT (agent_id, jti) DO NOTHING")
             .bind(agent_id)
             .bind(jti)
@@ -96,7 +122,10 @@ impl Store {
 
     /// Forgets `jti` values whose assertions have expired.
     pub async fn purge_used_jtis(&self, now: UnixTime) -> Result<u64, StoreError> {
-        let result = sqlx::query("DELETE FROM used_jtis WHERE expires_at < ?").bind(now).execute(&self.pool).await?;
+        let result = sqlx::query("DELETE FROM used_jtis WHERE expires_at < ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(result.rows_affected())
     }
 }

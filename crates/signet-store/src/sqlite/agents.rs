@@ -106,9 +106,17 @@ impl Store {
             .agent_keys(agent_id)
             .await?
             .iter()
-            .map(|k| VerifyingKey::new(k).map(Arc::new).map_err(|e| StoreError::Corrupt(format!("agent_keys.{}: {e}", k.kid))))
+            .map(|k| {
+                VerifyingKey::new(k)
+                    .map(Arc::new)
+                    .map_err(|e| StoreError::Corrupt(format!("agent_keys.{}: {e}", k.kid)))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let credentials = Arc::new(AgentCredentials { agent, secrets, keys });
+        let credentials = Arc::new(AgentCredentials {
+            agent,
+            secrets,
+            keys,
+        });
         self.cache.insert(credentials.clone());
         Ok(Some(credentials))
     }

@@ -1,9 +1,9 @@
 //! The SQLite store: one database file in WAL mode, `synchronous = FULL` so that a commit the
 //! server acknowledged survives a crash, and foreign keys on.
 
+mod agent_keys;
 mod agents;
 mod audit;
-mod agent_keys;
 mod keys;
 mod tokens;
 

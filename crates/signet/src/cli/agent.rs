@@ -52,6 +52,37 @@ pub enum AgentCommand {
         /// A network the agent may authenticate from, e.g. 10.0.0.0/8; repeat for several.
         #[arg(long = "allowed-cidr")]
         allowed_cidrs: Vec<String>,
+        /// Public key file (PEM, JWK or JWK Set) for a private_key_jwt agent.
+        #[arg(long)]
+        key_file: Option<std::path::PathBuf>,
+    },
+    /// Register a public key (PEM public key or certificate, JWK, or JWK Set) for a private_key_jwt agent.
+    AddKey {
+        #[command(flatten)]
+        connection: AdminConnection,
+        agent_id: String,
+        /// The public key file.
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// Key ID (default: the key's RFC 7638 thumbprint).
+        #[arg(long)]
+        kid: Option<String>,
+        /// Pinned algorithm (default: by key type; RS256 for RSA).
+        #[arg(long)]
+        alg: Option<String>,
+    },
+    /// List an agent's public keys.
+    Keys {
+        #[command(flatten)]
+        connection: AdminConnection,
+        agent_id: String,
+    },
+    /// Revoke one of an agent's public keys at once.
+    RevokeKey {
+        #[command(flatten)]
+        connection: AdminConnection,
+        agent_id: String,
+        kid: String,
     },
     /// List agents.
     List {
@@ -164,6 +195,7 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
             audiences,
             ttl,
             allowed_cidrs,
+            key_file,
         } => {
             let api = Api::new(&connection)?;
             let mut body = json!({ "name": name, "scopes": scopes, "audiences": audiences, "allowed_cidrs": allowed_cidrs });
@@ -175,6 +207,24 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
             }
             if let Some(t) = ttl {
                 body["access_token_ttl"] = json!(t);
+            }
+            if let Some(path) = key_file {
+                let key = read_key_file(&path)?;
+                let jwks = match key {
+                    Value::Object(ref m) if m.contains_key("jwks") => m["jwks"].clone(),
+                    Value::Object(ref m) if m.contains_key("jwk") => {
+                        json!({ "keys": [m["jwk"].clone()] })
+                    }
+                    _ => {
+                        return Err(CliError::failure(
+                            "--key-file at creation takes a JWK or JWK Set; register a PEM key afterwards with `signet agent add-key`",
+                        ));
+                    }
+                };
+                body["jwks"] = jwks;
+                if body.get("token_endpoint_auth_method").is_none() {
+                    body["token_endpoint_auth_method"] = json!("private_key_jwt");
+                }
             }
             let agent = api
                 .call(
@@ -289,6 +339,79 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
+        AgentCommand::AddKey {
+            connection,
+            agent_id,
+            file,
+            kid,
+            alg,
+        } => {
+            let api = Api::new(&connection)?;
+            let mut body = read_key_file(&file)?;
+            if let Some(kid) = kid {
+                body["kid"] = json!(kid);
+            }
+            if let Some(alg) = alg {
+                body["alg"] = json!(alg);
+            }
+            let path = format!("/api/v1/agents/{}/keys", segment(&agent_id));
+            let keys = api
+                .call(Method::POST, &path, Some(body), "registering the key")
+                .await?;
+            if connection.json {
+                return print_json(&keys);
+            }
+            for key in keys.as_array().into_iter().flatten() {
+                println!(
+                    "Registered key {} ({})",
+                    key["kid"].as_str().unwrap_or_default(),
+                    key["alg"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        AgentCommand::Keys {
+            connection,
+            agent_id,
+        } => {
+            let api = Api::new(&connection)?;
+            let path = format!("/api/v1/agents/{}/keys", segment(&agent_id));
+            let keys = api.call(Method::GET, &path, None, "listing keys").await?;
+            if connection.json {
+                return print_json(&keys);
+            }
+            println!("{:<45} {:<6} {:<8} CREATED", "KID", "ALG", "STATUS");
+            for key in keys.as_array().into_iter().flatten() {
+                println!(
+                    "{:<45} {:<6} {:<8} {}",
+                    key["kid"].as_str().unwrap_or_default(),
+                    key["alg"].as_str().unwrap_or_default(),
+                    key["status"].as_str().unwrap_or_default(),
+                    key["created_at"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        AgentCommand::RevokeKey {
+            connection,
+            agent_id,
+            kid,
+        } => {
+            let api = Api::new(&connection)?;
+            let path = format!(
+                "/api/v1/agents/{}/keys/{}",
+                segment(&agent_id),
+                segment(&kid)
+            );
+            api.call(Method::DELETE, &path, None, "revoking the key")
+                .await?;
+            if !connection.json {
+                println!(
+                    "Revoked key {kid} of agent {agent_id}: assertions signed with it are refused from now on."
+                );
+            }
+            Ok(())
+        }
         AgentCommand::Disable {
             connection,
             agent_id,
@@ -360,4 +483,21 @@ fn print_json(value: &Value) -> Result<(), CliError> {
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
     Ok(())
+}
+
+/// Reads a public key file as the admin API's key fields: `{"pem": …}`, `{"jwk": …}` or
+/// `{"jwks": …}`.
+fn read_key_file(path: &std::path::Path) -> Result<Value, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::failure(format!("cannot read {}: {e}", path.display())))?;
+    if text.trim_start().starts_with('{') {
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| CliError::failure(format!("{} is not valid JSON: {e}", path.display())))?;
+        return Ok(if value.get("keys").is_some() {
+            json!({ "jwks": value })
+        } else {
+            json!({ "jwk": value })
+        });
+    }
+    Ok(json!({ "pem": text }))
 }

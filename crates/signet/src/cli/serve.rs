@@ -183,7 +183,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .issuer
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
-    let state = AppState::new(config.clone(), store.clone(), master_key, keys, admin_token_sha256, issuer.clone());
+    let state = AppState::new(
+        config.clone(),
+        store.clone(),
+        master_key,
+        keys,
+        admin_token_sha256,
+        issuer.clone(),
+    );
     spawn_housekeeping(store.clone());
     print_banner(
         &config,

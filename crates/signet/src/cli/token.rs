@@ -1,6 +1,10 @@
-//! `signet token`: the agent side. Reads the agent's credentials from the environment
-//! (`SIGNET_AGENT_ID`, `SIGNET_AGENT_SECRET` or `SIGNET_AGENT_SECRET_FILE`), asks the token
-//! endpoint with `client_secret_basic`, and prints the access token (or its claims).
+//! `signet token`: the agent side. Reads the agent's credentials from the environment and asks
+//! the token endpoint for an access token, printing it (or its claims):
+//!
+//! - with `SIGNET_AGENT_KEY_FILE` (a PEM private key): `private_key_jwt`, with a fresh client
+//!   assertion per request (`SIGNET_AGENT_KEY_ID` names the key if it was registered under
+//!   another `kid` than its thumbprint; `SIGNET_AGENT_KEY_ALG` picks an RSA algorithm);
+//! - otherwise `SIGNET_AGENT_SECRET` (or `SIGNET_AGENT_SECRET_FILE`): `client_secret_basic`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -9,6 +13,7 @@ use serde_json::Value;
 
 use super::client::{form_encode, http, json, unreachable};
 use super::{CliError, EXIT_REFUSED, env_secret};
+use signet_core::token::{SigningAlgorithm, SigningKey};
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
@@ -34,25 +39,44 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
         .ok()
         .filter(|v| !v.is_empty())
         .ok_or_else(|| CliError::failure("SIGNET_AGENT_ID is not set: export the agent's ID"))?;
-    let secret = env_secret("AGENT_SECRET")?
-        .ok_or_else(|| CliError::failure("SIGNET_AGENT_SECRET is not set: export the agent's secret (or SIGNET_AGENT_SECRET_FILE)"))?;
     let url = args.url.trim_end_matches('/');
+    let key_file = std::env::var("SIGNET_AGENT_KEY_FILE")
+        .ok()
+        .filter(|v| !v.is_empty());
     let mut body = String::from("grant_type=client_credentials");
+    let mut request = http().post(format!("{url}/oauth2/token"));
+    match key_file {
+        Some(path) => {
+            let assertion = assertion(url, &agent_id, &path).await?;
+            body.push_str(&format!(
+                "&client_id={}&client_assertion_type={}&client_assertion={}",
+                form_encode(&agent_id),
+                form_encode(JWT_BEARER),
+                assertion
+            ));
+        }
+        None => {
+            let secret = env_secret("AGENT_SECRET")?.ok_or_else(|| {
+                CliError::failure(
+                    "no agent credentials: set SIGNET_AGENT_SECRET (or SIGNET_AGENT_SECRET_FILE), or SIGNET_AGENT_KEY_FILE for private_key_jwt",
+                )
+            })?;
+            // RFC 6749 §2.3.1: ID and secret are form-encoded before Basic encoding.
+            let basic = STANDARD.encode(format!(
+                "{}:{}",
+                form_encode(&agent_id),
+                form_encode(&secret)
+            ));
+            request = request.header("authorization", format!("Basic {basic}"));
+        }
+    }
     if let Some(scope) = &args.scope {
         body.push_str(&format!("&scope={}", form_encode(scope)));
     }
     for resource in &args.resource {
         body.push_str(&format!("&resource={}", form_encode(resource)));
     }
-    // RFC 6749 §2.3.1: ID and secret are form-encoded before Basic encoding.
-    let basic = STANDARD.encode(format!(
-        "{}:{}",
-        form_encode(&agent_id),
-        form_encode(&secret)
-    ));
-    let response = http()
-        .post(format!("{url}/oauth2/token"))
-        .header("authorization", format!("Basic {basic}"))
+    let response = request
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
         .send()
@@ -82,4 +106,71 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
         println!("{token}");
     }
     Ok(())
+}
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A fresh client assertion (RFC 7523 §3) signed with the agent's private key: `iss` = `sub` =
+/// the agent, `aud` = the token endpoint from the server's metadata, one minute of validity, a
+/// random `jti`.
+async fn assertion(url: &str, agent_id: &str, key_path: &str) -> Result<String, CliError> {
+    let pem = std::fs::read_to_string(key_path).map_err(|e| {
+        CliError::failure(format!(
+            "SIGNET_AGENT_KEY_FILE: cannot read `{key_path}`: {e}"
+        ))
+    })?;
+    let alg = std::env::var("SIGNET_AGENT_KEY_ALG")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let key = load_private_key(&pem, alg.as_deref())
+        .map_err(|e| CliError::failure(format!("SIGNET_AGENT_KEY_FILE: {e}")))?;
+    let kid = std::env::var("SIGNET_AGENT_KEY_ID")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let metadata = http()
+        .get(format!("{url}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .map_err(|e| unreachable(url, e))?;
+    let metadata = json(metadata, "reading the server's metadata").await?;
+    let audience = metadata["token_endpoint"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{url}/oauth2/token"));
+    let now = signet_core::now();
+    let jti: [u8; 16] = signet_core::crypto::random_bytes();
+    let claims = serde_json::json!({
+        "iss": agent_id,
+        "sub": agent_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + 60,
+        "jti": signet_core::encoding::b64url(jti),
+    });
+    Ok(key.sign_assertion(kid.as_deref(), claims.to_string().as_bytes()))
+}
+
+/// Loads a PEM private key: PKCS#8 (`PRIVATE KEY`: EC P-256/P-384, Ed25519 or RSA), SEC1
+/// (`EC PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`). RSA keys sign with RS256 unless `alg` says
+/// otherwise.
+pub fn load_private_key(pem: &str, alg: Option<&str>) -> Result<SigningKey, String> {
+    let (label, der) = signet_core::jwk::pem_block(pem).map_err(|e| e.to_string())?;
+    if !label.contains("PRIVATE KEY") || label.contains("ENCRYPTED") {
+        return Err(format!(
+            "expected an unencrypted PEM private key, found `{label}`"
+        ));
+    }
+    let candidates: Vec<SigningAlgorithm> = match alg {
+        Some(alg) => vec![alg.parse()?],
+        None => vec![
+            SigningAlgorithm::Es256,
+            SigningAlgorithm::Es384,
+            SigningAlgorithm::EdDsa,
+            SigningAlgorithm::Rs256,
+        ],
+    };
+    candidates
+        .into_iter()
+        .find_map(|alg| SigningKey::from_pkcs8(alg, &der).ok())
+        .ok_or_else(|| "not an EC P-256/P-384, Ed25519 or RSA private key (or not one for the algorithm in SIGNET_AGENT_KEY_ALG)".to_string())
 }
