@@ -9,13 +9,13 @@ use serde_json::Value;
 
 fn authlib_available() -> bool {
     let available = std::process::Command::new("python3")
-        .args(["-c", "import authlib, requests"])
+        .args(["-c", "import authlib, requests, cryptography"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !available {
         assert!(
             std::env::var("SIGNET_REQUIRE_INTEROP").is_err(),
-            "SIGNET_REQUIRE_INTEROP is set but Python with authlib and requests is missing"
+            "SIGNET_REQUIRE_INTEROP is set but Python with authlib, requests and cryptography is missing"
         );
         eprintln!("SKIPPED: Python's authlib is not installed (scripts/test installs it)");
     }
@@ -60,4 +60,55 @@ async fn authlib_gets_a_token_with_both_secret_forms() {
         .filter_map(|e| e["method"].as_str().map(str::to_string))
         .collect();
     assert_eq!(methods, ["client_secret_post", "client_secret_basic"]);
+}
+
+#[tokio::test]
+async fn authlib_private_key_jwt_gets_a_token() {
+    if !authlib_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let agent = app
+        .create_agent(serde_json::json!({ "name": "authlib-jwt", "token_endpoint_auth_method": "private_key_jwt", "scopes": ["read"] }))
+        .await;
+    let agent_id = agent["agent_id"].as_str().expect("id").to_string();
+    let response = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{agent_id}/keys"),
+        )
+        .json(&serde_json::json!({ "pem": pair.public_key_pem() }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 201);
+    let key_file = app.data_dir.join("authlib-agent.pem");
+    std::fs::write(&key_file, pair.serialize_pem()).expect("write");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/authlib_private_key_jwt.py"
+    );
+    let output = tokio::process::Command::new("python3")
+        .arg(script)
+        .env("SIGNET_URL", &app.url)
+        .env("SIGNET_AGENT_ID", &agent_id)
+        .env("SIGNET_AGENT_KEY_FILE", &key_file)
+        .output()
+        .await
+        .expect("run python3");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(
+        common::claims(token["access_token"].as_str().expect("token"))["sub"],
+        agent_id
+    );
+    let audit = app
+        .audit(&format!("agent_id={agent_id}&outcome=success"))
+        .await;
+    assert_eq!(audit[0]["method"], "private_key_jwt");
 }

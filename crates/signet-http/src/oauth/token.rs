@@ -175,9 +175,12 @@ async fn issue(
     let access_token = key.sign_jws(&claims_json);
     let event = AuditEvent::success(event::TOKEN_REQUEST)
         .with_jti(&claims.jti)
-        .with_detail(
-            serde_json::json!({ "scope": claims.scope, "kid": key.kid(), "exp": claims.exp }),
-        );
+        .with_detail(serde_json::json!({
+            "scope": claims.scope,
+            "kid": key.kid(),
+            "exp": claims.exp,
+            "client_kid": authenticated.assertion.as_ref().map(|a| a.kid.as_str()),
+        }));
     let body = TokenResponse {
         access_token,
         token_type: "Bearer",

@@ -22,6 +22,8 @@ pub fn signet_bin() -> &'static str {
 
 pub struct TestApp {
     pub url: String,
+    /// `SIGNET_ISSUER` if the test set it, else the URL.
+    pub issuer: String,
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
     child: Option<Child>,
@@ -97,8 +99,14 @@ impl TestApp {
         }
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let issuer = env
+            .iter()
+            .find(|(k, _)| k == "SIGNET_ISSUER")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| url.clone());
         Self {
             url,
+            issuer,
             data_dir: data_dir.to_path_buf(),
             http: reqwest::Client::new(),
             child: Some(child),
