@@ -156,6 +156,8 @@ pub struct Agent {
     /// Lifetime of this agent's access tokens; `None` uses the server default.
     pub access_token_ttl: Option<u64>,
     pub allowed_cidrs: Vec<Cidr>,
+    /// Where a `private_key_jwt` agent publishes its public keys (RFC 7591 `jwks_uri`).
+    pub jwks_uri: Option<String>,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
 }
@@ -184,6 +186,7 @@ pub struct NewAgent {
     pub audiences: Option<Vec<String>>,
     pub access_token_ttl: Option<u64>,
     pub allowed_cidrs: Option<Vec<String>>,
+    pub jwks_uri: Option<String>,
 }
 
 /// A partial update of an agent: each `Some` replaces the field.
@@ -198,6 +201,8 @@ pub struct AgentPatch {
     /// `Some(None)` resets to the server default.
     pub access_token_ttl: Option<Option<u64>>,
     pub allowed_cidrs: Option<Vec<String>>,
+    /// `Some(None)` removes the `jwks_uri`.
+    pub jwks_uri: Option<Option<String>>,
 }
 
 impl NewAgent {
@@ -207,6 +212,12 @@ impl NewAgent {
             None => AuthMethod::ClientSecretBasic,
             Some(m) => m.parse()?,
         };
+        if self.jwks_uri.is_some() && method != AuthMethod::PrivateKeyJwt {
+            return Err(AgentError::Invalid(
+                "jwks_uri",
+                "only private_key_jwt agents have a jwks_uri".into(),
+            ));
+        }
         Ok(Agent {
             agent_id: AgentId::generate(),
             name: validate_name(self.name)?,
@@ -217,6 +228,7 @@ impl NewAgent {
             audiences: validate_audiences(self.audiences.unwrap_or_default())?,
             access_token_ttl: self.access_token_ttl.map(validate_ttl).transpose()?,
             allowed_cidrs: validate_cidrs(self.allowed_cidrs.unwrap_or_default())?,
+            jwks_uri: self.jwks_uri.map(validate_jwks_uri).transpose()?,
             created_at: now,
             updated_at: now,
         })
@@ -251,11 +263,37 @@ impl AgentPatch {
         if let Some(cidrs) = self.allowed_cidrs {
             updated.allowed_cidrs = validate_cidrs(cidrs)?;
         }
+        if let Some(uri) = self.jwks_uri {
+            updated.jwks_uri = uri.map(validate_jwks_uri).transpose()?;
+        }
+        if updated.jwks_uri.is_some()
+            && updated.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt
+        {
+            return Err(AgentError::Invalid(
+                "jwks_uri",
+                "only private_key_jwt agents have a jwks_uri".into(),
+            ));
+        }
         if updated != *agent {
             updated.updated_at = now;
         }
         Ok(updated)
     }
+}
+
+/// The shape of a `jwks_uri`; which hosts may be fetched is the server's policy, checked where
+/// the fetching happens.
+fn validate_jwks_uri(uri: String) -> Result<String, AgentError> {
+    let ok = (uri.starts_with("https://") || uri.starts_with("http://"))
+        && uri.len() <= 2000
+        && !uri.chars().any(|c| c.is_control() || c == ' ');
+    if !ok {
+        return Err(AgentError::Invalid(
+            "jwks_uri",
+            "must be an https:// URL".into(),
+        ));
+    }
+    Ok(uri)
 }
 
 fn validate_name(name: String) -> Result<String, AgentError> {

@@ -18,6 +18,7 @@ pub mod event {
     pub const SIGNING_KEY_CREATED: &str = "signing_key_created";
     pub const AGENT_KEY_ADDED: &str = "agent_key_added";
     pub const AGENT_KEY_REVOKED: &str = "agent_key_revoked";
+    pub const JWKS_FETCH: &str = "jwks_fetch";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,6 +32,8 @@ pub struct Config {
     pub client_assertion_max_lifetime: u64,
     /// Tolerated clock difference for assertion `exp`, `nbf` and `iat`, in seconds.
     pub clock_skew_seconds: u64,
+    /// Where agents' `jwks_uri` may point: host names, `*.example.com` for subdomains.
+    pub jwks_uri: JwksUriConfig,
     pub log_format: LogFormat,
 }
 
@@ -39,6 +41,21 @@ pub struct Config {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// The `jwks_uri` fetch policy (SSRF protection) and cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JwksUriConfig {
+    /// Hosts a `jwks_uri` may name; empty means `jwks_uri` cannot be used.
+    pub allowed_hosts: Vec<String>,
+    /// Allow `http://` to loopback addresses (for tests and local development only).
+    pub allow_http_loopback: bool,
+    /// Allow hosts that resolve to private networks (10/8, 172.16/12, 192.168/16, fc00::/7).
+    pub allow_private_networks: bool,
+    /// How long fetched keys are used before they are fetched again.
+    pub cache_seconds: u64,
+    /// Shortest time between two fetches of the same set (an unknown `kid` triggers one).
+    pub min_refetch_seconds: u64,
 }
 
 /// A configuration error, naming the setting and what is wrong with it.
@@ -75,6 +92,11 @@ struct FileConfig {
     shutdown_grace_seconds: Option<u64>,
     client_assertion_max_lifetime: Option<u64>,
     clock_skew_seconds: Option<u64>,
+    jwks_uri_allowed_hosts: Option<Vec<String>>,
+    jwks_uri_allow_http_loopback: Option<bool>,
+    jwks_uri_allow_private_networks: Option<bool>,
+    jwks_uri_cache_seconds: Option<u64>,
+    jwks_uri_min_refetch_seconds: Option<u64>,
     log_format: Option<String>,
 }
 
@@ -200,6 +222,57 @@ impl Config {
                 "must be at most 300 seconds",
             ));
         }
+        let flag = |setting: &str, from_file: Option<bool>| -> Result<bool, ConfigError> {
+            match env
+                .get(setting)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.trim().to_ascii_lowercase())
+            {
+                None => Ok(from_file.unwrap_or(false)),
+                Some(v) if v == "true" || v == "1" => Ok(true),
+                Some(v) if v == "false" || v == "0" => Ok(false),
+                Some(v) => Err(error(setting, format!("`{v}` is not true or false"))),
+            }
+        };
+        let allowed_hosts = match env
+            .get("SIGNET_JWKS_URI_ALLOWED_HOSTS")
+            .filter(|v| !v.is_empty())
+        {
+            Some(list) => list
+                .split(',')
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            None => file
+                .jwks_uri_allowed_hosts
+                .unwrap_or_default()
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+        };
+        let jwks_uri = JwksUriConfig {
+            allowed_hosts,
+            allow_http_loopback: flag(
+                "SIGNET_JWKS_URI_ALLOW_HTTP_LOOPBACK",
+                file.jwks_uri_allow_http_loopback,
+            )?,
+            allow_private_networks: flag(
+                "SIGNET_JWKS_URI_ALLOW_PRIVATE_NETWORKS",
+                file.jwks_uri_allow_private_networks,
+            )?,
+            cache_seconds: number(
+                "SIGNET_JWKS_URI_CACHE_SECONDS",
+                env,
+                file.jwks_uri_cache_seconds,
+                300,
+            )?,
+            min_refetch_seconds: number(
+                "SIGNET_JWKS_URI_MIN_REFETCH_SECONDS",
+                env,
+                file.jwks_uri_min_refetch_seconds,
+                30,
+            )?,
+        };
         let log_format = match get("LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -224,6 +297,7 @@ impl Config {
             shutdown_grace_seconds,
             client_assertion_max_lifetime,
             clock_skew_seconds,
+            jwks_uri,
             log_format,
         })
     }

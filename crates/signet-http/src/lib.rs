@@ -8,6 +8,7 @@
 pub mod admin;
 mod body;
 mod health;
+pub mod jwks_uri;
 pub mod keyring;
 pub mod oauth;
 mod request;

@@ -8,6 +8,7 @@ use signet_core::config::Config;
 use signet_core::crypto::MasterKey;
 use signet_store::Store;
 
+use crate::jwks_uri::JwksFetcher;
 use crate::keyring::KeyRing;
 
 /// Shared state. Cloning is cheap (everything is behind `Arc`).
@@ -23,6 +24,8 @@ pub struct AppState {
     pub issuer: Arc<str>,
     /// The rules for private_key_jwt client assertions, computed once.
     pub assertion_policy: Arc<AssertionPolicy>,
+    /// Fetches and caches keys published at agents' `jwks_uri`.
+    pub jwks_fetcher: Arc<JwksFetcher>,
 }
 
 impl AppState {
@@ -41,7 +44,9 @@ impl AppState {
             max_lifetime: config.client_assertion_max_lifetime as i64,
             clock_skew: config.clock_skew_seconds as i64,
         };
+        let jwks_fetcher = Arc::new(JwksFetcher::new(&config.jwks_uri));
         Self {
+            jwks_fetcher,
             config: Arc::new(config),
             store,
             master_key: Arc::new(master_key),

@@ -15,6 +15,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_agent_keys",
         include_str!("../migrations/sqlite/0002_agent_keys.sql"),
     ),
+    (
+        "0003_jwks_uri",
+        include_str!("../migrations/sqlite/0003_jwks_uri.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

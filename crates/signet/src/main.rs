@@ -33,6 +33,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // One crypto backend for every TLS client and server in the process: aws-lc-rs.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -80,6 +80,11 @@ impl Assertion {
         self.claims.get("sub").and_then(Value::as_str)
     }
 
+    /// The unverified header `kid`, used only to decide whether to refetch a `jwks_uri`.
+    pub fn kid(&self) -> Option<&str> {
+        self.header.get("kid").and_then(Value::as_str)
+    }
+
     /// Verifies the assertion for `agent_id` against the agent's registered keys.
     pub fn verify(
         &self,

@@ -37,6 +37,8 @@ pub struct AgentView {
     /// The agent's own token lifetime in seconds; `null` uses the server default.
     access_token_ttl: Option<u64>,
     allowed_cidrs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks_uri: Option<String>,
     created_at: String,
     updated_at: String,
     /// Facts about the current secret (never the secret), on single-agent reads.
@@ -64,6 +66,7 @@ impl AgentView {
             audiences: agent.audiences.clone(),
             access_token_ttl: agent.access_token_ttl,
             allowed_cidrs: agent.allowed_cidrs.iter().map(|c| c.to_string()).collect(),
+            jwks_uri: agent.jwks_uri.clone(),
             created_at: rfc3339(agent.created_at),
             updated_at: rfc3339(agent.updated_at),
             secret: None,
@@ -123,7 +126,8 @@ pub struct CreateAgentRequest {
     /// Public keys for `private_key_jwt`, as a JWK Set (`{"keys": [...]}`).
     #[schema(value_type = Option<Object>)]
     jwks: Option<Value>,
-    /// Key set URL for `private_key_jwt` (not yet available in this release).
+    /// Where a `private_key_jwt` agent publishes its keys; the host must be on the server's
+    /// allow-list (`SIGNET_JWKS_URI_ALLOWED_HOSTS`).
     jwks_uri: Option<String>,
     tls_client_auth_subject_dn: Option<String>,
     tls_client_auth_san_dns: Option<String>,
@@ -148,6 +152,10 @@ pub struct PatchAgentRequest {
     #[schema(value_type = Option<u64>)]
     access_token_ttl: Option<Option<u64>>,
     allowed_cidrs: Option<Vec<String>>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    jwks_uri: Option<Option<String>>,
 }
 
 /// Distinguishes a field set to `null` (`Some(None)`) from an absent one (`None`).
@@ -210,7 +218,6 @@ pub async fn create_agent(
     ApiJson(request): ApiJson<CreateAgentRequest>,
 ) -> Result<Response, Problem> {
     let not_yet = [
-        ("jwks_uri", request.jwks_uri.is_some()),
         (
             "tls_client_auth_subject_dn",
             request.tls_client_auth_subject_dn.is_some(),
@@ -235,8 +242,11 @@ pub async fn create_agent(
     if let Some((field, _)) = not_yet.iter().find(|(_, set)| *set) {
         return Err(Problem::invalid_field(
             field,
-            format!("{field}: key and certificate registration is not available in this release"),
+            format!("{field}: certificate bindings are not available in this release"),
         ));
+    }
+    if let Some(uri) = &request.jwks_uri {
+        check_jwks_uri(&state, uri)?;
     }
     let now = signet_core::now();
     let agent = NewAgent {
@@ -247,6 +257,7 @@ pub async fn create_agent(
         audiences: request.audiences,
         access_token_ttl: request.access_token_ttl,
         allowed_cidrs: request.allowed_cidrs,
+        jwks_uri: request.jwks_uri,
     }
     .into_agent(now)?;
     let keys = match &request.jwks {
@@ -379,7 +390,11 @@ pub async fn patch_agent(
         audiences: request.audiences,
         access_token_ttl: request.access_token_ttl,
         allowed_cidrs: request.allowed_cidrs,
+        jwks_uri: request.jwks_uri,
     };
+    if let Some(Some(uri)) = &patch.jwks_uri {
+        check_jwks_uri(&state, uri)?;
+    }
     let updated = patch.apply(&agent, signet_core::now())?;
     if updated != agent {
         state.store.update_agent(&updated).await?;
@@ -494,4 +509,12 @@ pub async fn regenerate_secret(
         Json(body),
     )
         .into_response())
+}
+
+/// A `jwks_uri` must satisfy the server's fetch policy (allow-list, https, addresses).
+fn check_jwks_uri(state: &AppState, uri: &str) -> Result<(), Problem> {
+    state
+        .jwks_fetcher
+        .check_uri(uri)
+        .map_err(|e| Problem::invalid_field("jwks_uri", format!("jwks_uri: {e}")))
 }

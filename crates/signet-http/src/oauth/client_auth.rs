@@ -9,6 +9,7 @@ use axum::http::header::AUTHORIZATION;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use signet_core::agent::AgentId;
+use signet_core::audit::{AuditEvent, event};
 use signet_core::client_auth::{
     self, AgentCredentials, AgentSecret, Assertion, ClientAuthError, PresentedCredentials,
     SecretForm, VerifiedAssertion,
@@ -149,6 +150,14 @@ pub async fn authenticate(
     } else {
         None
     };
+    let credentials = match (&presented, credentials) {
+        (PresentedCredentials::Assertion { assertion, .. }, Some(c))
+            if c.agent.jwks_uri.is_some() =>
+        {
+            Some(with_published_keys(state, c, assertion.kid()).await)
+        }
+        (_, c) => c,
+    };
     let authenticated = client_auth::authenticate(
         &presented,
         credentials.as_deref(),
@@ -163,6 +172,36 @@ pub async fn authenticate(
     Ok(AuthenticatedAgent {
         credentials,
         assertion,
+    })
+}
+
+/// The agent's credentials with the keys published at its `jwks_uri` added to its registered
+/// ones. A failed fetch keeps the cached keys and is audited.
+async fn with_published_keys(
+    state: &AppState,
+    credentials: Arc<AgentCredentials>,
+    kid: Option<&str>,
+) -> Arc<AgentCredentials> {
+    let Some(uri) = credentials.agent.jwks_uri.as_deref() else {
+        return credentials;
+    };
+    let agent_id = credentials.agent.agent_id.as_str();
+    let (published, error) = state.jwks_fetcher.keys(agent_id, uri, kid).await;
+    if let Some(error) = error {
+        tracing::warn!(agent_id, error = %error, "jwks_uri fetch failed; using cached keys");
+        let event = AuditEvent::failure(event::JWKS_FETCH, error.reason())
+            .with_agent(Some(agent_id))
+            .with_detail(serde_json::json!({ "jwks_uri": uri, "error": error.to_string(), "cached_keys": published.len() }));
+        if let Err(e) = state.store.audit().record(event).await {
+            tracing::error!(error = %e, "jwks_uri fetch failure could not be audited");
+        }
+    }
+    let mut keys = credentials.keys.clone();
+    keys.extend(published);
+    Arc::new(AgentCredentials {
+        agent: credentials.agent.clone(),
+        secrets: Vec::new(),
+        keys,
     })
 }
 

@@ -21,7 +21,7 @@ pub struct Page<T> {
 
 macro_rules! agent_columns {
     () => {
-        "agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, created_at, updated_at"
+        "agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, created_at, updated_at"
     };
 }
 
@@ -35,7 +35,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO agents (agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO agents (agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(agent.agent_id.as_str())
         .bind(&agent.name)
@@ -46,6 +46,7 @@ impl Store {
         .bind(json_list(&agent.audiences))
         .bind(agent.access_token_ttl.map(|t| t as i64))
         .bind(json_list(&agent.allowed_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>()))
+        .bind(agent.jwks_uri.as_deref())
         .bind(agent.created_at)
         .bind(agent.updated_at)
         .execute(&mut *tx)
@@ -174,7 +175,7 @@ impl Store {
     /// Writes an updated agent (settings and status).
     pub async fn update_agent(&self, agent: &Agent) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE agents SET name = ?, description = ?, status = ?, token_endpoint_auth_method = ?, scopes = ?, audiences = ?, access_token_ttl = ?, allowed_cidrs = ?, updated_at = ? WHERE agent_id = ?",
+            "UPDATE agents SET name = ?, description = ?, status = ?, token_endpoint_auth_method = ?, scopes = ?, audiences = ?, access_token_ttl = ?, allowed_cidrs = ?, jwks_uri = ?, updated_at = ? WHERE agent_id = ?",
         )
         .bind(&agent.name)
         .bind(&agent.description)
@@ -184,6 +185,7 @@ impl Store {
         .bind(json_list(&agent.audiences))
         .bind(agent.access_token_ttl.map(|t| t as i64))
         .bind(json_list(&agent.allowed_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>()))
+        .bind(agent.jwks_uri.as_deref())
         .bind(agent.updated_at)
         .bind(agent.agent_id.as_str())
         .execute(&self.pool)
@@ -284,6 +286,7 @@ fn agent_from_row(row: &SqliteRow) -> Result<Agent, StoreError> {
             .iter()
             .map(|c| c.parse().map_err(|e: String| corrupt("allowed_cidrs", e)))
             .collect::<Result<_, _>>()?,
+        jwks_uri: row.try_get("jwks_uri")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -58,6 +58,8 @@ impl TestApp {
     }
 
     async fn start(data_dir: &Path, env: &[(String, String)]) -> Self {
+        // The test's own HTTP client uses rustls with aws-lc-rs, as the server does.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let mut command = Command::new(signet_bin());
         command
             .arg("serve")
