@@ -746,4 +746,40 @@ async fn signet_token_signs_a_fresh_assertion_from_a_key_file() {
         ))
         .await;
     assert_eq!(audit.len(), 2, "each run made a fresh assertion");
+
+    // Creating the agent with its key in one command.
+    let created = run(
+        vec![
+            "agent".into(),
+            "create".into(),
+            "--name".into(),
+            "one-step".into(),
+            "--key-file".into(),
+            public.display().to_string(),
+            "--json".into(),
+        ],
+        vec![("SIGNET_ADMIN_TOKEN", common::ADMIN_TOKEN.to_string())],
+    )
+    .await;
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let created: Value = serde_json::from_slice(&created.stdout).expect("json");
+    assert_eq!(created["token_endpoint_auth_method"], "private_key_jwt");
+    let second_id = created["agent_id"].as_str().expect("id").to_string();
+    let output = run(
+        vec!["token".into()],
+        vec![
+            ("SIGNET_AGENT_ID", second_id),
+            ("SIGNET_AGENT_KEY_FILE", private.display().to_string()),
+        ],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

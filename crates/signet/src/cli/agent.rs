@@ -52,9 +52,12 @@ pub enum AgentCommand {
         /// A network the agent may authenticate from, e.g. 10.0.0.0/8; repeat for several.
         #[arg(long = "allowed-cidr")]
         allowed_cidrs: Vec<String>,
-        /// Public key file (PEM, JWK or JWK Set) for a private_key_jwt agent.
+        /// Public key file (PEM public key or certificate, JWK, or JWK Set): makes a private_key_jwt agent.
         #[arg(long)]
         key_file: Option<std::path::PathBuf>,
+        /// URL where a private_key_jwt agent publishes its keys (the host must be allow-listed on the server).
+        #[arg(long)]
+        jwks_uri: Option<String>,
     },
     /// Register a public key (PEM public key or certificate, JWK, or JWK Set) for a private_key_jwt agent.
     AddKey {
@@ -196,6 +199,7 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
             ttl,
             allowed_cidrs,
             key_file,
+            jwks_uri,
         } => {
             let api = Api::new(&connection)?;
             let mut body = json!({ "name": name, "scopes": scopes, "audiences": audiences, "allowed_cidrs": allowed_cidrs });
@@ -208,23 +212,24 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
             if let Some(t) = ttl {
                 body["access_token_ttl"] = json!(t);
             }
+            // A PEM key is registered right after creation; a JWK (Set) travels with it.
+            let mut pem_key = None;
             if let Some(path) = key_file {
-                let key = read_key_file(&path)?;
-                let jwks = match key {
-                    Value::Object(ref m) if m.contains_key("jwks") => m["jwks"].clone(),
-                    Value::Object(ref m) if m.contains_key("jwk") => {
-                        json!({ "keys": [m["jwk"].clone()] })
+                match read_key_file(&path)? {
+                    Value::Object(m) if m.contains_key("jwks") => body["jwks"] = m["jwks"].clone(),
+                    Value::Object(m) if m.contains_key("jwk") => {
+                        body["jwks"] = json!({ "keys": [m["jwk"].clone()] })
                     }
-                    _ => {
-                        return Err(CliError::failure(
-                            "--key-file at creation takes a JWK or JWK Set; register a PEM key afterwards with `signet agent add-key`",
-                        ));
-                    }
-                };
-                body["jwks"] = jwks;
-                if body.get("token_endpoint_auth_method").is_none() {
-                    body["token_endpoint_auth_method"] = json!("private_key_jwt");
+                    pem => pem_key = Some(pem),
                 }
+            }
+            if let Some(uri) = jwks_uri {
+                body["jwks_uri"] = json!(uri);
+            }
+            if (body.get("jwks").is_some() || pem_key.is_some() || body.get("jwks_uri").is_some())
+                && body.get("token_endpoint_auth_method").is_none()
+            {
+                body["token_endpoint_auth_method"] = json!("private_key_jwt");
             }
             let agent = api
                 .call(
@@ -234,6 +239,29 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
                     "creating the agent",
                 )
                 .await?;
+            let mut agent = agent;
+            if let Some(pem) = pem_key {
+                let id = agent["agent_id"].as_str().unwrap_or_default().to_string();
+                let path = format!("/api/v1/agents/{}/keys", segment(&id));
+                match api
+                    .call(Method::POST, &path, Some(pem), "registering the key")
+                    .await
+                {
+                    Ok(keys) => agent["keys"] = keys,
+                    Err(e) => {
+                        // Leave nothing half-made: an agent without its key is useless.
+                        let _ = api
+                            .call(
+                                Method::DELETE,
+                                &format!("/api/v1/agents/{}", segment(&id)),
+                                None,
+                                "cleaning up",
+                            )
+                            .await;
+                        return Err(e);
+                    }
+                }
+            }
             if connection.json {
                 return print_json(&agent);
             }
@@ -249,6 +277,16 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
                     .as_str()
                     .unwrap_or_default()
             );
+            for key in agent["keys"].as_array().into_iter().flatten() {
+                println!(
+                    "  key     {} ({})",
+                    key["kid"].as_str().unwrap_or_default(),
+                    key["alg"].as_str().unwrap_or_default()
+                );
+            }
+            if let Some(uri) = agent["jwks_uri"].as_str() {
+                println!("  jwks_uri {uri}");
+            }
             if let Some(secret) = agent["agent_secret"].as_str() {
                 println!(
                     "\nAgent secret (shown only this once; store it in your secrets manager now):\n\n    {secret}\n"
