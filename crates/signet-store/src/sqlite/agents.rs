@@ -291,3 +291,45 @@ fn agent_from_row(row: &SqliteRow) -> Result<Agent, StoreError> {
         updated_at: row.try_get("updated_at")?,
     })
 }
+
+impl Store {
+    /// Inserts many secret agents in one transaction with multi-row inserts (the load
+    /// generator's `seed`; at most a few hundred per call).
+    pub async fn seed_agents(&self, agents: &[(Agent, StoredSecret)]) -> Result<(), StoreError> {
+        if agents.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO agents (agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, created_at, updated_at) ",
+        );
+        insert.push_values(agents.iter().map(|(a, _)| a), |mut row, a| {
+            row.push_bind(a.agent_id.to_string())
+                .push_bind(a.name.clone())
+                .push_bind(a.description.clone())
+                .push_bind(a.status.as_str())
+                .push_bind(a.token_endpoint_auth_method.as_str())
+                .push_bind(json_list(&a.scopes))
+                .push_bind(json_list(&a.audiences))
+                .push_bind(a.access_token_ttl.map(|t| t as i64))
+                .push_bind("[]")
+                .push_bind(a.jwks_uri.clone())
+                .push_bind(a.created_at)
+                .push_bind(a.updated_at);
+        });
+        insert.build().execute(&mut *tx).await?;
+        let mut secrets: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO agent_secrets (agent_id, secret_hash, created_at, expires_at, replaced_at) ",
+        );
+        secrets.push_values(agents, |mut row, (a, s)| {
+            row.push_bind(a.agent_id.to_string())
+                .push_bind(s.hash.to_vec())
+                .push_bind(s.created_at)
+                .push_bind(s.expires_at)
+                .push_bind(s.replaced_at);
+        });
+        secrets.build().execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

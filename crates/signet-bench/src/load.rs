@@ -1,0 +1,367 @@
+//! `signet-bench run`: `connections` workers, each on its own keep-alive HTTP/1.1 connection,
+//! send requests back to back for the warm-up and then the measured period (or until
+//! `requests` measured requests), recording latency, status and OAuth error code.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use crate::process;
+use crate::report::{Report, WorkerStats};
+use crate::setup::{self, BenchAgent};
+
+const MAX_DURATION_SECONDS: f64 = 600.0;
+const MAX_CONNECTIONS: usize = 1024;
+const JWT_BEARER: &str = "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// client_secret_basic.
+    SecretBasic,
+    /// client_secret_post.
+    SecretPost,
+    /// private_key_jwt with a fresh ES256 assertion (unique jti) per request.
+    PrivateKeyJwt,
+    /// Introspection of one token, authenticated as an agent.
+    Introspect,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    #[arg(long, value_enum, default_value = "secret-basic")]
+    pub mode: Mode,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Measured seconds (after the warm-up), at most 600.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Stop after this many measured requests (the duration still bounds the run).
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Seconds of unmeasured warm-up.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Admin token, to register the agents the run uses.
+    #[arg(long, env = "SIGNET_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Agents written by `signet-bench seed` (secret modes), instead of registering new ones.
+    #[arg(long)]
+    pub agents_file: Option<PathBuf>,
+    /// How many agents the requests rotate over.
+    #[arg(long, default_value_t = 1)]
+    pub agents: usize,
+    /// The server's PID, to report its CPU time and peak memory.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Allow a target outside the loopback network (only servers you run yourself).
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+/// Resolves the target and refuses non-loopback addresses unless allowed.
+pub fn target(url: &str, allow_remote: bool) -> Result<SocketAddr, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// targets are supported by this release")?;
+    let host_port = rest.split('/').next().unwrap_or_default();
+    let addr = host_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host_port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host_port} has no address"))?;
+    let loopback = match addr.ip() {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback(),
+    };
+    if !loopback && !allow_remote {
+        return Err(format!(
+            "{addr} is not a loopback address; pass --allow-remote to load a server you run elsewhere"
+        ));
+    }
+    Ok(addr)
+}
+
+/// What each request looks like for a mode.
+#[derive(Clone)]
+struct Template {
+    mode: Mode,
+    addr: SocketAddr,
+    agents: Arc<Vec<BenchAgent>>,
+    token: Option<String>,
+}
+
+impl Template {
+    /// Builds the request for agent number `n`; returns it with the time spent signing.
+    fn build(
+        &self,
+        n: usize,
+        signer: Option<&signet_core::token::SigningKey>,
+    ) -> (hyper::Request<Full<Bytes>>, Duration) {
+        let agent = &self.agents[n % self.agents.len()];
+        let mut signing = Duration::ZERO;
+        let (path, authorization, body) = match self.mode {
+            Mode::SecretBasic => (
+                "/oauth2/token",
+                Some(agent.basic_header()),
+                "grant_type=client_credentials".to_string(),
+            ),
+            Mode::SecretPost => (
+                "/oauth2/token",
+                None,
+                format!(
+                    "grant_type=client_credentials&client_id={}&client_secret={}",
+                    agent.agent_id,
+                    agent.secret.as_deref().unwrap_or_default()
+                ),
+            ),
+            Mode::PrivateKeyJwt => {
+                let started = Instant::now();
+                let now = signet_core::now();
+                let jti: [u8; 16] = signet_core::crypto::random_bytes();
+                let claims = serde_json::json!({
+                    "iss": agent.agent_id,
+                    "sub": agent.agent_id,
+                    "aud": format!("http://{}/oauth2/token", self.addr),
+                    "iat": now,
+                    "exp": now + 60,
+                    "jti": signet_core::encoding::b64url(jti),
+                });
+                let assertion = signer
+                    .map(|k| k.sign_assertion(None, claims.to_string().as_bytes()))
+                    .unwrap_or_default();
+                signing = started.elapsed();
+                (
+                    "/oauth2/token",
+                    None,
+                    format!(
+                        "grant_type=client_credentials&client_assertion_type={JWT_BEARER}&client_assertion={assertion}"
+                    ),
+                )
+            }
+            Mode::Introspect => (
+                "/oauth2/introspect",
+                Some(agent.basic_header()),
+                format!("token={}", self.token.as_deref().unwrap_or_default()),
+            ),
+        };
+        let mut builder = hyper::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("host", self.addr.to_string())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("user-agent", "signet-bench");
+        if let Some(authorization) = authorization {
+            builder = builder.header("authorization", authorization);
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_default();
+        (request, signing)
+    }
+}
+
+struct Window {
+    measure_from: Instant,
+    stop_at: Instant,
+    limit: Option<u64>,
+    issued: AtomicU64,
+}
+
+pub async fn run(args: RunArgs) -> Result<(), String> {
+    if !(0.1..=MAX_DURATION_SECONDS).contains(&args.duration) {
+        return Err(format!(
+            "--duration must be between 0.1 and {MAX_DURATION_SECONDS} seconds"
+        ));
+    }
+    if !(1..=MAX_CONNECTIONS).contains(&args.connections) {
+        return Err(format!(
+            "--connections must be between 1 and {MAX_CONNECTIONS}"
+        ));
+    }
+    if !(0.0..=60.0).contains(&args.warmup) {
+        return Err("--warmup must be between 0 and 60 seconds".into());
+    }
+    let addr = target(&args.url, args.allow_remote)?;
+    let agents = match (&args.agents_file, &args.admin_token) {
+        (Some(path), _) if args.mode != Mode::PrivateKeyJwt => setup::read_agents_file(path, args.agents.max(1))?,
+        (_, Some(token)) => setup::create_agents(addr, token, args.agents.max(1), args.mode == Mode::PrivateKeyJwt).await?,
+        _ => return Err("pass --admin-token (or SIGNET_ADMIN_TOKEN) so the run can register its agents, or --agents-file".into()),
+    };
+    if agents.is_empty() {
+        return Err("no agents to load with".into());
+    }
+    let token = match args.mode {
+        Mode::Introspect => Some(setup::access_token(addr, &agents[0]).await?),
+        _ => None,
+    };
+    let report = drive(&args, addr, Arc::new(agents), token).await;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+/// Runs the load and builds the report.
+pub async fn drive(
+    args: &RunArgs,
+    addr: SocketAddr,
+    agents: Arc<Vec<BenchAgent>>,
+    token: Option<String>,
+) -> Report {
+    let template = Template {
+        mode: args.mode,
+        addr,
+        agents,
+        token,
+    };
+    let started = Instant::now();
+    let window = Arc::new(Window {
+        measure_from: started + Duration::from_secs_f64(args.warmup),
+        stop_at: started + Duration::from_secs_f64(args.warmup + args.duration),
+        limit: args.requests,
+        issued: AtomicU64::new(0),
+    });
+    let mut workers = Vec::with_capacity(args.connections);
+    for worker in 0..args.connections {
+        let (template, window) = (template.clone(), window.clone());
+        workers.push(tokio::spawn(
+            async move { work(worker, template, window).await },
+        ));
+    }
+    tokio::time::sleep_until(window.measure_from.into()).await;
+    let cpu_before = args.server_pid.and_then(process::cpu_seconds);
+    let mut stats = Vec::with_capacity(workers.len());
+    for worker in workers {
+        if let Ok(s) = worker.await {
+            stats.push(s);
+        }
+    }
+    let measured_until = stats
+        .iter()
+        .filter_map(|s| s.last_completion)
+        .max()
+        .unwrap_or(window.measure_from);
+    let elapsed = measured_until.saturating_duration_since(window.measure_from);
+    let cpu_after = args.server_pid.and_then(process::cpu_seconds);
+    let server_cpu = cpu_before.zip(cpu_after).map(|(b, a)| a - b);
+    let peak_rss = args.server_pid.and_then(process::peak_rss_bytes);
+    Report::new(
+        args.mode,
+        args.connections,
+        elapsed,
+        stats,
+        server_cpu,
+        peak_rss,
+    )
+}
+
+async fn work(worker: usize, template: Template, window: Arc<Window>) -> WorkerStats {
+    let mut stats = WorkerStats::default();
+    let signer = template
+        .agents
+        .get(worker % template.agents.len())
+        .and_then(BenchAgent::signing_key);
+    let mut n = worker;
+    'connections: while Instant::now() < window.stop_at {
+        let Ok(stream) = tokio::net::TcpStream::connect(template.addr).await else {
+            *stats.errors.entry("connect_failed".into()).or_default() += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok((mut sender, connection)) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+        else {
+            *stats.errors.entry("handshake_failed".into()).or_default() += 1;
+            continue;
+        };
+        tokio::spawn(connection);
+        loop {
+            let now = Instant::now();
+            if now >= window.stop_at {
+                break 'connections;
+            }
+            let measured = now >= window.measure_from;
+            if measured
+                && let Some(limit) = window.limit
+                && window.issued.fetch_add(1, Ordering::Relaxed) >= limit
+            {
+                break 'connections;
+            }
+            // Secret modes rotate over the agents; an assertion is signed by this worker's agent.
+            let agent = if template.mode == Mode::PrivateKeyJwt {
+                worker
+            } else {
+                n
+            };
+            n = n.wrapping_add(1);
+            let (request, signing) = template.build(agent, signer.as_ref());
+            let sent = Instant::now();
+            let outcome = match sender.send_request(request).await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body = response.into_body().collect().await.map(|b| b.to_bytes());
+                    Ok((status, body.ok()))
+                }
+                Err(e) => Err(e),
+            };
+            let latency = sent.elapsed();
+            if !measured {
+                if outcome.is_err() {
+                    continue 'connections;
+                }
+                continue;
+            }
+            stats.signing += signing;
+            match outcome {
+                Ok((status, body)) => {
+                    stats.record(status, latency);
+                    if status != 200 {
+                        let code = body
+                            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                            .and_then(|v| {
+                                v.get("error").and_then(Value::as_str).map(str::to_string)
+                            })
+                            .unwrap_or_else(|| format!("http_{status}"));
+                        *stats.errors.entry(code).or_default() += 1;
+                    }
+                    stats.last_completion = Some(Instant::now());
+                }
+                Err(_) => {
+                    *stats.errors.entry("connection_error".into()).or_default() += 1;
+                    continue 'connections;
+                }
+            }
+        }
+    }
+    stats
+}
+
+/// Errors by code, merged across workers.
+pub fn merge_counts(into: &mut HashMap<String, u64>, from: &HashMap<String, u64>) {
+    for (k, v) in from {
+        *into.entry(k.clone()).or_default() += v;
+    }
+}

@@ -1,0 +1,179 @@
+//! Preparing a run: a one-shot HTTP client, and the agents and credentials each mode needs,
+//! created through the admin API (or read from a `seed` file).
+
+use std::net::SocketAddr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use signet_core::token::{SigningAlgorithm, SigningKey};
+
+/// One request on a fresh connection; returns status and body.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> Result<(u16, Vec<u8>), String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let mut builder = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (name, value) in headers {
+        builder = builder.header(*name, value);
+    }
+    let request = builder
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes()
+        .to_vec();
+    Ok((status, body))
+}
+
+/// An agent the load uses.
+#[derive(Debug, Clone)]
+pub struct BenchAgent {
+    pub agent_id: String,
+    pub secret: Option<String>,
+    /// PKCS#8 of the agent's ES256 key, for private_key_jwt.
+    pub key_pkcs8: Option<Vec<u8>>,
+}
+
+impl BenchAgent {
+    pub fn basic_header(&self) -> String {
+        format!(
+            "Basic {}",
+            STANDARD.encode(format!(
+                "{}:{}",
+                self.agent_id,
+                self.secret.as_deref().unwrap_or_default()
+            ))
+        )
+    }
+
+    pub fn signing_key(&self) -> Option<SigningKey> {
+        self.key_pkcs8
+            .as_ref()
+            .and_then(|der| SigningKey::from_pkcs8(SigningAlgorithm::Es256, der).ok())
+    }
+}
+
+/// Registers `count` agents through the admin API, secret agents or ES256 private_key_jwt ones.
+pub async fn create_agents(
+    addr: SocketAddr,
+    admin_token: &str,
+    count: usize,
+    private_key_jwt: bool,
+) -> Result<Vec<BenchAgent>, String> {
+    let mut agents = Vec::with_capacity(count);
+    for i in 0..count {
+        let (body, pkcs8) = if private_key_jwt {
+            let (key, pkcs8) =
+                SigningKey::generate(SigningAlgorithm::Es256).map_err(|e| e.to_string())?;
+            let body = json!({
+                "name": format!("bench-{i}"),
+                "token_endpoint_auth_method": "private_key_jwt",
+                "scopes": ["bench"],
+                "jwks": { "keys": [key.public_jwk()] },
+            });
+            (body, Some(pkcs8))
+        } else {
+            (
+                json!({ "name": format!("bench-{i}"), "scopes": ["bench"] }),
+                None,
+            )
+        };
+        let headers = [
+            ("authorization", format!("Bearer {admin_token}")),
+            ("content-type", "application/json".to_string()),
+        ];
+        let (status, response) = request(
+            addr,
+            "POST",
+            "/api/v1/agents",
+            &headers,
+            body.to_string().into_bytes(),
+        )
+        .await?;
+        if status != 201 {
+            return Err(format!(
+                "creating a bench agent failed with HTTP {status}: {}",
+                String::from_utf8_lossy(&response)
+            ));
+        }
+        let created: Value = serde_json::from_slice(&response).map_err(|e| e.to_string())?;
+        agents.push(BenchAgent {
+            agent_id: created["agent_id"].as_str().unwrap_or_default().to_string(),
+            secret: created["agent_secret"].as_str().map(str::to_string),
+            key_pkcs8: pkcs8,
+        });
+    }
+    Ok(agents)
+}
+
+/// Reads agents written by `signet-bench seed` (JSON lines with `agent_id` and `agent_secret`).
+pub fn read_agents_file(path: &std::path::Path, limit: usize) -> Result<Vec<BenchAgent>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    text.lines()
+        .take(limit)
+        .map(|line| {
+            let value: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+            Ok(BenchAgent {
+                agent_id: value["agent_id"].as_str().unwrap_or_default().to_string(),
+                secret: value["agent_secret"].as_str().map(str::to_string),
+                key_pkcs8: None,
+            })
+        })
+        .collect()
+}
+
+/// Gets one access token for `agent`, for the introspection mode.
+pub async fn access_token(addr: SocketAddr, agent: &BenchAgent) -> Result<String, String> {
+    let headers = [
+        ("authorization", agent.basic_header()),
+        (
+            "content-type",
+            "application/x-www-form-urlencoded".to_string(),
+        ),
+    ];
+    let (status, body) = request(
+        addr,
+        "POST",
+        "/oauth2/token",
+        &headers,
+        b"grant_type=client_credentials".to_vec(),
+    )
+    .await?;
+    if status != 200 {
+        return Err(format!(
+            "getting a token for the introspection run failed with HTTP {status}"
+        ));
+    }
+    let value: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    value["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "no access_token".to_string())
+}
