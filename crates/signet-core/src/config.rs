@@ -20,6 +20,9 @@ pub struct Config {
     pub issuer: Option<String>,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
+    /// `full` (default): every commit is on disk before it is acknowledged; `normal`: survives
+    /// a process crash, may lose the last commits on power loss.
+    pub sqlite_synchronous_full: bool,
     pub admin_token: Option<Sensitive>,
     pub master_key: Option<Sensitive>,
     pub token_signing_alg: SigningAlgorithm,
@@ -82,6 +85,7 @@ struct FileConfig {
     issuer: Option<String>,
     data_dir: Option<String>,
     database_url: Option<String>,
+    sqlite_synchronous: Option<String>,
     admin_token: Option<String>,
     admin_token_file: Option<String>,
     master_key: Option<String>,
@@ -155,6 +159,20 @@ impl Config {
                 ),
             ));
         }
+        let sqlite_synchronous_full = match get("SQLITE_SYNCHRONOUS", file.sqlite_synchronous)
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("full") => true,
+            Some("normal") => false,
+            Some(other) => {
+                return Err(error(
+                    "SIGNET_SQLITE_SYNCHRONOUS",
+                    format!("`{other}` is not full or normal"),
+                ));
+            }
+        };
         let admin_token = secret(env, "ADMIN_TOKEN", file.admin_token, file.admin_token_file)?;
         if let Some(token) = &admin_token
             && token.expose().len() < 32
@@ -289,6 +307,7 @@ impl Config {
             issuer,
             data_dir,
             database_url,
+            sqlite_synchronous_full,
             admin_token,
             master_key,
             token_signing_alg,

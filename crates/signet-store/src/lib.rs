@@ -1,17 +1,18 @@
 //! Signet's storage: the embedded migrations, the SQLite store, the in-memory agent cache that
-//! keeps the token endpoint off the database, and the group-commit audit writer.
+//! keeps the token endpoint off the database, and the group-commit writer (audit records and
+//! assertion `jti`s).
 //!
 //! **Only this crate writes SQL.** Callers get domain types from `signet-core` and a
 //! [`StoreError`]; `StoreError::Unavailable` means "try again later" (HTTP 503).
 
-mod audit_writer;
 mod cache;
+mod group_commit;
 mod migrations;
 mod sqlite;
 
-pub use audit_writer::AuditLog;
+pub use group_commit::AuditLog;
 pub use migrations::MIGRATIONS;
-pub use sqlite::{Page, Store, StoredSigningKey};
+pub use sqlite::{Durability, Page, Store, StoredSigningKey};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

@@ -268,3 +268,23 @@ async fn keys_are_stored_revoked_and_cached_and_jtis_are_recorded_once() {
     );
     assert_eq!(store.purge_used_jtis(101).await.expect("purge"), 2);
 }
+
+#[tokio::test]
+async fn concurrent_uses_of_one_jti_have_exactly_one_winner() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(&dir).await;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.record_jti("agt_a", "same-jti", 100).await
+        }));
+    }
+    let mut fresh = 0;
+    for task in tasks {
+        if task.await.expect("join").expect("recorded") {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1);
+}

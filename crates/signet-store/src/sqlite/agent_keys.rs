@@ -111,13 +111,9 @@ impl Store {
         jti: &str,
         expires_at: UnixTime,
     ) -> Result<bool, StoreError> {
-        let result = sqlx::query("INSERT INTO used_jtis (agent_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT (agent_id, jti) DO NOTHING")
-            .bind(agent_id)
-            .bind(jti)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(result.rows_affected() == 1)
+        // Through the group-commit writer: one commit per batch, and no contention with the
+        // audit records for SQLite's write lock.
+        self.audit.record_jti(agent_id, jti, expires_at).await
     }
 
     /// Forgets `jti` values whose assertions have expired.

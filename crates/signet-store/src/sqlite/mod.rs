@@ -15,12 +15,25 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::StoreError;
-use crate::audit_writer::AuditLog;
 use crate::cache::AgentCache;
+use crate::group_commit::AuditLog;
 use crate::migrations::migrate;
 
 pub use agents::Page;
 pub use keys::StoredSigningKey;
+
+/// How hard a commit is pushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is synced to disk before it is acknowledged: nothing acknowledged is lost,
+    /// even on power loss (`synchronous = FULL`).
+    #[default]
+    Full,
+    /// Commits reach the OS at once and disk at checkpoints: nothing acknowledged is lost when the
+    /// process crashes (kill -9), but the last commits may be lost on power loss or an OS crash
+    /// (`synchronous = NORMAL` in WAL mode).
+    Normal,
+}
 
 /// The store: a connection pool, the agent cache and the audit writer. Cloning is cheap.
 #[derive(Debug, Clone)]
@@ -33,10 +46,19 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH`) and applies migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, Durability::Full).await
+    }
+
+    /// Opens with a chosen durability (see [`Durability`]).
+    pub async fn open_with(url: &str, durability: Durability) -> Result<Self, StoreError> {
+        let synchronous = match durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        };
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()

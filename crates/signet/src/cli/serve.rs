@@ -10,7 +10,7 @@ use signet_core::config::{Config, LogFormat, Sources};
 use signet_core::crypto::{MasterKey, random_bytes, sha256};
 use signet_core::encoding::{b64url, b64url_decode, base62};
 use signet_http::{AppState, KeyRing};
-use signet_store::Store;
+use signet_store::{Durability, Store};
 
 use super::CliError;
 
@@ -137,12 +137,19 @@ async fn admin_token(
 
 async fn open_store(config: &Config) -> Result<Store, CliError> {
     prepare_data_dir(&config.data_dir)?;
-    Store::open(&config.database_url()).await.map_err(|e| {
-        CliError::failure(format!(
-            "cannot open the database {}: {e}",
-            config.database_url()
-        ))
-    })
+    let durability = if config.sqlite_synchronous_full {
+        Durability::Full
+    } else {
+        Durability::Normal
+    };
+    Store::open_with(&config.database_url(), durability)
+        .await
+        .map_err(|e| {
+            CliError::failure(format!(
+                "cannot open the database {}: {e}",
+                config.database_url()
+            ))
+        })
 }
 
 pub async fn migrate(args: ServeArgs) -> Result<(), CliError> {
