@@ -1,21 +1,23 @@
 //! Group commit: the writes the token endpoint waits for (audit records, and the `jti` of each
-//! client assertion) go through one writer task. It gathers whatever is waiting and writes it
-//! in one transaction (multi-row INSERTs), so durability costs one commit per batch, not per
-//! request, and no two writers fight over SQLite's write lock. A bounded queue pushes back on
-//! callers when the database is slow.
+//! client assertion) go to one writer thread that owns its own SQLite connection. It gathers
+//! whatever is waiting and writes it in one transaction with prepared statements, so durability
+//! costs one commit per batch, not per request; no statement crosses an async hand-off; and no
+//! two writers of the hot path fight over SQLite's write lock. A bounded queue pushes back on
+//! callers when the disk is slow.
 
-use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
 
+use rusqlite::{Connection, params};
 use signet_core::UnixTime;
 use signet_core::audit::AuditEvent;
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
+use crate::sqlite::Durability;
 
-/// Largest batch written in one transaction (11 columns × 256 rows stays under SQLite's limit
-/// of bound parameters).
-const MAX_BATCH: usize = 256;
+/// Most writes in one transaction.
+const MAX_BATCH: usize = 512;
 /// Writes waiting beyond this make callers wait for room (back-pressure).
 const QUEUE: usize = 8192;
 
@@ -36,31 +38,25 @@ pub struct AuditLog {
     sender: mpsc::Sender<Write>,
 }
 
-impl std::fmt::Debug for Write {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Audit(event, _) => f.debug_tuple("Audit").field(&event.event_type).finish(),
-            Self::Jti { agent_id, .. } => f
-                .debug_struct("Jti")
-                .field("agent_id", agent_id)
-                .finish_non_exhaustive(),
-        }
-    }
-}
-
-fn closed_or_failed(message: Result<String, oneshot::error::RecvError>) -> StoreError {
-    match message {
-        Ok(message) => StoreError::Unavailable(sqlx::Error::Protocol(message)),
-        Err(_) => StoreError::AuditClosed,
-    }
+fn failed(message: String) -> StoreError {
+    StoreError::Unavailable(sqlx::Error::Protocol(message))
 }
 
 impl AuditLog {
-    /// Starts the writer task on `pool`.
-    pub fn start(pool: SqlitePool) -> Self {
+    /// Opens the writer's connection to the database at `path` and starts its thread.
+    pub(crate) fn start(path: PathBuf, durability: Durability) -> Result<Self, StoreError> {
+        let connection = open(&path, durability).map_err(|e| {
+            failed(format!(
+                "the group-commit writer cannot open {}: {e}",
+                path.display()
+            ))
+        })?;
         let (sender, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, receiver));
-        Self { sender }
+        std::thread::Builder::new()
+            .name("signet-writer".into())
+            .spawn(move || run(connection, receiver))
+            .map_err(|e| failed(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self { sender })
     }
 
     /// Records `event` and returns once it is committed.
@@ -71,9 +67,8 @@ impl AuditLog {
             .await
             .map_err(|_| StoreError::AuditClosed)?;
         match done.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(closed_or_failed(Ok(message))),
-            Err(e) => Err(closed_or_failed(Err(e))),
+            Ok(result) => result.map_err(failed),
+            Err(_) => Err(StoreError::AuditClosed),
         }
     }
 
@@ -97,37 +92,55 @@ impl AuditLog {
             .await
             .map_err(|_| StoreError::AuditClosed)?;
         match done.await {
-            Ok(Ok(fresh)) => Ok(fresh),
-            Ok(Err(message)) => Err(closed_or_failed(Ok(message))),
-            Err(e) => Err(closed_or_failed(Err(e))),
+            Ok(result) => result.map_err(failed),
+            Err(_) => Err(StoreError::AuditClosed),
         }
     }
 }
 
-async fn run(pool: SqlitePool, mut receiver: mpsc::Receiver<Write>) {
+fn open(path: &std::path::Path, durability: Durability) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(Duration::from_secs(5))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    connection.pragma_update(None, "synchronous", synchronous)?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(connection)
+}
+
+fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Write>) {
     let mut batch: Vec<Write> = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let result = write_batch(&pool, &batch).await.map_err(|e| e.to_string());
+    // Blocks until at least one write waits, then takes whatever else is already queued.
+    while let Some(first) = receiver.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let result = write_batch(&mut connection, &batch).map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::error!(error = %e, writes = batch.len(), "group commit failed");
         }
-        // Within a batch, only the first request with a given jti is new.
-        let mut claimed: HashSet<(String, String)> = HashSet::new();
-        for write in batch.drain(..) {
+        let fresh: Vec<Option<bool>> = match &result {
+            Ok(inserted) => inserted.iter().copied().map(Some).collect(),
+            Err(_) => vec![None; batch.len()],
+        };
+        for (write, fresh) in batch.drain(..).zip(fresh) {
             // A caller that gave up waiting has nothing to be told.
             match write {
                 Write::Audit(_, ack) => {
                     let _ = ack.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
                 }
-                Write::Jti {
-                    agent_id, jti, ack, ..
-                } => {
-                    let answer = match &result {
-                        Ok(inserted) => {
-                            let key = (agent_id, jti);
-                            Ok(inserted.contains(&key) && claimed.insert(key))
-                        }
-                        Err(e) => Err(e.clone()),
+                Write::Jti { ack, .. } => {
+                    let answer = match (&result, fresh) {
+                        (Ok(_), Some(fresh)) => Ok(fresh),
+                        (Err(e), _) => Err(e.clone()),
+                        (Ok(_), None) => Err("group commit lost track of a write".to_string()),
                     };
                     let _ = ack.send(answer);
                 }
@@ -136,64 +149,43 @@ async fn run(pool: SqlitePool, mut receiver: mpsc::Receiver<Write>) {
     }
 }
 
-/// Writes the batch in one transaction; returns the `(agent_id, jti)` pairs that were new.
-async fn write_batch(
-    pool: &SqlitePool,
-    batch: &[Write],
-) -> Result<HashSet<(String, String)>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let mut inserted = HashSet::new();
-    let jtis: Vec<(&str, &str, UnixTime)> = batch
-        .iter()
-        .filter_map(|w| match w {
-            Write::Jti {
-                agent_id,
-                jti,
-                expires_at,
-                ..
-            } => Some((agent_id.as_str(), jti.as_str(), *expires_at)),
-            Write::Audit(..) => None,
-        })
-        .collect();
-    if !jtis.is_empty() {
-        let mut insert: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO used_jtis (agent_id, jti, expires_at) ");
-        insert.push_values(&jtis, |mut row, (agent_id, jti, expires_at)| {
-            row.push_bind(agent_id.to_string())
-                .push_bind(jti.to_string())
-                .push_bind(*expires_at);
-        });
-        insert.push(" ON CONFLICT (agent_id, jti) DO NOTHING RETURNING agent_id, jti");
-        for row in insert.build().fetch_all(&mut *tx).await? {
-            inserted.insert((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?));
+/// Writes the batch in one transaction; for each write, whether it inserted a row (for a `jti`:
+/// whether it was new; a `jti` repeated within the batch is new only the first time).
+fn write_batch(connection: &mut Connection, batch: &[Write]) -> rusqlite::Result<Vec<bool>> {
+    let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut inserted = Vec::with_capacity(batch.len());
+    {
+        let mut insert_jti = tx.prepare_cached(
+            "INSERT INTO used_jtis (agent_id, jti, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT (agent_id, jti) DO NOTHING",
+        )?;
+        let mut insert_event = tx.prepare_cached(
+            "INSERT INTO audit_events (ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        for write in batch {
+            let rows = match write {
+                Write::Jti {
+                    agent_id,
+                    jti,
+                    expires_at,
+                    ..
+                } => insert_jti.execute(params![agent_id, jti, expires_at])?,
+                Write::Audit(e, _) => insert_event.execute(params![
+                    e.ts_ms,
+                    e.event_type,
+                    e.outcome.as_str(),
+                    e.reason,
+                    e.agent_id,
+                    e.method,
+                    e.source,
+                    e.user_agent,
+                    e.actor,
+                    e.jti,
+                    e.detail.as_ref().map(|d| d.to_string()),
+                ])?,
+            };
+            inserted.push(rows == 1);
         }
     }
-    let events: Vec<&AuditEvent> = batch
-        .iter()
-        .filter_map(|w| match w {
-            Write::Audit(event, _) => Some(event),
-            Write::Jti { .. } => None,
-        })
-        .collect();
-    if !events.is_empty() {
-        let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO audit_events (ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail) ",
-        );
-        insert.push_values(events, |mut row, e| {
-            row.push_bind(e.ts_ms)
-                .push_bind(e.event_type.clone())
-                .push_bind(e.outcome.as_str())
-                .push_bind(e.reason.clone())
-                .push_bind(e.agent_id.clone())
-                .push_bind(e.method.clone())
-                .push_bind(e.source.clone())
-                .push_bind(e.user_agent.clone())
-                .push_bind(e.actor.clone())
-                .push_bind(e.jti.clone())
-                .push_bind(e.detail.as_ref().map(|d| d.to_string()));
-        });
-        insert.build().execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
+    tx.commit()?;
     Ok(inserted)
 }

@@ -70,7 +70,7 @@ impl Store {
         for name in applied {
             tracing::info!(migration = name, "applied database migration");
         }
-        let audit = AuditLog::start(pool.clone());
+        let audit = AuditLog::start(sqlite_path(url)?, durability)?;
         Ok(Self {
             pool,
             cache: Arc::new(AgentCache::default()),
@@ -113,4 +113,17 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The file path of a `sqlite://PATH` (or `sqlite:PATH`) URL, without query options.
+fn sqlite_path(url: &str) -> Result<std::path::PathBuf, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::Corrupt(format!("`{url}` is not a sqlite:// URL")))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::Corrupt("the database must be a file".into()));
+    }
+    Ok(std::path::PathBuf::from(path))
 }
