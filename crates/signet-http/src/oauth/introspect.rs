@@ -17,7 +17,7 @@ use signet_store::StoreError;
 
 use super::client_auth::{self, Attempt, Failure};
 use super::error::{OAuthError, no_store};
-use super::read_form;
+use super::{audited, read_form};
 use crate::request::Caller;
 use crate::state::AppState;
 
@@ -165,24 +165,4 @@ fn active_response(claims: &AccessTokenClaims) -> Value {
         answer["cnf"] = cnf.clone();
     }
     answer
-}
-
-async fn audited(
-    state: &AppState,
-    caller: &Caller,
-    attempt: &Attempt,
-    event: AuditEvent,
-    response: Response,
-) -> Response {
-    let mut event = event
-        .with_agent(attempt.claimed_agent_id.as_deref())
-        .with_source(caller.source(), caller.user_agent.as_deref());
-    if let Some(method) = attempt.method {
-        event = event.with_method(method);
-    }
-    if let Err(e) = state.store.audit().record(event).await {
-        tracing::error!(error = %e, "introspection could not be audited");
-        return OAuthError::temporarily_unavailable().into_response();
-    }
-    response
 }

@@ -14,8 +14,13 @@ use axum::body::{Body, Bytes};
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 
+use axum::response::{IntoResponse, Response};
+use signet_core::audit::AuditEvent;
+
 use crate::body;
+use crate::request::Caller;
 use crate::state::AppState;
+use client_auth::Attempt;
 use error::OAuthError;
 use form::Form;
 
@@ -53,4 +58,27 @@ pub(crate) async fn read_form(
             (e.reason(), wire)
         })?;
     Form::parse(&bytes).map_err(|e| (e.reason(), OAuthError::invalid_request(e.description())))
+}
+
+/// Records an OAuth endpoint's audit event, with who called and how, and then returns
+/// `response`. If the record cannot be committed the caller gets 503 instead: nothing (a token
+/// least of all) leaves the server unaudited.
+pub(crate) async fn audited(
+    state: &AppState,
+    caller: &Caller,
+    attempt: &Attempt,
+    event: AuditEvent,
+    response: Response,
+) -> Response {
+    let mut event = event
+        .with_agent(attempt.claimed_agent_id.as_deref())
+        .with_source(caller.source(), caller.user_agent.as_deref());
+    if let Some(method) = attempt.method {
+        event = event.with_method(method);
+    }
+    if let Err(e) = state.store.audit().record(event).await {
+        tracing::error!(error = %e, "request could not be audited; refusing it");
+        return OAuthError::temporarily_unavailable().into_response();
+    }
+    response
 }

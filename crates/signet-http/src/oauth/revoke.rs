@@ -13,7 +13,7 @@ use signet_core::token::verify_access_token;
 
 use super::client_auth::{self, Attempt, EndpointCaller, Failure};
 use super::error::{OAuthError, no_store};
-use super::read_form;
+use super::{audited, read_form};
 use crate::request::Caller;
 use crate::state::AppState;
 
@@ -39,17 +39,7 @@ pub async fn revoke(
     let caller = Caller::new(peer, &headers);
     let mut attempt = Attempt::default();
     let (event, response) = decide(&state, &caller, &headers, body, &mut attempt).await;
-    let mut event = event
-        .with_agent(attempt.claimed_agent_id.as_deref())
-        .with_source(caller.source(), caller.user_agent.as_deref());
-    if let Some(method) = attempt.method {
-        event = event.with_method(method);
-    }
-    if let Err(e) = state.store.audit().record(event).await {
-        tracing::error!(error = %e, "revocation could not be audited");
-        return OAuthError::temporarily_unavailable().into_response();
-    }
-    response
+    audited(&state, &caller, &attempt, event, response).await
 }
 
 async fn decide(

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::client_auth::{self, Attempt, Failure};
 use super::error::{OAuthError, no_store};
-use super::read_form;
+use super::{audited, read_form};
 use crate::request::Caller;
 use crate::state::AppState;
 
@@ -102,18 +102,8 @@ pub async fn token(
             (event, refusal.wire.into_response())
         }
     };
-    let mut event = event
-        .with_agent(attempt.claimed_agent_id.as_deref())
-        .with_source(caller.source(), caller.user_agent.as_deref());
-    if let Some(method) = attempt.method {
-        event = event.with_method(method);
-    }
     // The record of a token is committed before the token leaves the server.
-    if let Err(e) = state.store.audit().record(event).await {
-        tracing::error!(error = %e, "token request could not be audited; refusing it");
-        return OAuthError::temporarily_unavailable().into_response();
-    }
-    response
+    audited(&state, &caller, &attempt, event, response).await
 }
 
 async fn issue(
