@@ -158,6 +158,8 @@ pub struct Agent {
     pub allowed_cidrs: Vec<Cidr>,
     /// Where a `private_key_jwt` agent publishes its public keys (RFC 7591 `jwks_uri`).
     pub jwks_uri: Option<String>,
+    /// Every token issued at or before this time is inactive (revoke all of an agent's tokens).
+    pub tokens_revoked_before: Option<UnixTime>,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
 }
@@ -229,6 +231,7 @@ impl NewAgent {
             access_token_ttl: self.access_token_ttl.map(validate_ttl).transpose()?,
             allowed_cidrs: validate_cidrs(self.allowed_cidrs.unwrap_or_default())?,
             jwks_uri: self.jwks_uri.map(validate_jwks_uri).transpose()?,
+            tokens_revoked_before: None,
             created_at: now,
             updated_at: now,
         })

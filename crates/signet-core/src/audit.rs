@@ -19,6 +19,7 @@ pub mod event {
     pub const AGENT_KEY_ADDED: &str = "agent_key_added";
     pub const AGENT_KEY_REVOKED: &str = "agent_key_revoked";
     pub const JWKS_FETCH: &str = "jwks_fetch";
+    pub const AGENT_TOKENS_REVOKED: &str = "agent_tokens_revoked";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -66,6 +66,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             agents::delete_agent
         ))
         .routes(routes!(agents::regenerate_secret))
+        .routes(routes!(agents::revoke_tokens))
         .routes(routes!(keys::list_keys, keys::add_keys))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(self_service::register_key))

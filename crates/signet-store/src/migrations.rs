@@ -19,6 +19,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_jwks_uri",
         include_str!("../migrations/sqlite/0003_jwks_uri.sql"),
     ),
+    (
+        "0004_tokens_revoked_before",
+        include_str!("../migrations/sqlite/0004_tokens_revoked_before.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

@@ -211,3 +211,55 @@ async fn deleting_an_agent_deactivates_its_tokens() {
         Some("unknown_agent")
     );
 }
+
+#[tokio::test]
+async fn revoking_all_of_an_agents_tokens_keeps_new_ones_working() {
+    let app = TestApp::spawn().await;
+    let agent = app.secret_agent().await;
+    let other = app.secret_agent().await;
+    let first = app.access_token(&agent).await;
+    let second = app.access_token(&agent).await;
+    let unrelated = app.access_token(&other).await;
+
+    let output = tokio::process::Command::new(common::signet_bin())
+        .args(["agent", "revoke-tokens", &agent.id])
+        .env_clear()
+        .env("SIGNET_URL", &app.url)
+        .env("SIGNET_ADMIN_TOKEN", common::ADMIN_TOKEN)
+        .output()
+        .await
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(app.introspect(&first).await["active"], false);
+    assert_eq!(app.introspect(&second).await["active"], false);
+    assert_eq!(
+        app.introspect(&unrelated).await["active"],
+        true,
+        "other agents are untouched"
+    );
+
+    // Tokens issued afterwards (in a later second) are active.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let fresh = app.access_token(&agent).await;
+    assert_eq!(app.introspect(&fresh).await["active"], true);
+    let audit = app
+        .audit(&format!(
+            "agent_id={}&event_type=agent_tokens_revoked",
+            agent.id
+        ))
+        .await;
+    assert_eq!(audit[0]["actor"], "admin-token");
+    let response = app
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/agents/agt_0000000000000000000000/tokens/revoke",
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 404);
+}

@@ -39,6 +39,9 @@ pub struct AgentView {
     allowed_cidrs: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     jwks_uri: Option<String>,
+    /// Tokens issued at or before this time are inactive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens_revoked_before: Option<String>,
     created_at: String,
     updated_at: String,
     /// Facts about the current secret (never the secret), on single-agent reads.
@@ -67,6 +70,7 @@ impl AgentView {
             access_token_ttl: agent.access_token_ttl,
             allowed_cidrs: agent.allowed_cidrs.iter().map(|c| c.to_string()).collect(),
             jwks_uri: agent.jwks_uri.clone(),
+            tokens_revoked_before: agent.tokens_revoked_before.map(rfc3339),
             created_at: rfc3339(agent.created_at),
             updated_at: rfc3339(agent.updated_at),
             secret: None,
@@ -517,4 +521,34 @@ fn check_jwks_uri(state: &AppState, uri: &str) -> Result<(), Problem> {
         .jwks_fetcher
         .check_uri(uri)
         .map_err(|e| Problem::invalid_field("jwks_uri", format!("jwks_uri: {e}")))
+}
+
+/// Revokes every token the agent has been issued so far: they turn inactive at introspection at
+/// once (resource servers that verify offline see them until they expire).
+#[utoipa::path(
+    post, path = "/api/v1/agents/{agent_id}/tokens/revoke", tag = "agents",
+    params(("agent_id" = String, Path)),
+    responses((status = 200, body = AgentView), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("admin_token" = []))
+)]
+pub async fn revoke_tokens(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+) -> Result<Json<AgentView>, Problem> {
+    let now = signet_core::now();
+    if !state.store.revoke_agent_tokens(&agent_id, now).await? {
+        return Err(Problem::not_found("agent"));
+    }
+    state
+        .store
+        .audit()
+        .record(admin.event(event::AGENT_TOKENS_REVOKED, &agent_id))
+        .await?;
+    let credentials = state
+        .store
+        .agent_credentials(&agent_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("agent"))?;
+    Ok(Json(AgentView::with_credentials(&credentials)))
 }

@@ -141,6 +141,13 @@ pub(crate) async fn active_claims(
     match state.store.agent_credentials(&claims.client_id).await? {
         None => Ok(Err("agent_deleted")),
         Some(c) if c.agent.status != AgentStatus::Active => Ok(Err("agent_disabled")),
+        Some(c)
+            if c.agent
+                .tokens_revoked_before
+                .is_some_and(|t| claims.iat <= t) =>
+        {
+            Ok(Err("agent_tokens_revoked"))
+        }
         Some(_) => Ok(Ok(claims)),
     }
 }

@@ -21,7 +21,7 @@ pub struct Page<T> {
 
 macro_rules! agent_columns {
     () => {
-        "agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, created_at, updated_at"
+        "agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, tokens_revoked_before, created_at, updated_at"
     };
 }
 
@@ -287,6 +287,7 @@ fn agent_from_row(row: &SqliteRow) -> Result<Agent, StoreError> {
             .map(|c| c.parse().map_err(|e: String| corrupt("allowed_cidrs", e)))
             .collect::<Result<_, _>>()?,
         jwks_uri: row.try_get("jwks_uri")?,
+        tokens_revoked_before: row.try_get("tokens_revoked_before")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -331,5 +332,25 @@ impl Store {
         secrets.build().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// Makes every token the agent was issued up to `now` inactive at introspection.
+    pub async fn revoke_agent_tokens(
+        &self,
+        agent_id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE agents SET tokens_revoked_before = ?, updated_at = ? WHERE agent_id = ?",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(agent_id)
+        .execute(&self.pool)
+        .await?;
+        self.cache.invalidate(agent_id);
+        Ok(result.rows_affected() > 0)
     }
 }

@@ -113,6 +113,12 @@ pub enum AgentCommand {
         #[arg(long)]
         grace_period: Option<u64>,
     },
+    /// Revoke every token the agent has been issued so far (inactive at introspection at once).
+    RevokeTokens {
+        #[command(flatten)]
+        connection: AdminConnection,
+        agent_id: String,
+    },
     /// Disable an agent: no new tokens, and its live tokens turn inactive at introspection.
     Disable {
         #[command(flatten)]
@@ -448,6 +454,21 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
                     "Revoked key {kid} of agent {agent_id}: assertions signed with it are refused from now on."
                 );
             }
+            Ok(())
+        }
+        AgentCommand::RevokeTokens {
+            connection,
+            agent_id,
+        } => {
+            let api = Api::new(&connection)?;
+            let path = format!("/api/v1/agents/{}/tokens/revoke", segment(&agent_id));
+            let agent = api
+                .call(Method::POST, &path, None, "revoking the agent's tokens")
+                .await?;
+            if connection.json {
+                return print_json(&agent);
+            }
+            println!("Every token agent {agent_id} was issued so far is now revoked.");
             Ok(())
         }
         AgentCommand::Disable {
