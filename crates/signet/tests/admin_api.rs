@@ -53,14 +53,7 @@ async fn agents_can_be_created_read_changed_listed_and_deleted() {
     assert_eq!(created["token_endpoint_auth_method"], "client_secret_basic");
     assert_eq!(created["status"], "active");
 
-    let agent: Value = app
-        .admin(reqwest::Method::GET, &format!("/api/v1/agents/{id}"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let agent: Value = app.get_json(&format!("/api/v1/agents/{id}")).await;
     assert_eq!(agent["name"], "inventory-bot");
     assert_eq!(agent["allowed_cidrs"], json!(["127.0.0.0/8"]));
     assert!(
@@ -188,14 +181,7 @@ async fn listing_paginates_and_searches() {
     sorted.dedup();
     assert_eq!(sorted, seen, "pages are ordered and do not overlap");
 
-    let found: Value = app
-        .admin(reqwest::Method::GET, "/api/v1/agents?search=invoice")
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let found: Value = app.get_json("/api/v1/agents?search=invoice").await;
     assert_eq!(found["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(found["items"][0]["name"], "billing");
     let response = app
@@ -303,14 +289,7 @@ async fn health_and_unknown_paths() {
         .await
         .expect("send");
     assert_eq!(response.status(), 405);
-    let keys: Value = app
-        .admin(reqwest::Method::GET, "/api/v1/signing-keys")
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let keys: Value = app.get_json("/api/v1/signing-keys").await;
     assert_eq!(keys[0]["alg"], "ES256");
     assert_eq!(keys[0]["status"], "active");
 }

@@ -6,14 +6,7 @@ use common::TestApp;
 use serde_json::{Value, json};
 
 async fn agent_count(app: &TestApp) -> usize {
-    let body: Value = app
-        .admin(reqwest::Method::GET, "/api/v1/agents?limit=500")
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let body: Value = app.get_json("/api/v1/agents?limit=500").await;
     body["items"].as_array().map(Vec::len).unwrap_or_default()
 }
 
@@ -188,14 +181,7 @@ async fn malformed_admin_requests_change_nothing() {
     assert_eq!(app.audit("event_type=agent_created").await.len(), 1);
 
     // A bad PATCH leaves the agent as it was.
-    let list: Value = app
-        .admin(reqwest::Method::GET, "/api/v1/agents")
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = app.get_json("/api/v1/agents").await;
     let id = list["items"][0]["agent_id"]
         .as_str()
         .expect("id")
@@ -211,14 +197,7 @@ async fn malformed_admin_requests_change_nothing() {
         response.json::<Value>().await.expect("json")["field"],
         "status"
     );
-    let agent: Value = app
-        .admin(reqwest::Method::GET, &format!("/api/v1/agents/{id}"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let agent: Value = app.get_json(&format!("/api/v1/agents/{id}")).await;
     assert_eq!(agent["name"], "test-agent");
     assert_eq!(agent["status"], "active");
 }

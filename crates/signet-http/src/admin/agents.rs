@@ -355,12 +355,7 @@ pub async fn get_agent(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<AgentView>, Problem> {
-    let credentials = state
-        .store
-        .agent_credentials(&agent_id)
-        .await?
-        .ok_or_else(|| Problem::not_found("agent"))?;
-    Ok(Json(AgentView::with_credentials(&credentials)))
+    agent_view(&state, &agent_id).await
 }
 
 /// Changes an agent's settings or status.
@@ -421,12 +416,7 @@ pub async fn patch_agent(
             .with_detail(json!({ "changes": changes }));
         state.store.audit().record(audit).await?;
     }
-    let credentials = state
-        .store
-        .agent_credentials(&agent_id)
-        .await?
-        .ok_or_else(|| Problem::not_found("agent"))?;
-    Ok(Json(AgentView::with_credentials(&credentials)))
+    agent_view(&state, &agent_id).await
 }
 
 /// Deletes an agent and its credentials. Its live tokens turn inactive at introspection.
@@ -545,9 +535,14 @@ pub async fn revoke_tokens(
         .audit()
         .record(admin.event(event::AGENT_TOKENS_REVOKED, &agent_id))
         .await?;
+    agent_view(&state, &agent_id).await
+}
+
+/// The agent as the API shows it, with facts about its credentials; 404 if there is none.
+async fn agent_view(state: &AppState, agent_id: &str) -> Result<Json<AgentView>, Problem> {
     let credentials = state
         .store
-        .agent_credentials(&agent_id)
+        .agent_credentials(agent_id)
         .await?
         .ok_or_else(|| Problem::not_found("agent"))?;
     Ok(Json(AgentView::with_credentials(&credentials)))

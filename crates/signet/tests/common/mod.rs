@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod jwt;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -155,6 +157,17 @@ impl TestApp {
         self.http
             .request(method, format!("{}{path}", self.url))
             .bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// GET an admin API path and read the JSON answer.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.admin(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json")
     }
 
     pub async fn create_agent(&self, body: Value) -> Value {

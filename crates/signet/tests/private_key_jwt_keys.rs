@@ -1,0 +1,367 @@
+//! Private Key JWT key management over real HTTP: rotation without downtime, registration of
+//! every key format (and refusal of the rest), agents created with keys, and `signet token` with a
+//! key file.
+
+mod common;
+
+use common::TestApp;
+use common::jwt::*;
+use jsonwebtoken::Algorithm;
+use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn keys_rotate_without_downtime() {
+    let f = Fixture::new(Algorithm::ES256).await;
+    let next = AgentKey::new(Algorithm::ES256);
+
+    // The agent registers its next key itself, proving possession of the current one.
+    let response = f
+        .app
+        .http
+        .post(format!("{}/api/v1/self/keys", f.app.url))
+        .json(
+            &json!({ "client_assertion": f.sign(&f.claims()), "pem": next.pair.public_key_pem() }),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 201);
+    let next_kid = response.json::<Value>().await.expect("json")[0]["kid"]
+        .as_str()
+        .expect("kid")
+        .to_string();
+
+    // Both keys work.
+    assert_eq!(f.token(&f.sign(&f.claims())).await.status(), 200);
+    assert_eq!(
+        f.token(&sign(&next, &next_kid, &f.claims())).await.status(),
+        200
+    );
+
+    // The agent retires the old key, authenticated with the new one.
+    let response = f
+        .app
+        .http
+        .post(format!("{}/api/v1/self/keys/{}/revoke", f.app.url, f.kid))
+        .json(&json!({ "client_assertion": sign(&next, &next_kid, &f.claims()) }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 204);
+    f.refused_with(&f.sign(&f.claims()), "key_revoked").await;
+    assert_eq!(
+        f.token(&sign(&next, &next_kid, &f.claims())).await.status(),
+        200
+    );
+
+    // The last key cannot be retired by the agent, and a self-service call needs a valid assertion.
+    let response = f
+        .app
+        .http
+        .post(format!("{}/api/v1/self/keys/{next_kid}/revoke", f.app.url))
+        .json(&json!({ "client_assertion": sign(&next, &next_kid, &f.claims()) }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 409);
+    let response = f
+        .app
+        .http
+        .post(format!("{}/api/v1/self/keys", f.app.url))
+        .json(&json!({ "client_assertion": f.sign(&f.claims()), "pem": AgentKey::new(Algorithm::ES256).pair.public_key_pem() }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        response.status(),
+        401,
+        "a revoked key cannot register new keys"
+    );
+
+    // An operator revokes instantly.
+    let response = f
+        .app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/agents/{}/keys/{next_kid}", f.agent_id),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 204);
+    f.refused_with(&sign(&next, &next_kid, &f.claims()), "key_revoked")
+        .await;
+    let keys: Value = f
+        .app
+        .get_json(&format!("/api/v1/agents/{}/keys", f.agent_id))
+        .await;
+    let statuses: Vec<&str> = keys
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["revoked", "revoked"]);
+    let changes = f
+        .app
+        .audit(&format!(
+            "agent_id={}&event_type=agent_key_revoked",
+            f.agent_id
+        ))
+        .await;
+    let actors: Vec<&str> = changes.iter().filter_map(|e| e["actor"].as_str()).collect();
+    assert_eq!(actors, ["admin-token", f.agent_id.as_str()]);
+}
+
+#[tokio::test]
+async fn key_registration_accepts_public_keys_and_refuses_the_rest() {
+    let app = TestApp::spawn().await;
+    let agent = app
+        .create_agent(json!({ "name": "k", "token_endpoint_auth_method": "private_key_jwt" }))
+        .await;
+    let id = agent["agent_id"].as_str().expect("id").to_string();
+    let register = |body: Value| {
+        let request = app
+            .admin(reqwest::Method::POST, &format!("/api/v1/agents/{id}/keys"))
+            .json(&body);
+        async move {
+            let response = request.send().await.expect("send");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json"))
+        }
+    };
+
+    // A certificate: the key is taken from it and expires with it.
+    let pair = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("key");
+    let certificate = rcgen::CertificateParams::new(vec!["agent.example".into()])
+        .expect("params")
+        .self_signed(&pair)
+        .expect("cert");
+    let (status, keys) = register(json!({ "pem": certificate.pem(), "kid": "from-cert" })).await;
+    assert_eq!(status, 201, "{keys}");
+    assert_eq!(keys[0]["kid"], "from-cert");
+    assert_eq!(keys[0]["alg"], "ES256");
+    assert!(keys[0]["expires_at"].is_string());
+
+    // A JWK Set of two keys; kids default to RFC 7638 thumbprints.
+    let jwk = |alg| {
+        signet_core::token::SigningKey::generate(alg)
+            .expect("key")
+            .0
+            .public_jwk()
+            .clone()
+    };
+    let (status, keys) = register(json!({ "jwks": { "keys": [jwk(signet_core::token::SigningAlgorithm::EdDsa), jwk(signet_core::token::SigningAlgorithm::Es384)] } })).await;
+    assert_eq!(status, 201, "{keys}");
+    assert_eq!(keys.as_array().map(Vec::len), Some(2));
+
+    let mut private_jwk = jwk(signet_core::token::SigningAlgorithm::Es256);
+    private_jwk["d"] = json!("c2VjcmV0");
+    let refusals = [
+        (json!({ "pem": pair.serialize_pem() }), "private key"),
+        (json!({ "jwk": private_jwk }), "private key"),
+        (
+            json!({ "jwk": { "kty": "RSA", "n": b64([0xC1u8; 128]), "e": "AQAB" } }),
+            "at least 2048 bits",
+        ),
+        (
+            json!({ "jwk": { "kty": "EC", "crv": "secp256k1", "x": b64([1u8; 32]), "y": b64([1u8; 32]) } }),
+            "unsupported curve",
+        ),
+        (
+            json!({ "jwk": { "kty": "oct", "k": "c2VjcmV0" } }),
+            "symmetric",
+        ),
+        (
+            json!({ "jwk": jwk(signet_core::token::SigningAlgorithm::Es256), "alg": "HS256" }),
+            "not allowed",
+        ),
+        (
+            json!({ "jwk": jwk(signet_core::token::SigningAlgorithm::Es256), "alg": "none" }),
+            "not allowed",
+        ),
+        (
+            json!({ "pem": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----" }),
+            "malformed",
+        ),
+        (json!({ "pem": "hello" }), "malformed"),
+        (json!({}), "exactly one"),
+    ];
+    for (body, expected) in refusals {
+        let (status, problem) = register(body.clone()).await;
+        assert_eq!(status, 400, "{body}");
+        let detail = problem["detail"].as_str().expect("detail").to_lowercase();
+        assert!(
+            detail.contains(expected),
+            "{detail} should mention {expected}"
+        );
+    }
+    let keys: Value = app.get_json(&format!("/api/v1/agents/{id}/keys")).await;
+    assert_eq!(
+        keys.as_array().map(Vec::len),
+        Some(3),
+        "refused keys changed nothing"
+    );
+
+    // Keys belong to private_key_jwt agents only.
+    let secret_agent = app.secret_agent().await;
+    let response = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{}/keys", secret_agent.id),
+        )
+        .json(&json!({ "jwk": jwk(signet_core::token::SigningAlgorithm::Es256) }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 409);
+}
+
+#[tokio::test]
+async fn agents_can_be_created_with_a_jwks_and_metadata_advertises_the_method() {
+    let app = TestApp::spawn().await;
+    let (signing, pkcs8) =
+        signet_core::token::SigningKey::generate(signet_core::token::SigningAlgorithm::Es256)
+            .expect("key");
+    let agent = app
+        .create_agent(json!({ "name": "with-keys", "token_endpoint_auth_method": "private_key_jwt", "jwks": { "keys": [signing.public_jwk()] } }))
+        .await;
+    assert_eq!(agent["keys"][0]["kid"], signing.kid());
+    let agent_id = agent["agent_id"].as_str().expect("id");
+    let key = signet_core::token::SigningKey::from_pkcs8(
+        signet_core::token::SigningAlgorithm::Es256,
+        &pkcs8,
+    )
+    .expect("key");
+    let assertion = key.sign_assertion(None, claims_for(&app, agent_id).to_string().as_bytes());
+    assert_eq!(token_request(&app, None, &assertion).await.status(), 200);
+
+    let metadata: Value = app
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server",
+            app.url
+        ))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let methods = metadata["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .expect("methods");
+    assert!(methods.iter().any(|m| m == "private_key_jwt"));
+    let algs = metadata["token_endpoint_auth_signing_alg_values_supported"]
+        .as_array()
+        .expect("algs");
+    for alg in ["RS256", "PS512", "ES256", "ES384", "EdDSA"] {
+        assert!(algs.iter().any(|a| a == alg), "{alg}");
+    }
+    assert!(!algs.iter().any(|a| a == "none" || a == "HS256"));
+}
+
+#[tokio::test]
+async fn signet_token_signs_a_fresh_assertion_from_a_key_file() {
+    let app = TestApp::spawn().await;
+    let key = AgentKey::new(Algorithm::ES256);
+    let agent = app
+        .create_agent(json!({ "name": "cli-jwt", "token_endpoint_auth_method": "private_key_jwt" }))
+        .await;
+    let agent_id = agent["agent_id"].as_str().expect("id").to_string();
+    let public = app.data_dir.join("agent.pub.pem");
+    let private = app.data_dir.join("agent.key.pem");
+    std::fs::write(&public, key.pair.public_key_pem()).expect("write");
+    std::fs::write(&private, key.pair.serialize_pem()).expect("write");
+
+    let run = |args: Vec<String>, env: Vec<(&'static str, String)>| {
+        let url = app.url.clone();
+        async move {
+            tokio::process::Command::new(common::signet_bin())
+                .args(args)
+                .env_clear()
+                .env("SIGNET_URL", url)
+                .envs(env)
+                .output()
+                .await
+                .expect("run")
+        }
+    };
+    let admin = vec![("SIGNET_ADMIN_TOKEN", common::ADMIN_TOKEN.to_string())];
+    let added = run(
+        vec![
+            "agent".into(),
+            "add-key".into(),
+            agent_id.clone(),
+            "--file".into(),
+            public.display().to_string(),
+        ],
+        admin.clone(),
+    )
+    .await;
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let listed = run(vec!["agent".into(), "keys".into(), agent_id.clone()], admin).await;
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("active"));
+
+    let agent_env = vec![
+        ("SIGNET_AGENT_ID", agent_id.clone()),
+        ("SIGNET_AGENT_KEY_FILE", private.display().to_string()),
+    ];
+    for _ in 0..2 {
+        let output = run(vec!["token".into(), "--claims".into()], agent_env.clone()).await;
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let claims: Value = serde_json::from_slice(&output.stdout).expect("claims");
+        assert_eq!(claims["sub"], agent_id);
+    }
+    let audit = app
+        .audit(&format!(
+            "agent_id={agent_id}&outcome=success&event_type=token_request"
+        ))
+        .await;
+    assert_eq!(audit.len(), 2, "each run made a fresh assertion");
+
+    // Creating the agent with its key in one command.
+    let created = run(
+        vec![
+            "agent".into(),
+            "create".into(),
+            "--name".into(),
+            "one-step".into(),
+            "--key-file".into(),
+            public.display().to_string(),
+            "--json".into(),
+        ],
+        vec![("SIGNET_ADMIN_TOKEN", common::ADMIN_TOKEN.to_string())],
+    )
+    .await;
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let created: Value = serde_json::from_slice(&created.stdout).expect("json");
+    assert_eq!(created["token_endpoint_auth_method"], "private_key_jwt");
+    let second_id = created["agent_id"].as_str().expect("id").to_string();
+    let output = run(
+        vec!["token".into()],
+        vec![
+            ("SIGNET_AGENT_ID", second_id),
+            ("SIGNET_AGENT_KEY_FILE", private.display().to_string()),
+        ],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
