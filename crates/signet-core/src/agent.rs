@@ -9,6 +9,8 @@ use crate::UnixTime;
 use crate::cidr::Cidr;
 use crate::crypto::random_bytes;
 use crate::encoding::base62;
+use crate::pki::agent_ca::agent_uri;
+use crate::pki::{BindingKind, CertificateBinding};
 
 /// Shortest and longest access-token lifetime an agent may be given, in seconds.
 pub const MIN_TOKEN_TTL: u64 = 30;
@@ -122,9 +124,9 @@ impl AuthMethod {
         matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
     }
 
-    /// Whether this release can authenticate agents registered with this method.
-    pub fn is_supported(self) -> bool {
-        self.uses_secret()
+    /// Whether the agent authenticates with a client certificate (RFC 8705).
+    pub fn uses_certificate(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
     }
 }
 
@@ -160,6 +162,8 @@ pub struct Agent {
     pub jwks_uri: Option<String>,
     /// Every token issued at or before this time is inactive (revoke all of an agent's tokens).
     pub tokens_revoked_before: Option<UnixTime>,
+    /// The certificate name a `tls_client_auth` agent is bound to (RFC 8705 §2.1.2).
+    pub tls_client_auth: Option<CertificateBinding>,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
 }
@@ -189,6 +193,8 @@ pub struct NewAgent {
     pub access_token_ttl: Option<u64>,
     pub allowed_cidrs: Option<Vec<String>>,
     pub jwks_uri: Option<String>,
+    /// The one `tls_client_auth_*` field given, if any.
+    pub tls_client_auth: Option<(BindingKind, String)>,
 }
 
 /// A partial update of an agent: each `Some` replaces the field.
@@ -205,6 +211,8 @@ pub struct AgentPatch {
     pub allowed_cidrs: Option<Vec<String>>,
     /// `Some(None)` removes the `jwks_uri`.
     pub jwks_uri: Option<Option<String>>,
+    /// A new certificate binding (`tls_client_auth_*`).
+    pub tls_client_auth: Option<(BindingKind, String)>,
 }
 
 impl NewAgent {
@@ -220,8 +228,10 @@ impl NewAgent {
                 "only private_key_jwt agents have a jwks_uri".into(),
             ));
         }
+        let agent_id = AgentId::generate();
+        let tls_client_auth = binding_for(method, &agent_id, self.tls_client_auth, None)?;
         Ok(Agent {
-            agent_id: AgentId::generate(),
+            agent_id,
             name: validate_name(self.name)?,
             description: validate_description(self.description.unwrap_or_default())?,
             status: AgentStatus::Active,
@@ -232,6 +242,7 @@ impl NewAgent {
             allowed_cidrs: validate_cidrs(self.allowed_cidrs.unwrap_or_default())?,
             jwks_uri: self.jwks_uri.map(validate_jwks_uri).transpose()?,
             tokens_revoked_before: None,
+            tls_client_auth,
             created_at: now,
             updated_at: now,
         })
@@ -277,11 +288,46 @@ impl AgentPatch {
                 "only private_key_jwt agents have a jwks_uri".into(),
             ));
         }
+        updated.tls_client_auth = binding_for(
+            updated.token_endpoint_auth_method,
+            &updated.agent_id,
+            self.tls_client_auth,
+            agent.tls_client_auth.clone(),
+        )?;
         if updated != *agent {
             updated.updated_at = now;
         }
         Ok(updated)
     }
+}
+
+/// The binding of an agent with `method`: the one requested, else the current one, else for a
+/// `tls_client_auth` agent Signet's agent URI (what certificates from the agent CA carry).
+/// Other methods have no binding.
+fn binding_for(
+    method: AuthMethod,
+    agent_id: &AgentId,
+    requested: Option<(BindingKind, String)>,
+    current: Option<CertificateBinding>,
+) -> Result<Option<CertificateBinding>, AgentError> {
+    if method != AuthMethod::TlsClientAuth {
+        return match requested {
+            Some((kind, _)) => Err(AgentError::Invalid(
+                kind.field(),
+                "only tls_client_auth agents have a certificate binding".into(),
+            )),
+            None => Ok(None),
+        };
+    }
+    let binding = match (requested, current) {
+        (Some((kind, value)), _) => {
+            CertificateBinding::new(kind, &value).map_err(|e| AgentError::Invalid(kind.field(), e))?
+        }
+        (None, Some(current)) => current,
+        (None, None) => CertificateBinding::new(BindingKind::SanUri, &agent_uri(agent_id))
+            .map_err(|e| AgentError::Invalid("tls_client_auth_san_uri", e))?,
+    };
+    Ok(Some(binding))
 }
 
 /// The shape of a `jwks_uri`; which hosts may be fetched is the server's policy, checked where
@@ -424,6 +470,57 @@ mod tests {
         );
         assert_eq!(agent.status, AgentStatus::Active);
         assert!(agent.allows_source("192.0.2.1".parse().expect("ip")));
+    }
+
+    #[test]
+    fn tls_client_auth_agents_always_have_one_binding() {
+        let agent = NewAgent {
+            token_endpoint_auth_method: Some("tls_client_auth".into()),
+            ..new_agent()
+        }
+        .into_agent(10)
+        .expect("valid");
+        let binding = agent.tls_client_auth.clone().expect("default binding");
+        assert_eq!(binding.kind, BindingKind::SanUri);
+        assert_eq!(binding.value, agent_uri(&agent.agent_id));
+
+        let patched = AgentPatch {
+            tls_client_auth: Some((BindingKind::SubjectDn, "CN=billing,O=Acme".into())),
+            ..Default::default()
+        }
+        .apply(&agent, 20)
+        .expect("valid");
+        assert_eq!(
+            patched.tls_client_auth.as_ref().map(|b| b.kind),
+            Some(BindingKind::SubjectDn)
+        );
+        let secret_again = AgentPatch {
+            token_endpoint_auth_method: Some("client_secret_basic".into()),
+            ..Default::default()
+        }
+        .apply(&patched, 30)
+        .expect("valid");
+        assert_eq!(secret_again.tls_client_auth, None);
+
+        let refused = NewAgent {
+            tls_client_auth: Some((BindingKind::SanDns, "a.example".into())),
+            ..new_agent()
+        }
+        .into_agent(10);
+        assert!(matches!(
+            refused,
+            Err(AgentError::Invalid("tls_client_auth_san_dns", _))
+        ));
+        let bad_dn = NewAgent {
+            token_endpoint_auth_method: Some("tls_client_auth".into()),
+            tls_client_auth: Some((BindingKind::SubjectDn, "nonsense".into())),
+            ..new_agent()
+        }
+        .into_agent(10);
+        assert!(matches!(
+            bad_dn,
+            Err(AgentError::Invalid("tls_client_auth_subject_dn", _))
+        ));
     }
 
     #[test]

@@ -12,7 +12,10 @@ mod sqlite;
 
 pub use group_commit::AuditLog;
 pub use migrations::MIGRATIONS;
-pub use sqlite::{Durability, Page, Store, StoredSigningKey};
+pub use sqlite::{
+    Durability, IssuedRecord, MAX_CERTIFICATES_PER_AGENT, Page, RevocationRecord, Store,
+    StoredAgentCa, StoredCertificate, StoredSigningKey,
+};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

@@ -1,12 +1,15 @@
 //! Client authentication at the token, introspection and revocation endpoints: what an agent
 //! presented, how it is checked, and the precise reasons it can fail.
 //!
-//! One file per method: [`client_secret`] and [`private_key_jwt`]; mutual TLS follows.
+//! One file per method: [`client_secret`], [`private_key_jwt`], [`tls_client_auth`] and
+//! [`self_signed_tls_client_auth`].
 //! The HTTP layer extracts [`PresentedCredentials`] from the request, looks up the agent's
 //! [`AgentCredentials`], and calls [`authenticate`].
 
 pub mod client_secret;
 pub mod private_key_jwt;
+pub mod self_signed_tls_client_auth;
+pub mod tls_client_auth;
 
 use std::net::IpAddr;
 
@@ -16,6 +19,10 @@ use crate::crypto::MasterKey;
 
 pub use client_secret::{AgentSecret, StoredSecret};
 pub use private_key_jwt::{Assertion, AssertionPolicy, VerifiedAssertion};
+pub use self_signed_tls_client_auth::RegisteredCertificate;
+
+use crate::pki::certificate::CertificateChain;
+use crate::pki::{RevokedCertificates, TrustStore};
 
 use crate::jwk::VerifyingKey;
 use std::sync::Arc;
@@ -52,6 +59,11 @@ pub enum PresentedCredentials {
         agent_id: Option<String>,
         assertion: Assertion,
     },
+    /// A client certificate from the TLS handshake and the `client_id` parameter (RFC 8705 §2).
+    Certificate {
+        agent_id: String,
+        chain: Arc<CertificateChain>,
+    },
 }
 
 impl PresentedCredentials {
@@ -63,6 +75,7 @@ impl PresentedCredentials {
                 agent_id,
                 assertion,
             } => agent_id.as_deref().or(assertion.subject()),
+            Self::Certificate { agent_id, .. } => Some(agent_id),
         }
     }
 
@@ -70,6 +83,7 @@ impl PresentedCredentials {
         match self {
             Self::Secret { form, .. } => form.method(),
             Self::Assertion { .. } => AuthMethod::PrivateKeyJwt,
+            Self::Certificate { .. } => AuthMethod::TlsClientAuth,
         }
     }
 }
@@ -81,6 +95,21 @@ pub struct AgentCredentials {
     pub secrets: Vec<StoredSecret>,
     /// Registered public keys, parsed once when the agent was loaded.
     pub keys: Vec<Arc<VerifyingKey>>,
+    /// Registered certificates of a `self_signed_tls_client_auth` agent.
+    pub certificates: Vec<RegisteredCertificate>,
+}
+
+/// What authentication checks against besides the agent's own credentials.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthContext<'a> {
+    pub master_key: &'a MasterKey,
+    pub assertion_policy: &'a AssertionPolicy,
+    /// CAs trusted for `tls_client_auth`, with their CRLs.
+    pub trust: &'a TrustStore,
+    /// Certificates revoked by an operator.
+    pub revoked_certificates: &'a RevokedCertificates,
+    pub source: IpAddr,
+    pub now: UnixTime,
 }
 
 /// A successful authentication: the agent, and for an assertion the `jti` the caller must
@@ -163,6 +192,30 @@ pub enum ClientAuthError {
     MissingJti,
     #[error("the assertion's jti was already used")]
     JtiReplayed,
+    #[error("no client certificate was presented")]
+    NoClientCertificate,
+    #[error("a client certificate was presented without client_id")]
+    MissingClientId,
+    #[error("the client certificate could not be parsed")]
+    MalformedCertificate,
+    #[error("the client certificate does not chain to a trusted CA")]
+    UntrustedCertificate,
+    #[error("the certificate chain is invalid")]
+    InvalidCertificateChain,
+    #[error("the client certificate has expired")]
+    CertificateExpired,
+    #[error("the client certificate is not yet valid")]
+    CertificateNotYetValid,
+    #[error("the client certificate's extended key usage excludes client authentication")]
+    CertificateKeyUsage,
+    #[error("the client certificate was revoked by an operator")]
+    CertificateRevoked,
+    #[error("the client certificate is listed in a CRL")]
+    CertificateRevokedByCrl,
+    #[error("the client certificate does not carry the agent's bound name")]
+    CertificateBindingMismatch,
+    #[error("the client certificate is not registered with the agent")]
+    CertificateNotRegistered,
 }
 
 impl ClientAuthError {
@@ -203,6 +256,18 @@ impl ClientAuthError {
             Self::NotYetValid => "not_yet_valid",
             Self::MissingJti => "missing_jti",
             Self::JtiReplayed => "jti_replayed",
+            Self::NoClientCertificate => "no_client_certificate",
+            Self::MissingClientId => "missing_client_id",
+            Self::MalformedCertificate => "malformed_certificate",
+            Self::UntrustedCertificate => "untrusted_certificate",
+            Self::InvalidCertificateChain => "invalid_certificate_chain",
+            Self::CertificateExpired => "certificate_expired",
+            Self::CertificateNotYetValid => "certificate_not_yet_valid",
+            Self::CertificateKeyUsage => "certificate_key_usage",
+            Self::CertificateRevoked => "certificate_revoked",
+            Self::CertificateRevokedByCrl => "certificate_revoked_crl",
+            Self::CertificateBindingMismatch => "certificate_binding_mismatch",
+            Self::CertificateNotRegistered => "certificate_not_registered",
         }
     }
 
@@ -218,11 +283,9 @@ impl ClientAuthError {
 pub fn authenticate<'a>(
     presented: &PresentedCredentials,
     credentials: Option<&'a AgentCredentials>,
-    master_key: &MasterKey,
-    policy: &AssertionPolicy,
-    source: IpAddr,
-    now: UnixTime,
+    context: &AuthContext<'_>,
 ) -> Result<Authenticated<'a>, ClientAuthError> {
+    let now = context.now;
     let credentials = credentials.ok_or(ClientAuthError::UnknownAgent)?;
     let agent = &credentials.agent;
     let assertion = match presented {
@@ -230,20 +293,44 @@ pub fn authenticate<'a>(
             if !agent.token_endpoint_auth_method.uses_secret() {
                 return Err(ClientAuthError::MethodMismatch);
             }
-            client_secret::verify(secret, &credentials.secrets, master_key, now)?;
+            client_secret::verify(secret, &credentials.secrets, context.master_key, now)?;
             None
         }
         PresentedCredentials::Assertion { assertion, .. } => {
             if agent.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt {
                 return Err(ClientAuthError::MethodMismatch);
             }
-            Some(assertion.verify(agent.agent_id.as_str(), &credentials.keys, policy, now)?)
+            Some(assertion.verify(
+                agent.agent_id.as_str(),
+                &credentials.keys,
+                context.assertion_policy,
+                now,
+            )?)
+        }
+        PresentedCredentials::Certificate { chain, .. } => {
+            match agent.token_endpoint_auth_method {
+                AuthMethod::TlsClientAuth => tls_client_auth::verify(
+                    chain,
+                    agent.tls_client_auth.as_ref(),
+                    context.trust,
+                    context.revoked_certificates,
+                    now,
+                )?,
+                AuthMethod::SelfSignedTlsClientAuth => self_signed_tls_client_auth::verify(
+                    chain,
+                    &credentials.certificates,
+                    context.revoked_certificates,
+                    now,
+                )?,
+                _ => return Err(ClientAuthError::MethodMismatch),
+            }
+            None
         }
     };
     if agent.status != AgentStatus::Active {
         return Err(ClientAuthError::AgentDisabled);
     }
-    if !agent.allows_source(source) {
+    if !agent.allows_source(context.source) {
         return Err(ClientAuthError::SourceNotAllowed);
     }
     Ok(Authenticated { agent, assertion })
@@ -278,6 +365,7 @@ mod tests {
                 agent,
                 secrets: vec![stored],
                 keys: Vec::new(),
+                certificates: Vec::new(),
             },
             secret,
         }
@@ -305,15 +393,16 @@ mod tests {
         source: &str,
         expected: Result<(), ClientAuthError>,
     ) {
-        let result = authenticate(
-            creds,
-            Some(&f.credentials),
-            &f.key,
-            &policy(),
-            source.parse().expect("ip"),
-            1,
-        )
-        .map(|_| ());
+        let (policy, trust, revoked) = (policy(), TrustStore::default(), Default::default());
+        let context = AuthContext {
+            master_key: &f.key,
+            assertion_policy: &policy,
+            trust: &trust,
+            revoked_certificates: &revoked,
+            source: source.parse().expect("ip"),
+            now: 1,
+        };
+        let result = authenticate(creds, Some(&f.credentials), &context).map(|_| ());
         assert_eq!(result, expected);
     }
 
@@ -358,14 +447,16 @@ mod tests {
         );
 
         let f = fixture("client_secret_basic", &[]);
-        let result = authenticate(
-            &presented(&f, &f.secret),
-            None,
-            &f.key,
-            &policy(),
-            "127.0.0.1".parse().expect("ip"),
-            1,
-        );
+        let (policy, trust, revoked) = (policy(), TrustStore::default(), Default::default());
+        let context = AuthContext {
+            master_key: &f.key,
+            assertion_policy: &policy,
+            trust: &trust,
+            revoked_certificates: &revoked,
+            source: "127.0.0.1".parse().expect("ip"),
+            now: 1,
+        };
+        let result = authenticate(&presented(&f, &f.secret), None, &context);
         assert_eq!(result.err(), Some(ClientAuthError::UnknownAgent));
     }
 }

@@ -6,6 +6,7 @@ use signet_core::UnixTime;
 use signet_core::agent::{Agent, AgentId};
 use signet_core::client_auth::{AgentCredentials, StoredSecret};
 use signet_core::jwk::{AgentKey, VerifyingKey};
+use signet_core::pki::{BindingKind, CertificateBinding};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -21,7 +22,7 @@ pub struct Page<T> {
 
 macro_rules! agent_columns {
     () => {
-        "agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, tokens_revoked_before, created_at, updated_at"
+        "agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, tokens_revoked_before, tls_binding_kind, tls_binding_value, created_at, updated_at"
     };
 }
 
@@ -35,7 +36,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO agents (agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO agents (agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, tls_binding_kind, tls_binding_value, tls_binding_canonical, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(agent.agent_id.as_str())
         .bind(&agent.name)
@@ -47,10 +48,14 @@ impl Store {
         .bind(agent.access_token_ttl.map(|t| t as i64))
         .bind(json_list(&agent.allowed_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>()))
         .bind(agent.jwks_uri.as_deref())
+        .bind(binding_kind(agent))
+        .bind(agent.tls_client_auth.as_ref().map(|b| b.value.as_str()))
+        .bind(agent.tls_client_auth.as_ref().map(|b| b.canonical()))
         .bind(agent.created_at)
         .bind(agent.updated_at)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(binding_conflict)?;
         if let Some(secret) = secret {
             insert_secret(&mut tx, agent.agent_id.as_str(), secret).await?;
         }
@@ -113,10 +118,12 @@ impl Store {
                     .map_err(|e| StoreError::Corrupt(format!("agent_keys.{}: {e}", k.kid)))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let certificates = self.registered_certificates(agent_id).await?;
         let credentials = Arc::new(AgentCredentials {
             agent,
             secrets,
             keys,
+            certificates,
         });
         self.cache.insert(credentials.clone());
         Ok(Some(credentials))
@@ -175,7 +182,7 @@ impl Store {
     /// Writes an updated agent (settings and status).
     pub async fn update_agent(&self, agent: &Agent) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE agents SET name = ?, description = ?, status = ?, token_endpoint_auth_method = ?, scopes = ?, audiences = ?, access_token_ttl = ?, allowed_cidrs = ?, jwks_uri = ?, updated_at = ? WHERE agent_id = ?",
+            "UPDATE agents SET name = ?, description = ?, status = ?, token_endpoint_auth_method = ?, scopes = ?, audiences = ?, access_token_ttl = ?, allowed_cidrs = ?, jwks_uri = ?, tls_binding_kind = ?, tls_binding_value = ?, tls_binding_canonical = ?, updated_at = ? WHERE agent_id = ?",
         )
         .bind(&agent.name)
         .bind(&agent.description)
@@ -186,10 +193,14 @@ impl Store {
         .bind(agent.access_token_ttl.map(|t| t as i64))
         .bind(json_list(&agent.allowed_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>()))
         .bind(agent.jwks_uri.as_deref())
+        .bind(binding_kind(agent))
+        .bind(agent.tls_client_auth.as_ref().map(|b| b.value.as_str()))
+        .bind(agent.tls_client_auth.as_ref().map(|b| b.canonical()))
         .bind(agent.updated_at)
         .bind(agent.agent_id.as_str())
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(binding_conflict)?;
         self.cache.invalidate(agent.agent_id.as_str());
         Ok(())
     }
@@ -253,6 +264,21 @@ async fn insert_secret(
     Ok(())
 }
 
+fn binding_kind(agent: &Agent) -> Option<&'static str> {
+    agent.tls_client_auth.as_ref().map(|b| b.kind.field())
+}
+
+/// The unique index on bindings: one certificate name identifies at most one agent.
+fn binding_conflict(error: sqlx::Error) -> StoreError {
+    let duplicate = matches!(&error, sqlx::Error::Database(e)
+        if e.message().contains("agents.tls_binding_kind"));
+    if duplicate {
+        StoreError::Conflict("another agent is already bound to this certificate name".into())
+    } else {
+        StoreError::from(error)
+    }
+}
+
 fn json_list(values: &[String]) -> String {
     serde_json::to_string(values).unwrap_or_else(|_| "[]".into())
 }
@@ -288,9 +314,21 @@ fn agent_from_row(row: &SqliteRow) -> Result<Agent, StoreError> {
             .collect::<Result<_, _>>()?,
         jwks_uri: row.try_get("jwks_uri")?,
         tokens_revoked_before: row.try_get("tokens_revoked_before")?,
+        tls_client_auth: binding_from_row(row)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+fn binding_from_row(row: &SqliteRow) -> Result<Option<CertificateBinding>, StoreError> {
+    let kind: Option<String> = row.try_get("tls_binding_kind")?;
+    let value: Option<String> = row.try_get("tls_binding_value")?;
+    let (Some(kind), Some(value)) = (kind, value) else {
+        return Ok(None);
+    };
+    let corrupt = |e: String| StoreError::Corrupt(format!("agents.tls_binding: {e}"));
+    let kind = BindingKind::from_field(&kind).ok_or_else(|| corrupt(kind.clone()))?;
+    CertificateBinding::new(kind, &value).map(Some).map_err(corrupt)
 }
 
 impl Store {

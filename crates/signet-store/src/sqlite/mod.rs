@@ -4,6 +4,7 @@
 mod agent_keys;
 mod agents;
 mod audit;
+mod certificates;
 mod keys;
 mod tokens;
 
@@ -20,6 +21,9 @@ use crate::group_commit::AuditLog;
 use crate::migrations::migrate;
 
 pub use agents::Page;
+pub use certificates::{
+    IssuedRecord, MAX_CERTIFICATES_PER_AGENT, RevocationRecord, StoredAgentCa, StoredCertificate,
+};
 pub use keys::StoredSigningKey;
 
 /// How hard a commit is pushed to disk.
