@@ -320,9 +320,8 @@ fn binding_for(
         };
     }
     let binding = match (requested, current) {
-        (Some((kind, value)), _) => {
-            CertificateBinding::new(kind, &value).map_err(|e| AgentError::Invalid(kind.field(), e))?
-        }
+        (Some((kind, value)), _) => CertificateBinding::new(kind, &value)
+            .map_err(|e| AgentError::Invalid(kind.field(), e))?,
         (None, Some(current)) => current,
         (None, None) => CertificateBinding::new(BindingKind::SanUri, &agent_uri(agent_id))
             .map_err(|e| AgentError::Invalid("tls_client_auth_san_uri", e))?,

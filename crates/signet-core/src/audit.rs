@@ -20,6 +20,12 @@ pub mod event {
     pub const AGENT_KEY_REVOKED: &str = "agent_key_revoked";
     pub const JWKS_FETCH: &str = "jwks_fetch";
     pub const AGENT_TOKENS_REVOKED: &str = "agent_tokens_revoked";
+    pub const CLIENT_CERT_HEADER_IGNORED: &str = "client_cert_header_ignored";
+    pub const AGENT_CERTIFICATE_ADDED: &str = "agent_certificate_added";
+    pub const AGENT_CERTIFICATE_REMOVED: &str = "agent_certificate_removed";
+    pub const CERTIFICATE_REVOKED: &str = "certificate_revoked";
+    pub const CERTIFICATE_ISSUED: &str = "certificate_issued";
+    pub const TLS_RELOADED: &str = "tls_reloaded";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,7 +15,10 @@ use crate::token::SigningAlgorithm;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub tls_listen: SocketAddr,
+    /// The HTTPS listener for mutual TLS; `None` when set to `off`.
+    pub tls_listen: Option<SocketAddr>,
+    /// The TLS listener's certificates, client CAs and CRLs, and the proxy header.
+    pub mtls: MtlsConfig,
     /// `None` until the listener is bound: then it defaults to `http://<listen address>`.
     pub issuer: Option<String>,
     pub data_dir: PathBuf,
@@ -61,6 +64,29 @@ pub struct JwksUriConfig {
     pub min_refetch_seconds: u64,
 }
 
+/// Mutual TLS settings (RFC 8705).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MtlsConfig {
+    /// Server certificate chain (PEM); with `tls_key_file`, else a development certificate.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// CAs trusted for `tls_client_auth` (PEM bundle), besides Signet's own agent CA.
+    pub client_ca_file: Option<PathBuf>,
+    /// CRLs (PEM or DER) of the trusted CAs.
+    pub client_crl_files: Vec<PathBuf>,
+    /// Header in which a TLS-terminating proxy forwards the client certificate (URL-encoded
+    /// PEM), lower-case; honoured only from `trusted_proxies`.
+    pub client_cert_header: Option<String>,
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
+    /// Base URL of the mTLS endpoints in metadata (`mtls_endpoint_aliases`); defaults to
+    /// `https://<tls listen address>`.
+    pub mtls_base_url: Option<String>,
+    /// Default lifetime of certificates issued by the agent CA, in seconds.
+    pub agent_cert_ttl: u64,
+    /// How often certificate, CA and CRL files are checked for changes, in seconds.
+    pub reload_seconds: u64,
+}
+
 /// A configuration error, naming the setting and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{setting}: {problem}")]
@@ -82,6 +108,15 @@ fn error(setting: &str, problem: impl Into<String>) -> ConfigError {
 struct FileConfig {
     listen: Option<String>,
     tls_listen: Option<String>,
+    tls_cert_file: Option<String>,
+    tls_key_file: Option<String>,
+    client_ca_file: Option<String>,
+    client_crl_files: Option<Vec<String>>,
+    client_cert_header: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
+    mtls_base_url: Option<String>,
+    agent_cert_ttl: Option<u64>,
+    tls_reload_seconds: Option<u64>,
     issuer: Option<String>,
     data_dir: Option<String>,
     database_url: Option<String>,
@@ -137,11 +172,87 @@ impl Config {
             get("LISTEN", file.listen),
             "127.0.0.1:8080",
         )?;
-        let tls_listen = parse_addr(
-            "SIGNET_TLS_LISTEN",
-            get("TLS_LISTEN", file.tls_listen),
-            "127.0.0.1:8443",
-        )?;
+        let tls_listen = match get("TLS_LISTEN", file.tls_listen.clone()) {
+            Some(v) if v.eq_ignore_ascii_case("off") => None,
+            v => Some(parse_addr("SIGNET_TLS_LISTEN", v, "127.0.0.1:8443")?),
+        };
+        let list = |setting: &str, from_file: Option<Vec<String>>| -> Vec<String> {
+            match env.get(setting).filter(|v| !v.is_empty()) {
+                Some(v) => v
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                None => from_file.unwrap_or_default(),
+            }
+        };
+        let tls_cert_file = get("TLS_CERT_FILE", file.tls_cert_file).map(PathBuf::from);
+        let tls_key_file = get("TLS_KEY_FILE", file.tls_key_file).map(PathBuf::from);
+        if tls_cert_file.is_some() != tls_key_file.is_some() {
+            return Err(error(
+                "SIGNET_TLS_CERT_FILE",
+                "set both SIGNET_TLS_CERT_FILE and SIGNET_TLS_KEY_FILE, or neither (a development certificate is generated)",
+            ));
+        }
+        let client_cert_header = get("CLIENT_CERT_HEADER", file.client_cert_header)
+            .map(|h| {
+                let h = h.trim().to_ascii_lowercase();
+                let valid = !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if valid {
+                    Ok(h)
+                } else {
+                    Err(error(
+                        "SIGNET_CLIENT_CERT_HEADER",
+                        "not an HTTP header name",
+                    ))
+                }
+            })
+            .transpose()?;
+        let trusted_proxies = list("SIGNET_TRUSTED_PROXIES", file.trusted_proxies)
+            .iter()
+            .map(|c| {
+                c.parse::<crate::cidr::Cidr>()
+                    .map_err(|e| error("SIGNET_TRUSTED_PROXIES", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if client_cert_header.is_some() && trusted_proxies.is_empty() {
+            return Err(error(
+                "SIGNET_TRUSTED_PROXIES",
+                "SIGNET_CLIENT_CERT_HEADER needs the addresses of the proxies allowed to send it",
+            ));
+        }
+        let agent_cert_ttl = number("SIGNET_AGENT_CERT_TTL", env, file.agent_cert_ttl, 86_400)?;
+        if !(300..=90 * 86_400).contains(&agent_cert_ttl) {
+            return Err(error(
+                "SIGNET_AGENT_CERT_TTL",
+                "must be between 300 seconds and 90 days",
+            ));
+        }
+        let reload_seconds = number("SIGNET_TLS_RELOAD_SECONDS", env, file.tls_reload_seconds, 5)?;
+        if !(1..=3600).contains(&reload_seconds) {
+            return Err(error(
+                "SIGNET_TLS_RELOAD_SECONDS",
+                "must be between 1 and 3600",
+            ));
+        }
+        let mtls = MtlsConfig {
+            tls_cert_file,
+            tls_key_file,
+            client_ca_file: get("CLIENT_CA_FILE", file.client_ca_file).map(PathBuf::from),
+            client_crl_files: list("SIGNET_CLIENT_CRL_FILES", file.client_crl_files)
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            client_cert_header,
+            trusted_proxies,
+            mtls_base_url: get("MTLS_BASE_URL", file.mtls_base_url)
+                .map(|u| validate_issuer(&u).map_err(|e| error("SIGNET_MTLS_BASE_URL", e.problem)))
+                .transpose()?,
+            agent_cert_ttl,
+            reload_seconds,
+        };
         let issuer = get("ISSUER", file.issuer)
             .map(|i| validate_issuer(&i))
             .transpose()?;
@@ -304,6 +415,7 @@ impl Config {
         Ok(Config {
             listen,
             tls_listen,
+            mtls,
             issuer,
             data_dir,
             database_url,
@@ -433,7 +545,11 @@ mod tests {
     fn defaults_match_the_spec() {
         let config = load(&[], None).expect("defaults are valid");
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.tls_listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(
+            config.tls_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:8443")
+        );
+        assert_eq!(config.mtls.agent_cert_ttl, 86_400);
         assert_eq!(config.token_signing_alg, SigningAlgorithm::Es256);
         assert_eq!(config.access_token_ttl, 600);
         assert_eq!(config.database_url(), "sqlite://./signet-data/signet.db");

@@ -6,17 +6,21 @@
 //! [`oauth::error`] (RFC 6749 §5.2, deliberately vague) and [`admin::problem`] (RFC 9457).
 
 pub mod admin;
+pub mod agent_ca;
 mod body;
 mod health;
 pub mod jwks_uri;
 pub mod keyring;
 pub mod oauth;
-mod request;
+pub mod pki;
+pub mod request;
 pub mod router;
 pub mod self_service;
 pub mod server;
 pub mod state;
+pub mod tls;
 
 pub use keyring::KeyRing;
-pub use server::serve;
+pub use pki::PkiState;
+pub use server::{TlsListener, serve};
 pub use state::AppState;

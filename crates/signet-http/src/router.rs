@@ -12,7 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admin::problem::Problem;
-use crate::admin::{agents, audit, keys, signing_keys};
+use crate::admin::{agents, audit, certificates, keys, signing_keys};
+use crate::agent_ca;
 use crate::health;
 use crate::oauth::{introspect, jwks, metadata, revoke, token};
 use crate::self_service;
@@ -26,6 +27,8 @@ use crate::state::AppState;
         (name = "oauth", description = "OAuth 2.0 endpoints for agents and resource servers"),
         (name = "agents", description = "Register and manage agents"),
         (name = "keys", description = "Public keys of private_key_jwt agents"),
+        (name = "certificates", description = "Client certificates for mutual TLS: registration, issuance by the agent CA, revocation"),
+        (name = "pki", description = "The agent CA's certificate and CRL"),
         (name = "self-service", description = "Agents managing their own credentials"),
         (name = "audit", description = "The audit log"),
         (name = "signing-keys", description = "Token signing keys"),
@@ -69,6 +72,20 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(agents::revoke_tokens))
         .routes(routes!(keys::list_keys, keys::add_keys))
         .routes(routes!(keys::revoke_key))
+        .routes(routes!(
+            certificates::list_certificates,
+            certificates::add_certificate
+        ))
+        .routes(routes!(certificates::remove_certificate))
+        .routes(routes!(certificates::issue_certificate))
+        .routes(routes!(
+            certificates::revoke_certificate,
+            certificates::list_revocations
+        ))
+        .routes(routes!(certificates::trusted_cas))
+        .routes(routes!(agent_ca::ca_certificate))
+        .routes(routes!(agent_ca::crl))
+        .routes(routes!(agent_ca::renew))
         .routes(routes!(self_service::register_key))
         .routes(routes!(self_service::revoke_key))
         .routes(routes!(audit::list_audit))

@@ -3,14 +3,15 @@
 //! several keys active at once, rotation needs no downtime and no operator.
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use signet_core::agent::AgentId;
 use signet_core::audit::{AuditEvent, event};
-use signet_core::client_auth::{self, Assertion, ClientAuthError, PresentedCredentials};
-use std::net::SocketAddr;
+use signet_core::client_auth::{
+    self, Assertion, AuthContext, ClientAuthError, PresentedCredentials,
+};
 use utoipa::ToSchema;
 
 use crate::admin::json::ApiJson;
@@ -81,15 +82,17 @@ async fn authenticate(
         agent_id: None,
         assertion,
     };
-    let verified = client_auth::authenticate(
-        &presented,
-        credentials.as_deref(),
-        &state.master_key,
-        &state.assertion_policy,
-        caller.ip,
-        signet_core::now(),
-    )
-    .map(|a| a.assertion);
+    let (trust, revoked) = (state.pki.trust(), state.pki.revoked());
+    let context = AuthContext {
+        master_key: &state.master_key,
+        assertion_policy: &state.assertion_policy,
+        trust: &trust,
+        revoked_certificates: &revoked,
+        source: caller.ip,
+        now: signet_core::now(),
+    };
+    let verified = client_auth::authenticate(&presented, credentials.as_deref(), &context)
+        .map(|a| a.assertion);
     let verified = match verified {
         Ok(Some(v)) => v,
         Ok(None) => return Err(refuse(ClientAuthError::MethodMismatch)),
@@ -136,11 +139,9 @@ async fn authenticate(
 )]
 pub async fn register_key(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller,
     ApiJson(request): ApiJson<SelfServiceKeyRequest>,
 ) -> Result<(StatusCode, Json<Vec<KeyView>>), Problem> {
-    let caller = Caller::new(peer, &headers);
     let keys = KeyRegistration {
         jwk: request.jwk,
         jwks: request.jwks,
@@ -183,12 +184,10 @@ pub async fn register_key(
 )]
 pub async fn revoke_key(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(kid): Path<String>,
     ApiJson(request): ApiJson<SelfServiceAuth>,
 ) -> Result<StatusCode, Problem> {
-    let caller = Caller::new(peer, &headers);
     let agent_id = authenticate(
         &state,
         &caller,

@@ -1,34 +1,47 @@
-//! Serving: the plain HTTP listener with connection info (for audit source addresses), and a
-//! graceful shutdown that stops accepting, drains in-flight requests for a bounded time, and
-//! returns.
+//! Serving: the plain HTTP listener and the optional TLS listener, both with connection info
+//! (for audit source addresses), and a graceful shutdown that stops accepting, drains in-flight
+//! requests for a bounded time, and returns.
 
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 use crate::router;
 use crate::state::AppState;
+use crate::tls;
 
-/// Serves `state` on `listener` until `shutdown` completes, then drains for up to the
-/// configured grace period.
+/// The HTTPS listener and its rustls configuration.
+#[derive(Debug)]
+pub struct TlsListener {
+    pub listener: TcpListener,
+    pub config: Arc<rustls::ServerConfig>,
+}
+
+/// Serves `state` on `listener` (and `tls`, if given) until `shutdown` completes, then drains
+/// for up to the configured grace period.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsListener>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
     let app = router::app(state);
-    let (stop, stopped) = oneshot::channel::<()>();
+    let (stop, stopped) = watch::channel(false);
+    let mut tls_task =
+        tls.map(|t| tokio::spawn(tls::run(t.listener, t.config, app.clone(), stopped.clone())));
+    let mut http_stopped = stopped.clone();
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = stopped.await;
+    .with_graceful_shutdown(async move {
+        let _ = http_stopped.wait_for(|stop| *stop).await;
     })
     .into_future();
     let mut server = tokio::spawn(server);
@@ -37,8 +50,16 @@ pub async fn serve(
         () = shutdown => {}
     }
     tracing::info!("shutting down: no new connections, draining in-flight requests");
-    let _ = stop.send(());
-    match tokio::time::timeout(grace, server).await {
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(grace, async {
+        let http = server.await;
+        if let Some(task) = tls_task.take() {
+            let _ = task.await;
+        }
+        http
+    })
+    .await;
+    match drained {
         Ok(result) => result.map_err(io::Error::other)?,
         Err(_) => {
             tracing::warn!(

@@ -10,6 +10,7 @@ use signet_store::Store;
 
 use crate::jwks_uri::JwksFetcher;
 use crate::keyring::KeyRing;
+use crate::pki::PkiState;
 
 /// Shared state. Cloning is cheap (everything is behind `Arc`).
 #[derive(Debug, Clone)]
@@ -26,6 +27,10 @@ pub struct AppState {
     pub assertion_policy: Arc<AssertionPolicy>,
     /// Fetches and caches keys published at agents' `jwks_uri`.
     pub jwks_fetcher: Arc<JwksFetcher>,
+    /// Trusted client CAs, certificate revocations and the agent CA.
+    pub pki: Arc<PkiState>,
+    /// Base URL of the TLS listener (`mtls_endpoint_aliases`), when it runs.
+    pub mtls_base_url: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -36,11 +41,18 @@ impl AppState {
         keys: KeyRing,
         admin_token_sha256: [u8; 32],
         issuer: String,
+        pki: PkiState,
+        mtls_base_url: Option<String>,
     ) -> Self {
         let issuer = issuer.trim_end_matches('/').to_string();
-        // RFC 7523 §3: `aud` names the token endpoint; the issuer is accepted too.
+        let mtls_base_url = mtls_base_url.map(|u| u.trim_end_matches('/').to_string());
+        // RFC 7523 §3: `aud` names the token endpoint (either alias); the issuer is accepted too.
+        let mut audiences = vec![format!("{issuer}/oauth2/token"), issuer.clone()];
+        if let Some(base) = &mtls_base_url {
+            audiences.push(format!("{base}/oauth2/token"));
+        }
         let assertion_policy = AssertionPolicy {
-            audiences: vec![format!("{issuer}/oauth2/token"), issuer.clone()],
+            audiences,
             max_lifetime: config.client_assertion_max_lifetime as i64,
             clock_skew: config.clock_skew_seconds as i64,
         };
@@ -54,6 +66,8 @@ impl AppState {
             admin_token_sha256,
             issuer: issuer.into(),
             assertion_policy: Arc::new(assertion_policy),
+            pki: Arc::new(pki),
+            mtls_base_url: mtls_base_url.map(Into::into),
         }
     }
 

@@ -23,7 +23,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_tokens_revoked_before",
         include_str!("../migrations/sqlite/0004_tokens_revoked_before.sql"),
     ),
-    ("0005_mtls", include_str!("../migrations/sqlite/0005_mtls.sql")),
+    (
+        "0005_mtls",
+        include_str!("../migrations/sqlite/0005_mtls.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

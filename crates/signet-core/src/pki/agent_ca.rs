@@ -86,10 +86,8 @@ impl AgentCa {
         let certificate = Certificate::parse(certificate_der)?;
         let key = KeyPair::try_from(pkcs8)
             .map_err(|e| PkiError::Malformed(format!("agent CA key: {e}")))?;
-        let issuer =
-            Issuer::from_ca_cert_der(&certificate_der.to_vec().into(), key).map_err(|e| {
-                PkiError::Malformed(format!("agent CA certificate: {e}"))
-            })?;
+        let issuer = Issuer::from_ca_cert_der(&certificate_der.to_vec().into(), key)
+            .map_err(|e| PkiError::Malformed(format!("agent CA certificate: {e}")))?;
         Ok(Self {
             certificate,
             issuer,
@@ -281,7 +279,10 @@ mod tests {
         let cert = &issued.certificate;
         assert_eq!(cert.san_uri, vec![agent_uri(&agent)]);
         assert!(cert.san_dns.is_empty(), "the CSR's names are ignored");
-        assert_eq!(cert.subject, format!("2.5.4.3={}", agent.as_str().to_lowercase()));
+        assert_eq!(
+            cert.subject,
+            format!("2.5.4.3={}", agent.as_str().to_lowercase())
+        );
         assert_eq!(cert.client_auth_eku, Some(true));
         assert_eq!(cert.not_after, now + 3600);
         let trust = TrustStore::new(&[ca.certificate().der().to_vec()], &[]).expect("trust");

@@ -132,7 +132,9 @@ impl CertificateChain {
     pub fn parse(der: Vec<Vec<u8>>) -> Result<Self, PkiError> {
         let first = der.first().ok_or(PkiError::NoCertificate)?;
         if der.len() > 10 {
-            return Err(PkiError::Malformed("more than 10 certificates in the chain".into()));
+            return Err(PkiError::Malformed(
+                "more than 10 certificates in the chain".into(),
+            ));
         }
         Ok(Self {
             leaf: Certificate::parse(first)?,
@@ -171,8 +173,7 @@ pub fn normalize_serial(text: &str) -> Result<String, PkiError> {
         .chars()
         .filter(|c| *c != ':')
         .collect();
-    if cleaned.is_empty() || cleaned.len() > 64 || !cleaned.chars().all(|c| c.is_ascii_hexdigit())
-    {
+    if cleaned.is_empty() || cleaned.len() > 64 || !cleaned.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(PkiError::Malformed(
             "serial must be hex digits (colons allowed)".into(),
         ));
@@ -258,7 +259,10 @@ mod tests {
             Err(PkiError::Malformed(_))
         ));
         assert!(Certificate::parse(&[]).is_err());
-        assert!(pem_certificates("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----").is_err());
+        assert!(
+            pem_certificates("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----")
+                .is_err()
+        );
         assert!(pem_certificates("no pem here").expect("empty").is_empty());
     }
 }

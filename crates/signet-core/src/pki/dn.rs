@@ -207,8 +207,8 @@ mod tests {
     fn spelling_differences_do_not_matter() {
         let a = canonical_from_str("CN=Billing Agent,O=Acme Corp,C=DE").expect("valid");
         let b = canonical_from_str("cn=billing  agent , o=ACME CORP, c=de").expect("valid");
-        let c = canonical_from_str("2.5.4.3=billing agent,OID.2.5.4.10=acme corp,C=DE")
-            .expect("valid");
+        let c =
+            canonical_from_str("2.5.4.3=billing agent,OID.2.5.4.10=acme corp,C=DE").expect("valid");
         assert_eq!(a, b);
         assert_eq!(a, c);
         assert_eq!(a, "2.5.4.3=billing agent,2.5.4.10=acme corp,2.5.4.6=de");
@@ -229,14 +229,19 @@ mod tests {
         let hex = canonical_from_str(r"CN=Smith\2C John,O=x").expect("valid");
         assert_eq!(escaped, hex);
         // A comma smuggled through an escape is not an RDN separator.
-        assert_ne!(escaped, canonical_from_str("CN=Smith,CN=John,O=x").expect("valid"));
+        assert_ne!(
+            escaped,
+            canonical_from_str("CN=Smith,CN=John,O=x").expect("valid")
+        );
         let multi = canonical_from_str("OU=b+CN=a,O=x").expect("valid");
         assert_eq!(multi, canonical_from_str("CN=a+OU=b,O=x").expect("valid"));
     }
 
     #[test]
     fn malformed_names_are_refused() {
-        for bad in ["", "CN", "CN=", "XX=a", "CN=a,", r"CN=a\", r"CN=a\zz", "CN=a\0b"] {
+        for bad in [
+            "", "CN", "CN=", "XX=a", "CN=a,", r"CN=a\", r"CN=a\zz", "CN=a\0b",
+        ] {
             assert!(canonical_from_str(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -12,6 +12,7 @@ use signet_core::agent::{Agent, AgentPatch, AuthMethod, NewAgent};
 use signet_core::audit::event;
 use signet_core::client_auth::{AgentCredentials, AgentSecret, StoredSecret};
 use signet_core::jwk::{KeyInput, parse_keys};
+use signet_core::pki::BindingKind;
 use utoipa::{IntoParams, ToSchema};
 
 use super::json::ApiJson;
@@ -42,6 +43,17 @@ pub struct AgentView {
     /// Tokens issued at or before this time are inactive.
     #[serde(skip_serializing_if = "Option::is_none")]
     tokens_revoked_before: Option<String>,
+    /// The certificate name a `tls_client_auth` agent is bound to: exactly one of these five.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_client_auth_subject_dn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_client_auth_san_dns: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_client_auth_san_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_client_auth_san_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_client_auth_san_email: Option<String>,
     created_at: String,
     updated_at: String,
     /// Facts about the current secret (never the secret), on single-agent reads.
@@ -59,7 +71,19 @@ pub struct SecretView {
 
 impl AgentView {
     fn new(agent: &Agent) -> Self {
+        let bound = |kind: BindingKind| {
+            agent
+                .tls_client_auth
+                .as_ref()
+                .filter(|b| b.kind == kind)
+                .map(|b| b.value.clone())
+        };
         Self {
+            tls_client_auth_subject_dn: bound(BindingKind::SubjectDn),
+            tls_client_auth_san_dns: bound(BindingKind::SanDns),
+            tls_client_auth_san_uri: bound(BindingKind::SanUri),
+            tls_client_auth_san_ip: bound(BindingKind::SanIp),
+            tls_client_auth_san_email: bound(BindingKind::SanEmail),
             agent_id: agent.agent_id.to_string(),
             name: agent.name.clone(),
             description: agent.description.clone(),
@@ -133,11 +157,37 @@ pub struct CreateAgentRequest {
     /// Where a `private_key_jwt` agent publishes its keys; the host must be on the server's
     /// allow-list (`SIGNET_JWKS_URI_ALLOWED_HOSTS`).
     jwks_uri: Option<String>,
+    /// For `tls_client_auth`: the certificate's subject DN (RFC 4514), e.g. `CN=billing,O=Acme`.
+    /// At most one `tls_client_auth_*` field; with none, the agent is bound to the URI SAN
+    /// `urn:signet:agent:<agent_id>` that Signet's agent CA puts in its certificates.
     tls_client_auth_subject_dn: Option<String>,
+    /// For `tls_client_auth`: a DNS name SAN.
     tls_client_auth_san_dns: Option<String>,
+    /// For `tls_client_auth`: a URI SAN, e.g. a SPIFFE ID.
     tls_client_auth_san_uri: Option<String>,
+    /// For `tls_client_auth`: an IP address SAN.
     tls_client_auth_san_ip: Option<String>,
+    /// For `tls_client_auth`: an email address SAN.
     tls_client_auth_san_email: Option<String>,
+    /// For `self_signed_tls_client_auth`: certificates (PEM) to register.
+    certificates: Option<Vec<String>>,
+}
+
+/// The one `tls_client_auth_*` field of a request, if any.
+fn requested_binding(
+    fields: [(BindingKind, Option<String>); 5],
+) -> Result<Option<(BindingKind, String)>, Problem> {
+    let mut set = fields
+        .into_iter()
+        .filter_map(|(kind, value)| value.map(|v| (kind, v)));
+    let first = set.next();
+    if let Some((kind, _)) = set.next() {
+        return Err(Problem::invalid_field(
+            kind.field(),
+            "give exactly one tls_client_auth_* field (RFC 8705 §2.1.2)",
+        ));
+    }
+    Ok(first)
 }
 
 /// A partial update: only the fields present change.
@@ -160,6 +210,12 @@ pub struct PatchAgentRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     jwks_uri: Option<Option<String>>,
+    /// A new certificate binding replaces the current one (at most one of the five fields).
+    tls_client_auth_subject_dn: Option<String>,
+    tls_client_auth_san_dns: Option<String>,
+    tls_client_auth_san_uri: Option<String>,
+    tls_client_auth_san_ip: Option<String>,
+    tls_client_auth_san_email: Option<String>,
 }
 
 /// Distinguishes a field set to `null` (`Some(None)`) from an absent one (`None`).
@@ -221,34 +277,13 @@ pub async fn create_agent(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<CreateAgentRequest>,
 ) -> Result<Response, Problem> {
-    let not_yet = [
-        (
-            "tls_client_auth_subject_dn",
-            request.tls_client_auth_subject_dn.is_some(),
-        ),
-        (
-            "tls_client_auth_san_dns",
-            request.tls_client_auth_san_dns.is_some(),
-        ),
-        (
-            "tls_client_auth_san_uri",
-            request.tls_client_auth_san_uri.is_some(),
-        ),
-        (
-            "tls_client_auth_san_ip",
-            request.tls_client_auth_san_ip.is_some(),
-        ),
-        (
-            "tls_client_auth_san_email",
-            request.tls_client_auth_san_email.is_some(),
-        ),
-    ];
-    if let Some((field, _)) = not_yet.iter().find(|(_, set)| *set) {
-        return Err(Problem::invalid_field(
-            field,
-            format!("{field}: certificate bindings are not available in this release"),
-        ));
-    }
+    let binding = requested_binding([
+        (BindingKind::SubjectDn, request.tls_client_auth_subject_dn),
+        (BindingKind::SanDns, request.tls_client_auth_san_dns),
+        (BindingKind::SanUri, request.tls_client_auth_san_uri),
+        (BindingKind::SanIp, request.tls_client_auth_san_ip),
+        (BindingKind::SanEmail, request.tls_client_auth_san_email),
+    ])?;
     if let Some(uri) = &request.jwks_uri {
         check_jwks_uri(&state, uri)?;
     }
@@ -262,8 +297,19 @@ pub async fn create_agent(
         access_token_ttl: request.access_token_ttl,
         allowed_cidrs: request.allowed_cidrs,
         jwks_uri: request.jwks_uri,
+        tls_client_auth: binding,
     }
     .into_agent(now)?;
+    let certificates = match &request.certificates {
+        None => Vec::new(),
+        Some(_) if agent.token_endpoint_auth_method != AuthMethod::SelfSignedTlsClientAuth => {
+            return Err(Problem::invalid_field(
+                "certificates",
+                "certificates: registered certificates are for self_signed_tls_client_auth agents",
+            ));
+        }
+        Some(pems) => super::certificates::parse_pems(pems)?,
+    };
     let keys = match &request.jwks {
         None => Vec::new(),
         Some(_) if agent.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt => {
@@ -287,6 +333,17 @@ pub async fn create_agent(
         .store
         .create_agent(&agent, stored.as_ref(), &keys)
         .await?;
+    if !certificates.is_empty() {
+        // A fresh agent has no certificates, so only a duplicate in the request can conflict.
+        if let Err(e) = state
+            .store
+            .add_agent_certificates(agent.agent_id.as_str(), &certificates, now)
+            .await
+        {
+            state.store.delete_agent(agent.agent_id.as_str()).await?;
+            return Err(e.into());
+        }
+    }
     let audit = admin
         .event(event::AGENT_CREATED, agent.agent_id.as_str())
         .with_detail(json!({
@@ -295,6 +352,8 @@ pub async fn create_agent(
             "scopes": agent.scopes,
             "audiences": agent.audiences,
             "kids": keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+            "certificates": certificates.iter().map(|c| c.thumbprint.as_str()).collect::<Vec<_>>(),
+            "tls_client_auth": agent.tls_client_auth.as_ref().map(|b| json!({ b.kind.field(): b.value })),
         }));
     state.store.audit().record(audit).await?;
     let location = format!("/api/v1/agents/{}", agent.agent_id);
@@ -390,6 +449,13 @@ pub async fn patch_agent(
         access_token_ttl: request.access_token_ttl,
         allowed_cidrs: request.allowed_cidrs,
         jwks_uri: request.jwks_uri,
+        tls_client_auth: requested_binding([
+            (BindingKind::SubjectDn, request.tls_client_auth_subject_dn),
+            (BindingKind::SanDns, request.tls_client_auth_san_dns),
+            (BindingKind::SanUri, request.tls_client_auth_san_uri),
+            (BindingKind::SanIp, request.tls_client_auth_san_ip),
+            (BindingKind::SanEmail, request.tls_client_auth_san_email),
+        ])?,
     };
     if let Some(Some(uri)) = &patch.jwks_uri {
         check_jwks_uri(&state, uri)?;

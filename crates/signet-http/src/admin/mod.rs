@@ -3,14 +3,13 @@
 
 pub mod agents;
 pub mod audit;
+pub mod certificates;
 pub mod json;
 pub mod keys;
 pub mod problem;
 pub mod signing_keys;
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -52,12 +51,7 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let caller = Caller::new(peer, &parts.headers);
+        let caller = Caller::from_parts(parts, state);
         match bearer_token(&parts.headers) {
             Some(token) if is_admin_token(state, token) => Ok(Admin {
                 actor: "admin-token",
@@ -80,6 +74,11 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 impl Admin {
+    /// Who acted, for audit records and stored changes.
+    pub fn actor_name(&self) -> String {
+        self.actor.to_string()
+    }
+
     /// An audit event of an admin change, with actor and source filled in.
     pub fn event(&self, event_type: &str, agent_id: &str) -> AuditEvent {
         AuditEvent::success(event_type)

@@ -1,6 +1,6 @@
 //! Client authentication as the HTTP layer sees it: which credentials a request carries (the
-//! `Authorization: Basic` header, form parameters, a client assertion), then the domain check
-//! against the agent's cached credentials.
+//! `Authorization: Basic` header, form parameters, a client assertion, the TLS client
+//! certificate), then the domain check against the agent's cached credentials.
 
 use std::sync::Arc;
 
@@ -9,15 +9,16 @@ use axum::http::header::AUTHORIZATION;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use signet_core::agent::AgentId;
+use signet_core::agent::AuthMethod;
 use signet_core::audit::{AuditEvent, event};
 use signet_core::client_auth::{
-    self, AgentCredentials, AgentSecret, Assertion, ClientAuthError, PresentedCredentials,
-    SecretForm, VerifiedAssertion,
+    self, AgentCredentials, AgentSecret, Assertion, AuthContext, ClientAuthError,
+    PresentedCredentials, SecretForm, VerifiedAssertion,
 };
 use signet_store::StoreError;
 
 use super::form::{Form, decode};
-use crate::request::Caller;
+use crate::request::{Caller, PresentedChain};
 use crate::state::AppState;
 
 /// What an authentication attempt looked like, for its audit record and wire error.
@@ -38,10 +39,13 @@ pub enum Failure {
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Finds the credentials in the request. RFC 6749 §2.3: a client must not use more than one
-/// authentication method in a request.
+/// authentication method in a request. A client certificate counts as the method only when
+/// nothing else is presented (an agent with a secret may still use a TLS connection with a
+/// certificate, which then binds its tokens).
 pub fn presented(
     headers: &HeaderMap,
     form: &Form,
+    certificate: Option<&PresentedChain>,
     attempt: &mut Attempt,
 ) -> Result<PresentedCredentials, ClientAuthError> {
     let basic = match headers.get(AUTHORIZATION) {
@@ -102,7 +106,24 @@ pub fn presented(
             assertion,
         });
     }
-    Err(ClientAuthError::NoCredentials)
+    match (certificate, form_id) {
+        (Some(chain), Some(agent_id)) => {
+            attempt.method = Some(AuthMethod::TlsClientAuth.as_str());
+            match chain {
+                Ok(chain) => Ok(PresentedCredentials::Certificate {
+                    agent_id: agent_id.to_string(),
+                    chain: chain.clone(),
+                }),
+                Err(e) => Err(ClientAuthError::from(e.clone())),
+            }
+        }
+        (Some(_), None) => {
+            attempt.method = Some(AuthMethod::TlsClientAuth.as_str());
+            Err(ClientAuthError::MissingClientId)
+        }
+        (None, Some(_)) => Err(ClientAuthError::NoClientCertificate),
+        (None, None) => Err(ClientAuthError::NoCredentials),
+    }
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, RFC 7617).
@@ -128,6 +149,9 @@ fn parse_basic(value: &[u8]) -> Result<(String, String), ClientAuthError> {
 pub struct AuthenticatedAgent {
     pub credentials: Arc<AgentCredentials>,
     pub assertion: Option<VerifiedAssertion>,
+    /// `x5t#S256` of the client certificate of the connection, which binds the agent's tokens
+    /// (RFC 8705 §3).
+    pub certificate_thumbprint: Option<String>,
 }
 
 /// Authenticates the calling agent.
@@ -138,7 +162,8 @@ pub async fn authenticate(
     form: &Form,
     attempt: &mut Attempt,
 ) -> Result<AuthenticatedAgent, Failure> {
-    let presented = presented(headers, form, attempt).map_err(Failure::Client)?;
+    let presented =
+        presented(headers, form, caller.certificate.as_ref(), attempt).map_err(Failure::Client)?;
     attempt.method = Some(presented.method().as_str());
     let claimed = presented.claimed_agent_id().unwrap_or_default();
     let credentials = if AgentId::is_well_formed(claimed) {
@@ -158,20 +183,32 @@ pub async fn authenticate(
         }
         (_, c) => c,
     };
-    let authenticated = client_auth::authenticate(
-        &presented,
-        credentials.as_deref(),
-        &state.master_key,
-        &state.assertion_policy,
-        caller.ip,
-        signet_core::now(),
-    )
-    .map_err(Failure::Client)?;
+    if let (PresentedCredentials::Certificate { .. }, Some(c)) = (&presented, &credentials)
+        && c.agent.token_endpoint_auth_method.uses_certificate()
+    {
+        attempt.method = Some(c.agent.token_endpoint_auth_method.as_str());
+    }
+    let (trust, revoked) = (state.pki.trust(), state.pki.revoked());
+    let context = AuthContext {
+        master_key: &state.master_key,
+        assertion_policy: &state.assertion_policy,
+        trust: &trust,
+        revoked_certificates: &revoked,
+        source: caller.ip,
+        now: signet_core::now(),
+    };
+    let authenticated = client_auth::authenticate(&presented, credentials.as_deref(), &context)
+        .map_err(Failure::Client)?;
     let assertion = authenticated.assertion;
     let credentials = credentials.ok_or(Failure::Client(ClientAuthError::UnknownAgent))?;
+    let certificate_thumbprint = match &caller.certificate {
+        Some(Ok(chain)) => Some(chain.leaf.thumbprint.clone()),
+        _ => None,
+    };
     Ok(AuthenticatedAgent {
         credentials,
         assertion,
+        certificate_thumbprint,
     })
 }
 
@@ -202,6 +239,7 @@ async fn with_published_keys(
         agent: credentials.agent.clone(),
         secrets: Vec::new(),
         keys,
+        certificates: Vec::new(),
     })
 }
 

@@ -2,11 +2,9 @@
 //! inactive when its signature, issuer or expiry fail, when it was revoked, or when its agent
 //! was disabled or deleted, so revocation takes effect here at once.
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -35,11 +33,10 @@ use crate::state::AppState;
 )]
 pub async fn introspect(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = Caller::new(peer, &headers);
     let mut attempt = Attempt::default();
     let form = match read_form(&state, &headers, body).await {
         Ok(form) => form,

@@ -20,13 +20,16 @@ use signet_core::token::SigningAlgorithm;
 )]
 pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
     let issuer = &*state.issuer;
-    let auth_methods = [
+    let mut auth_methods = vec![
         "client_secret_basic",
         "client_secret_post",
         "private_key_jwt",
     ];
+    if state.mtls_base_url.is_some() {
+        auth_methods.extend(["tls_client_auth", "self_signed_tls_client_auth"]);
+    }
     let assertion_algs: Vec<&str> = SigningAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
-    let document = json!({
+    let mut document = json!({
         "issuer": issuer,
         "token_endpoint": state.token_endpoint(),
         "jwks_uri": format!("{issuer}/oauth2/jwks"),
@@ -41,6 +44,16 @@ pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
         "access_token_signing_alg_values_supported": [state.keys.active().alg().as_str()],
         "service_documentation": format!("{issuer}/api/v1/openapi.json"),
     });
+    // RFC 8705 §5: tokens requested over mutual TLS are certificate-bound, and the endpoints
+    // that take client certificates live on the TLS listener.
+    if let Some(base) = state.mtls_base_url.as_deref() {
+        document["tls_client_certificate_bound_access_tokens"] = json!(true);
+        document["mtls_endpoint_aliases"] = json!({
+            "token_endpoint": format!("{base}/oauth2/token"),
+            "introspection_endpoint": format!("{base}/oauth2/introspect"),
+            "revocation_endpoint": format!("{base}/oauth2/revoke"),
+        });
+    }
     (
         [(
             header::CACHE_CONTROL,

@@ -15,7 +15,7 @@ use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 
 use axum::response::{IntoResponse, Response};
-use signet_core::audit::AuditEvent;
+use signet_core::audit::{AuditEvent, event};
 
 use crate::body;
 use crate::request::Caller;
@@ -75,6 +75,17 @@ pub(crate) async fn audited(
         .with_source(caller.source(), caller.user_agent.as_deref());
     if let Some(method) = attempt.method {
         event = event.with_method(method);
+    }
+    if caller.ignored_certificate_header {
+        // A client certificate header from an address that is not a trusted proxy: ignored,
+        // and recorded, since it is what a forgery attempt looks like.
+        let ignored = AuditEvent::failure(event::CLIENT_CERT_HEADER_IGNORED, "untrusted_proxy")
+            .with_agent(attempt.claimed_agent_id.as_deref())
+            .with_source(caller.source(), caller.user_agent.as_deref());
+        if let Err(e) = state.store.audit().record(ignored).await {
+            tracing::error!(error = %e, "request could not be audited; refusing it");
+            return OAuthError::temporarily_unavailable().into_response();
+        }
     }
     if let Err(e) = state.store.audit().record(event).await {
         tracing::error!(error = %e, "request could not be audited; refusing it");

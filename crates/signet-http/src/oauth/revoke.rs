@@ -2,10 +2,8 @@
 //! token. The revocation takes effect at introspection at once. Invalid or unknown tokens get
 //! 200 (RFC 7009 §2.2).
 
-use std::net::SocketAddr;
-
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use signet_core::audit::{AuditEvent, event};
@@ -32,11 +30,10 @@ use crate::state::AppState;
 )]
 pub async fn revoke(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = Caller::new(peer, &headers);
     let mut attempt = Attempt::default();
     let (event, response) = decide(&state, &caller, &headers, body, &mut attempt).await;
     audited(&state, &caller, &attempt, event, response).await

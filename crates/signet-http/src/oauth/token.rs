@@ -3,13 +3,12 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use signet_core::audit::{AuditEvent, event};
 use signet_core::token::{TokenRequest, grant};
-use std::net::SocketAddr;
 use utoipa::ToSchema;
 
 use super::client_auth::{self, Attempt, Failure};
@@ -89,11 +88,10 @@ impl Refusal {
 )]
 pub async fn token(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = Caller::new(peer, &headers);
     let mut attempt = Attempt::default();
     let (event, response) = match issue(&state, &caller, &headers, body, &mut attempt).await {
         Ok((event, response)) => (event, response),
@@ -153,8 +151,12 @@ async fn issue(
             .collect(),
     };
     let ttl = state.token_ttl(agent.access_token_ttl);
-    let claims = grant(agent, &request, &state.issuer, ttl, signet_core::now())
+    let mut claims = grant(agent, &request, &state.issuer, ttl, signet_core::now())
         .map_err(|e| Refusal::new(e.reason(), OAuthError::from_token(&e)))?;
+    // RFC 8705 §3: a token requested with a client certificate is bound to it.
+    if let Some(thumbprint) = &authenticated.certificate_thumbprint {
+        claims.cnf = Some(serde_json::json!({ "x5t#S256": thumbprint }));
+    }
     // Last check before issuing: a replayed assertion is refused, a refused request burns nothing.
     client_auth::consume_jti(state, &authenticated)
         .await
@@ -170,6 +172,7 @@ async fn issue(
             "kid": key.kid(),
             "exp": claims.exp,
             "client_kid": authenticated.assertion.as_ref().map(|a| a.kid.as_str()),
+            "x5t#S256": authenticated.certificate_thumbprint,
         }));
     let body = TokenResponse {
         access_token,

@@ -328,7 +328,9 @@ fn binding_from_row(row: &SqliteRow) -> Result<Option<CertificateBinding>, Store
     };
     let corrupt = |e: String| StoreError::Corrupt(format!("agents.tls_binding: {e}"));
     let kind = BindingKind::from_field(&kind).ok_or_else(|| corrupt(kind.clone()))?;
-    CertificateBinding::new(kind, &value).map(Some).map_err(corrupt)
+    CertificateBinding::new(kind, &value)
+        .map(Some)
+        .map_err(corrupt)
 }
 
 impl Store {

@@ -219,8 +219,7 @@ impl Store {
                     }
                     _ => {
                         return Err(StoreError::Corrupt(
-                            "revoked_certificates: neither thumbprint nor issuer and serial"
-                                .into(),
+                            "revoked_certificates: neither thumbprint nor issuer and serial".into(),
                         ));
                     }
                 };
@@ -294,20 +293,21 @@ impl Store {
         .bind(agent_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(IssuedRecord {
-                    serial: r.try_get("serial")?,
-                    agent_id: r.try_get("agent_id")?,
-                    thumbprint: r.try_get("thumbprint")?,
-                    subject: r.try_get("subject")?,
-                    not_before: r.try_get("not_before")?,
-                    not_after: r.try_get("not_after")?,
-                    issued_at: r.try_get("issued_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(issued_from_row).collect()
+    }
+
+    /// The certificate the agent CA issued with this thumbprint.
+    pub async fn issued_certificate(
+        &self,
+        thumbprint: &str,
+    ) -> Result<Option<IssuedRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT serial, agent_id, thumbprint, subject, not_before, not_after, issued_at, revoked_at FROM issued_certificates WHERE thumbprint = ?",
+        )
+        .bind(thumbprint)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| issued_from_row(&r)).transpose()
     }
 
     /// Serial and revocation time of every revoked, not yet expired certificate of the agent
@@ -326,4 +326,17 @@ impl Store {
             .map(|r| Ok((r.try_get("serial")?, r.try_get("revoked_at")?)))
             .collect()
     }
+}
+
+fn issued_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<IssuedRecord, StoreError> {
+    Ok(IssuedRecord {
+        serial: r.try_get("serial")?,
+        agent_id: r.try_get("agent_id")?,
+        thumbprint: r.try_get("thumbprint")?,
+        subject: r.try_get("subject")?,
+        not_before: r.try_get("not_before")?,
+        not_after: r.try_get("not_after")?,
+        issued_at: r.try_get("issued_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
 }

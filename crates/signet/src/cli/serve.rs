@@ -9,7 +9,8 @@ use clap::Args;
 use signet_core::config::{Config, LogFormat, Sources};
 use signet_core::crypto::{MasterKey, random_bytes, sha256};
 use signet_core::encoding::{b64url, b64url_decode, base62};
-use signet_http::{AppState, KeyRing};
+use signet_http::tls::{ServerCertificate, server_config};
+use signet_http::{AppState, KeyRing, PkiState, TlsListener};
 use signet_store::{Durability, Store};
 
 use super::CliError;
@@ -175,6 +176,19 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     .await
     .map_err(|e| CliError::failure(e.to_string()))?;
     let (admin_token_sha256, new_admin_token) = admin_token(&config, &store).await?;
+    let agent_ca = signet_http::pki::load_agent_ca(&store, &master_key, signet_core::now())
+        .await
+        .map_err(|e| CliError::failure(e.to_string()))?;
+    let pki = PkiState::new(Some(agent_ca));
+    pki.reload_trust(&config.mtls)
+        .map_err(|e| CliError::failure(format!("client certificate trust: {e}")))?;
+    pki.reload_revocations(&store)
+        .await
+        .map_err(|e| CliError::failure(e.to_string()))?;
+    let tls = match config.tls_listen {
+        None => None,
+        Some(address) => Some(tls_listener(&config, address).await?),
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| {
@@ -190,6 +204,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .issuer
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
+    let mtls_base_url = tls.as_ref().map(|t| {
+        config
+            .mtls
+            .mtls_base_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}", t.local))
+    });
     let state = AppState::new(
         config.clone(),
         store.clone(),
@@ -197,16 +218,23 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         keys,
         admin_token_sha256,
         issuer.clone(),
+        pki,
+        mtls_base_url,
     );
     spawn_housekeeping(store.clone());
+    spawn_tls_reload(state.clone(), tls.as_ref().map(|t| t.certificate.clone()));
     print_banner(
         &config,
         local,
-        &issuer,
-        state.keys.active().alg().as_str(),
+        tls.as_ref(),
+        &state,
         new_admin_token.as_deref(),
     );
-    signet_http::serve(listener, state, shutdown_signal())
+    let tls = tls.map(|t| TlsListener {
+        listener: t.listener,
+        config: t.config,
+    });
+    signet_http::serve(listener, tls, state, shutdown_signal())
         .await
         .map_err(|e| CliError::failure(format!("server error: {e}")))?;
     store.close().await;
@@ -214,14 +242,161 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The bound TLS listener with its reloadable certificate.
+struct BoundTls {
+    listener: tokio::net::TcpListener,
+    local: std::net::SocketAddr,
+    config: std::sync::Arc<rustls::ServerConfig>,
+    certificate: std::sync::Arc<ServerCertificate>,
+    /// The development CA to trust, when Signet generated the server certificate.
+    development_ca: Option<PathBuf>,
+}
+
+/// Binds the TLS listener with the configured server certificate, or a development one that
+/// is generated into `<data dir>/tls/` on first start.
+async fn tls_listener(
+    config: &Config,
+    address: std::net::SocketAddr,
+) -> Result<BoundTls, CliError> {
+    let (cert_file, key_file, development_ca) =
+        match (&config.mtls.tls_cert_file, &config.mtls.tls_key_file) {
+            (Some(cert), Some(key)) => (cert.clone(), key.clone(), None),
+            _ => {
+                let (cert, key, ca) = development_certificate(&config.data_dir)?;
+                (cert, key, Some(ca))
+            }
+        };
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let certificate = std::sync::Arc::new(
+        ServerCertificate::load(cert_file, key_file, provider.clone())
+            .map_err(|e| CliError::failure(format!("SIGNET_TLS_CERT_FILE: {e}")))?,
+    );
+    let tls_config = server_config(certificate.clone(), provider)
+        .map_err(|e| CliError::failure(format!("TLS: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        CliError::failure(format!(
+            "SIGNET_TLS_LISTEN: cannot listen on {address}: {e} (set SIGNET_TLS_LISTEN=off to run without mutual TLS)"
+        ))
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::failure(e.to_string()))?;
+    Ok(BoundTls {
+        listener,
+        local,
+        config: tls_config,
+        certificate,
+        development_ca,
+    })
+}
+
+/// The development TLS files in `<data dir>/tls/`, generated when missing: (certificate
+/// chain, key, CA certificate).
+fn development_certificate(data_dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), CliError> {
+    let dir = data_dir.join("tls");
+    let (cert, key, ca) = (
+        dir.join("server.pem"),
+        dir.join("server.key"),
+        dir.join("dev-ca.pem"),
+    );
+    if cert.exists() && key.exists() && ca.exists() {
+        return Ok((cert, key, ca));
+    }
+    prepare_data_dir(&dir)?;
+    let generated = signet_core::pki::development::generate(&[])
+        .map_err(|e| CliError::failure(format!("development certificate: {e}")))?;
+    write_private(&key, generated.key_pem.as_bytes())?;
+    std::fs::write(&cert, generated.chain_pem)
+        .and_then(|()| std::fs::write(&ca, generated.ca_pem))
+        .map_err(|e| CliError::failure(format!("cannot write {}: {e}", dir.display())))?;
+    tracing::warn!(
+        ca = %ca.display(),
+        "generated a development TLS certificate for localhost; clients must trust its CA. In production set SIGNET_TLS_CERT_FILE and SIGNET_TLS_KEY_FILE"
+    );
+    Ok((cert, key, ca))
+}
+
+/// Writes a file only its owner can read (mode 0600), replacing it atomically.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let temporary = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(&temporary)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Every `SIGNET_TLS_RELOAD_SECONDS`: the server certificate, client CAs and CRLs are loaded
+/// again if their files changed, and operator revocations are read again (another node, or a
+/// later PostgreSQL cluster, may have added some).
+fn spawn_tls_reload(state: AppState, certificate: Option<std::sync::Arc<ServerCertificate>>) {
+    let period = std::time::Duration::from_secs(state.config.mtls.reload_seconds);
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            let mut reloaded = Vec::new();
+            if let Some(certificate) = &certificate {
+                match certificate.reload() {
+                    Ok(true) => reloaded.push("server_certificate"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "server certificate not reloaded; keeping the current one")
+                    }
+                }
+            }
+            match state.pki.reload_trust(&state.config.mtls) {
+                Ok(true) => reloaded.push("client_trust"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "client CAs or CRLs not reloaded; keeping the current ones")
+                }
+            }
+            if let Err(e) = state.pki.reload_revocations(&state.store).await {
+                tracing::warn!(error = %e, "certificate revocations not reloaded");
+            }
+            if !reloaded.is_empty() {
+                tracing::info!(?reloaded, "TLS material reloaded");
+                let event = signet_core::audit::AuditEvent::success(
+                    signet_core::audit::event::TLS_RELOADED,
+                )
+                .with_actor("signet")
+                .with_detail(serde_json::json!({ "reloaded": reloaded }));
+                if let Err(e) = state.store.audit().record(event).await {
+                    tracing::warn!(error = %e, "TLS reload could not be audited");
+                }
+            }
+        }
+    });
+}
+
 fn print_banner(
     config: &Config,
     local: std::net::SocketAddr,
-    issuer: &str,
-    alg: &str,
+    tls: Option<&BoundTls>,
+    state: &AppState,
     new_admin_token: Option<&str>,
 ) {
+    let issuer = &*state.issuer;
+    let alg = state.keys.active().alg().as_str();
     let mut out = String::new();
+    if let Some(tls) = tls {
+        out.push_str(&format!(
+            "signet: mtls listening on https://{}\n",
+            tls.local
+        ));
+    }
     out.push_str(&format!("signet: listening on http://{local}\n"));
     out.push_str(&format!("  issuer           {issuer}\n"));
     out.push_str(&format!(
@@ -230,6 +405,20 @@ fn print_banner(
     out.push_str(&format!(
         "  admin API        http://{local}/api/v1  (OpenAPI: /api/v1/openapi.json)\n"
     ));
+    if let (Some(tls), Some(base)) = (tls, state.mtls_base_url.as_deref()) {
+        out.push_str(&format!(
+            "  mutual TLS       {base}/oauth2/token  (tls_client_auth, self_signed_tls_client_auth)\n"
+        ));
+        if let Some(ca) = &tls.development_ca {
+            out.push_str(&format!(
+                "  dev TLS CA       {}  (trust it: curl --cacert …)\n",
+                ca.display()
+            ));
+        }
+        out.push_str(&format!(
+            "  agent CA         {issuer}/pki/agent-ca.pem  (CRL: /pki/agent-ca.crl)\n"
+        ));
+    }
     out.push_str(&format!(
         "  data directory   {}\n",
         config.data_dir.display()
