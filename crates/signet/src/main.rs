@@ -27,7 +27,10 @@ enum Command {
     /// Manage agents through a running server's admin API.
     #[command(subcommand)]
     Agent(cli::agent::AgentCommand),
-    /// Get an access token as an agent (SIGNET_AGENT_ID and SIGNET_AGENT_SECRET).
+    /// Client certificates for mutual TLS: issue, register, list, revoke, renew.
+    #[command(subcommand)]
+    Cert(cli::cert::CertCommand),
+    /// Get an access token as an agent (SIGNET_AGENT_ID with a secret, key or certificate).
     Token(cli::token::TokenArgs),
 }
 
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Agent(command) => cli::agent::run(command).await,
+            Command::Cert(command) => cli::cert::run(command).await,
             Command::Token(args) => cli::token::run(args).await,
         }
     });

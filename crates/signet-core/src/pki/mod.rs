@@ -5,6 +5,7 @@
 pub mod agent_ca;
 pub mod binding;
 pub mod certificate;
+pub mod csr;
 pub mod development;
 pub mod dn;
 pub mod revoked;

@@ -24,7 +24,7 @@ pub struct AdminConnection {
     admin_token: Option<String>,
     /// Print the server's JSON instead of a summary.
     #[arg(long, global = true)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,14 +142,14 @@ pub enum AgentCommand {
     },
 }
 
-struct Api {
+pub(super) struct Api {
     url: String,
     token: String,
     client: reqwest::Client,
 }
 
 impl Api {
-    fn new(connection: &AdminConnection) -> Result<Self, CliError> {
+    pub(super) fn new(connection: &AdminConnection) -> Result<Self, CliError> {
         let token = match &connection.admin_token {
             Some(token) => token.clone(),
             None => env_secret("ADMIN_TOKEN")?.ok_or_else(|| {
@@ -163,7 +163,7 @@ impl Api {
         })
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -188,7 +188,7 @@ impl Api {
     }
 }
 
-fn segment(id: &str) -> String {
+pub(super) fn segment(id: &str) -> String {
     super::client::form_encode(id)
 }
 
@@ -536,7 +536,7 @@ async fn set_status(
     Ok(())
 }
 
-fn print_json(value: &Value) -> Result<(), CliError> {
+pub(super) fn print_json(value: &Value) -> Result<(), CliError> {
     println!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()

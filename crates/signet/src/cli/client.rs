@@ -14,6 +14,64 @@ pub fn http() -> reqwest::Client {
         .unwrap_or_default()
 }
 
+/// A client that presents the agent's certificate (`cert_pem`, `key_pem`) and trusts the
+/// server's TLS certificate by the system roots plus `ca_file`, with the base URL to use: `url`
+/// itself when it is `https://`, else the TLS listener named in the server's metadata
+/// (`mtls_endpoint_aliases`).
+pub async fn mtls_client(
+    url: &str,
+    cert_pem: &str,
+    key_pem: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<(reqwest::Client, String), CliError> {
+    let url = url.trim_end_matches('/');
+    let base = if url.starts_with("https://") {
+        url.to_string()
+    } else {
+        let metadata = http()
+            .get(format!("{url}/.well-known/oauth-authorization-server"))
+            .send()
+            .await
+            .map_err(|e| unreachable(url, e))?;
+        let metadata = json(metadata, "reading the server's metadata").await?;
+        let token_endpoint = metadata["mtls_endpoint_aliases"]["token_endpoint"]
+            .as_str()
+            .ok_or_else(|| {
+                CliError::failure(format!(
+                    "the server at {url} has no mutual TLS listener (mtls_endpoint_aliases); give its https:// URL"
+                ))
+            })?;
+        token_endpoint.trim_end_matches("/oauth2/token").to_string()
+    };
+    let identity = reqwest::Identity::from_pem(format!("{cert_pem}\n{key_pem}").as_bytes())
+        .map_err(|e| {
+            CliError::failure(format!(
+                "SIGNET_AGENT_CERT_FILE / SIGNET_AGENT_CERT_KEY_FILE: {e}"
+            ))
+        })?;
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("signet-cli/", env!("CARGO_PKG_VERSION")))
+        .timeout(std::time::Duration::from_secs(30))
+        .identity(identity);
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            CliError::failure(format!(
+                "SIGNET_CA_FILE: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        for certificate in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| CliError::failure(format!("SIGNET_CA_FILE: {e}")))?
+        {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    let client = builder
+        .build()
+        .map_err(|e| CliError::failure(format!("TLS client: {e}")))?;
+    Ok((client, base))
+}
+
 /// Turns a transport error into a message a person can act on.
 pub fn unreachable(url: &str, error: reqwest::Error) -> CliError {
     CliError::new(

@@ -4,6 +4,10 @@
 //! - with `SIGNET_AGENT_KEY_FILE` (a PEM private key): `private_key_jwt`, with a fresh client
 //!   assertion per request (`SIGNET_AGENT_KEY_ID` names the key if it was registered under
 //!   another `kid` than its thumbprint; `SIGNET_AGENT_KEY_ALG` picks an RSA algorithm);
+//! - with `SIGNET_AGENT_CERT_FILE` and `SIGNET_AGENT_CERT_KEY_FILE`: mutual TLS
+//!   (`tls_client_auth` or `self_signed_tls_client_auth`) at the server's TLS listener, whose
+//!   certificate is trusted by the system roots plus `SIGNET_CA_FILE`; the token is bound to
+//!   the certificate;
 //! - otherwise `SIGNET_AGENT_SECRET` (or `SIGNET_AGENT_SECRET_FILE`): `client_secret_basic`.
 
 use base64::Engine as _;
@@ -11,7 +15,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use clap::Args;
 use serde_json::Value;
 
-use super::client::{form_encode, http, json, unreachable};
+use super::client::{form_encode, http, json, mtls_client, unreachable};
 use super::{CliError, EXIT_REFUSED, env_secret};
 use signet_core::token::{SigningAlgorithm, SigningKey};
 
@@ -32,6 +36,9 @@ pub struct TokenArgs {
     /// Print the whole token response as JSON.
     #[arg(long, conflicts_with = "claims")]
     json: bool,
+    /// CA certificate(s) to trust for the server's TLS certificate (mutual TLS).
+    #[arg(long, env = "SIGNET_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: TokenArgs) -> Result<(), CliError> {
@@ -43,10 +50,30 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
     let key_file = std::env::var("SIGNET_AGENT_KEY_FILE")
         .ok()
         .filter(|v| !v.is_empty());
+    let cert_file = env_path("AGENT_CERT_FILE");
+    let cert_key_file = env_path("AGENT_CERT_KEY_FILE");
     let mut body = String::from("grant_type=client_credentials");
     let mut request = http().post(format!("{url}/oauth2/token"));
-    match key_file {
-        Some(path) => {
+    match (cert_file, cert_key_file, key_file) {
+        (Some(cert), Some(key), _) => {
+            let read = |path: &str, setting: &str| {
+                std::fs::read_to_string(path)
+                    .map_err(|e| CliError::failure(format!("{setting}: cannot read `{path}`: {e}")))
+            };
+            let (cert, key) = (
+                read(&cert, "SIGNET_AGENT_CERT_FILE")?,
+                read(&key, "SIGNET_AGENT_CERT_KEY_FILE")?,
+            );
+            let (client, base) = mtls_client(url, &cert, &key, args.ca_file.as_deref()).await?;
+            request = client.post(format!("{base}/oauth2/token"));
+            body.push_str(&format!("&client_id={}", form_encode(&agent_id)));
+        }
+        (Some(_), None, _) | (None, Some(_), _) => {
+            return Err(CliError::failure(
+                "mutual TLS needs both SIGNET_AGENT_CERT_FILE and SIGNET_AGENT_CERT_KEY_FILE",
+            ));
+        }
+        (None, None, Some(path)) => {
             let assertion = assertion(url, &agent_id, &path).await?;
             body.push_str(&format!(
                 "&client_id={}&client_assertion_type={}&client_assertion={}",
@@ -55,7 +82,7 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
                 assertion
             ));
         }
-        None => {
+        (None, None, None) => {
             let secret = env_secret("AGENT_SECRET")?.ok_or_else(|| {
                 CliError::failure(
                     "no agent credentials: set SIGNET_AGENT_SECRET (or SIGNET_AGENT_SECRET_FILE), or SIGNET_AGENT_KEY_FILE for private_key_jwt",
@@ -106,6 +133,12 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
         println!("{token}");
     }
     Ok(())
+}
+
+fn env_path(name: &str) -> Option<String> {
+    std::env::var(format!("SIGNET_{name}"))
+        .ok()
+        .filter(|v| !v.is_empty())
 }
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod jwt;
+pub mod pki;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ pub fn signet_bin() -> &'static str {
 
 pub struct TestApp {
     pub url: String,
+    /// The TLS listener's base URL (`https://127.0.0.1:PORT`).
+    pub tls_url: Option<String>,
     /// `SIGNET_ISSUER` if the test set it, else the URL.
     pub issuer: String,
     pub data_dir: PathBuf,
@@ -68,6 +71,7 @@ impl TestApp {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("SIGNET_LISTEN", "127.0.0.1:0")
+            .env("SIGNET_TLS_LISTEN", "127.0.0.1:0")
             .env("SIGNET_DATA_DIR", data_dir)
             .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("SIGNET_LOG", "info")
@@ -86,13 +90,17 @@ impl TestApp {
             let _ = stderr.read_to_string(&mut text).await;
             text
         });
-        let url = tokio::time::timeout(Duration::from_secs(30), async {
+        let (url, tls_url) = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut tls_url = None;
             while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("signet: mtls listening on ") {
+                    tls_url = Some(url.trim().to_string());
+                }
                 if let Some(url) = line.strip_prefix("signet: listening on ") {
-                    return url.trim().to_string();
+                    return (url.trim().to_string(), tls_url);
                 }
             }
-            String::new()
+            (String::new(), None)
         })
         .await
         .expect("server started in time");
@@ -110,6 +118,7 @@ impl TestApp {
             .unwrap_or_else(|| url.clone());
         Self {
             url,
+            tls_url,
             issuer,
             data_dir: data_dir.to_path_buf(),
             http: reqwest::Client::new(),
