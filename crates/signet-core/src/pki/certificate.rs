@@ -56,7 +56,7 @@ impl Certificate {
             thumbprint: thumbprint(der),
             subject: dn::canonical_from_name(cert.subject()),
             issuer: dn::canonical_from_name(cert.issuer()),
-            subject_display: cert.subject().to_string(),
+            subject_display: dn::display(cert.subject()),
             serial: serial_hex(cert.raw_serial()),
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),

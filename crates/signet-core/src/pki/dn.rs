@@ -143,6 +143,39 @@ pub fn canonical_from_name(name: &X509Name<'_>) -> String {
     render(rdns)
 }
 
+/// A certificate name as an RFC 4514 string for people: most specific RDN first, short
+/// attribute names where known, values as written.
+pub fn display(name: &X509Name<'_>) -> String {
+    let mut rdns: Vec<String> = name
+        .iter()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|attr| {
+                    let oid = attr.attr_type().to_id_string();
+                    let short = SHORT_NAMES
+                        .iter()
+                        .find(|(short, o)| *o == oid && *short != "e")
+                        .map(|(short, _)| match *short {
+                            "emailaddress" => "emailAddress".to_string(),
+                            "serialnumber" => "serialNumber".to_string(),
+                            "givenname" => "givenName".to_string(),
+                            other => other.to_ascii_uppercase(),
+                        })
+                        .unwrap_or(oid);
+                    let value = match attr.as_str() {
+                        Ok(s) => escape(s),
+                        Err(_) => format!("#{}", hex(attr.attr_value().data)),
+                    };
+                    format!("{short}={value}")
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    rdns.reverse();
+    rdns.join(",")
+}
+
 fn render(rdns: Rdns) -> String {
     rdns.into_iter()
         .map(|mut rdn| {
