@@ -12,6 +12,15 @@ use crate::jwks_uri::JwksFetcher;
 use crate::keyring::KeyRing;
 use crate::pki::PkiState;
 
+/// Where clients reach this server.
+#[derive(Debug, Clone)]
+pub struct PublicUrls {
+    /// The issuer (RFC 8414), also the base of the plain HTTP endpoints.
+    pub issuer: String,
+    /// The TLS listener's base URL, when it runs.
+    pub mtls_base_url: Option<String>,
+}
+
 /// Shared state. Cloning is cheap (everything is behind `Arc`).
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -40,12 +49,13 @@ impl AppState {
         master_key: MasterKey,
         keys: KeyRing,
         admin_token_sha256: [u8; 32],
-        issuer: String,
+        urls: PublicUrls,
         pki: PkiState,
-        mtls_base_url: Option<String>,
     ) -> Self {
-        let issuer = issuer.trim_end_matches('/').to_string();
-        let mtls_base_url = mtls_base_url.map(|u| u.trim_end_matches('/').to_string());
+        let issuer = urls.issuer.trim_end_matches('/').to_string();
+        let mtls_base_url = urls
+            .mtls_base_url
+            .map(|u| u.trim_end_matches('/').to_string());
         // RFC 7523 §3: `aud` names the token endpoint (either alias); the issuer is accepted too.
         let mut audiences = vec![format!("{issuer}/oauth2/token"), issuer.clone()];
         if let Some(base) = &mtls_base_url {

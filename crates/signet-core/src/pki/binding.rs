@@ -119,7 +119,7 @@ impl CertificateBinding {
                 .san_dns
                 .iter()
                 .any(|d| d.eq_ignore_ascii_case(&self.canonical)),
-            BindingKind::SanUri => certificate.san_uri.iter().any(|u| *u == self.canonical),
+            BindingKind::SanUri => certificate.san_uri.contains(&self.canonical),
             BindingKind::SanIp => certificate
                 .san_ip
                 .iter()

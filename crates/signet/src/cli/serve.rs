@@ -9,6 +9,7 @@ use clap::Args;
 use signet_core::config::{Config, LogFormat, Sources};
 use signet_core::crypto::{MasterKey, random_bytes, sha256};
 use signet_core::encoding::{b64url, b64url_decode, base62};
+use signet_http::state::PublicUrls;
 use signet_http::tls::{ServerCertificate, server_config};
 use signet_http::{AppState, KeyRing, PkiState, TlsListener};
 use signet_store::{Durability, Store};
@@ -217,9 +218,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         master_key,
         keys,
         admin_token_sha256,
-        issuer.clone(),
+        PublicUrls {
+            issuer: issuer.clone(),
+            mtls_base_url,
+        },
         pki,
-        mtls_base_url,
     );
     spawn_housekeeping(store.clone());
     spawn_tls_reload(state.clone(), tls.as_ref().map(|t| t.certificate.clone()));
