@@ -138,8 +138,6 @@ pub enum ClientAuthError {
     UnknownAgent,
     #[error("the agent is registered for another authentication method")]
     MethodMismatch,
-    #[error("this authentication method is not available in this release")]
-    MethodNotSupported,
     #[error("the secret does not match")]
     WrongSecret,
     #[error("the secret was replaced by a newer one")]
@@ -229,7 +227,6 @@ impl ClientAuthError {
             Self::MalformedSecret => "malformed_secret",
             Self::UnknownAgent => "unknown_agent",
             Self::MethodMismatch => "method_mismatch",
-            Self::MethodNotSupported => "method_not_supported",
             Self::WrongSecret => "wrong_secret",
             Self::StaleSecret => "stale_secret",
             Self::ExpiredSecret => "expired_secret",

@@ -58,6 +58,24 @@ pub enum AgentCommand {
         /// URL where a private_key_jwt agent publishes its keys (the host must be allow-listed on the server).
         #[arg(long)]
         jwks_uri: Option<String>,
+        /// tls_client_auth: the certificate's subject DN (RFC 4514), e.g. "CN=billing,O=Acme".
+        #[arg(long, group = "binding")]
+        subject_dn: Option<String>,
+        /// tls_client_auth: a DNS name in the certificate's SAN.
+        #[arg(long, group = "binding")]
+        san_dns: Option<String>,
+        /// tls_client_auth: a URI in the certificate's SAN (e.g. a SPIFFE ID).
+        #[arg(long, group = "binding")]
+        san_uri: Option<String>,
+        /// tls_client_auth: an IP address in the certificate's SAN.
+        #[arg(long, group = "binding")]
+        san_ip: Option<String>,
+        /// tls_client_auth: an email address in the certificate's SAN.
+        #[arg(long, group = "binding")]
+        san_email: Option<String>,
+        /// A certificate (PEM) to register: makes a self_signed_tls_client_auth agent.
+        #[arg(long)]
+        cert_file: Option<std::path::PathBuf>,
     },
     /// Register a public key (PEM public key or certificate, JWK, or JWK Set) for a private_key_jwt agent.
     AddKey {
@@ -206,6 +224,12 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
             allowed_cidrs,
             key_file,
             jwks_uri,
+            subject_dn,
+            san_dns,
+            san_uri,
+            san_ip,
+            san_email,
+            cert_file,
         } => {
             let api = Api::new(&connection)?;
             let mut body = json!({ "name": name, "scopes": scopes, "audiences": audiences, "allowed_cidrs": allowed_cidrs });
@@ -231,6 +255,30 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
             }
             if let Some(uri) = jwks_uri {
                 body["jwks_uri"] = json!(uri);
+            }
+            let bindings = [
+                ("tls_client_auth_subject_dn", subject_dn),
+                ("tls_client_auth_san_dns", san_dns),
+                ("tls_client_auth_san_uri", san_uri),
+                ("tls_client_auth_san_ip", san_ip),
+                ("tls_client_auth_san_email", san_email),
+            ];
+            for (field, value) in bindings {
+                if let Some(value) = value {
+                    body[field] = json!(value);
+                    if body.get("token_endpoint_auth_method").is_none() {
+                        body["token_endpoint_auth_method"] = json!("tls_client_auth");
+                    }
+                }
+            }
+            if let Some(path) = cert_file {
+                let pem = std::fs::read_to_string(&path).map_err(|e| {
+                    CliError::failure(format!("--cert-file: cannot read {}: {e}", path.display()))
+                })?;
+                body["certificates"] = json!([pem]);
+                if body.get("token_endpoint_auth_method").is_none() {
+                    body["token_endpoint_auth_method"] = json!("self_signed_tls_client_auth");
+                }
             }
             if (body.get("jwks").is_some() || pem_key.is_some() || body.get("jwks_uri").is_some())
                 && body.get("token_endpoint_auth_method").is_none()
@@ -292,6 +340,13 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
             }
             if let Some(uri) = agent["jwks_uri"].as_str() {
                 println!("  jwks_uri {uri}");
+            }
+            for (field, value) in agent.as_object().into_iter().flatten() {
+                if let (Some(name), Some(value)) =
+                    (field.strip_prefix("tls_client_auth_"), value.as_str())
+                {
+                    println!("  bound to {name} = {value}");
+                }
             }
             if let Some(secret) = agent["agent_secret"].as_str() {
                 println!(
