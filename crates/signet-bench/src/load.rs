@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::process;
 use crate::report::{Report, WorkerStats};
-use crate::setup::{self, BenchAgent};
+use crate::setup::{self, AgentKind, BenchAgent};
 
 const MAX_DURATION_SECONDS: f64 = 600.0;
 const MAX_CONNECTIONS: usize = 1024;
@@ -34,6 +34,18 @@ pub enum Mode {
     PrivateKeyJwt,
     /// Introspection of one token, authenticated as an agent.
     Introspect,
+    /// self_signed_tls_client_auth on keep-alive TLS connections (the certificate-bound token
+    /// path; TLS handshakes only at connection start).
+    Mtls,
+    /// self_signed_tls_client_auth with a new TLS connection (full handshake, no resumption)
+    /// for every request.
+    MtlsNewConnection,
+}
+
+impl Mode {
+    fn is_mtls(self) -> bool {
+        matches!(self, Self::Mtls | Self::MtlsNewConnection)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -73,13 +85,21 @@ pub struct RunArgs {
     /// Allow a target outside the loopback network (only servers you run yourself).
     #[arg(long)]
     pub allow_remote: bool,
+    /// The server's TLS listener, for the mtls modes.
+    #[arg(long, default_value = "https://127.0.0.1:8443")]
+    pub tls_url: String,
+    /// CA certificate (PEM) of the TLS listener's certificate, for the mtls modes (e.g.
+    /// signet-data/tls/dev-ca.pem).
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Resolves the target and refuses non-loopback addresses unless allowed.
 pub fn target(url: &str, allow_remote: bool) -> Result<SocketAddr, String> {
     let rest = url
         .strip_prefix("http://")
-        .ok_or("only http:// targets are supported by this release")?;
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or("the target must be an http:// or https:// URL")?;
     let host_port = rest.split('/').next().unwrap_or_default();
     let addr = host_port
         .to_socket_addrs()
@@ -105,6 +125,8 @@ struct Template {
     addr: SocketAddr,
     agents: Arc<Vec<BenchAgent>>,
     token: Option<String>,
+    /// The server CA's certificates, for the mtls modes.
+    server_roots: Option<Arc<rustls::RootCertStore>>,
 }
 
 impl Template {
@@ -160,6 +182,11 @@ impl Template {
                 Some(agent.basic_header()),
                 format!("token={}", self.token.as_deref().unwrap_or_default()),
             ),
+            Mode::Mtls | Mode::MtlsNewConnection => (
+                "/oauth2/token",
+                None,
+                format!("grant_type=client_credentials&client_id={}", agent.agent_id),
+            ),
         };
         let mut builder = hyper::Request::builder()
             .method("POST")
@@ -199,9 +226,14 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         return Err("--warmup must be between 0 and 60 seconds".into());
     }
     let addr = target(&args.url, args.allow_remote)?;
+    let kind = match args.mode {
+        Mode::PrivateKeyJwt => AgentKind::PrivateKeyJwt,
+        Mode::Mtls | Mode::MtlsNewConnection => AgentKind::SelfSignedCertificate,
+        _ => AgentKind::Secret,
+    };
     let agents = match (&args.agents_file, &args.admin_token) {
-        (Some(path), _) if args.mode != Mode::PrivateKeyJwt => setup::read_agents_file(path, args.agents.max(1))?,
-        (_, Some(token)) => setup::create_agents(addr, token, args.agents.max(1), args.mode == Mode::PrivateKeyJwt).await?,
+        (Some(path), _) if kind == AgentKind::Secret => setup::read_agents_file(path, args.agents.max(1))?,
+        (_, Some(token)) => setup::create_agents(addr, token, args.agents.max(1), kind).await?,
         _ => return Err("pass --admin-token (or SIGNET_ADMIN_TOKEN) so the run can register its agents, or --agents-file".into()),
     };
     if agents.is_empty() {
@@ -211,7 +243,18 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         Mode::Introspect => Some(setup::access_token(addr, &agents[0]).await?),
         _ => None,
     };
-    let report = drive(&args, addr, Arc::new(agents), token).await;
+    let (addr, server_roots) = if args.mode.is_mtls() {
+        let path = args.ca_file.as_ref().ok_or(
+            "the mtls modes need --ca-file, the CA of the server's TLS certificate (signet-data/tls/dev-ca.pem)",
+        )?;
+        (
+            target(&args.tls_url, args.allow_remote)?,
+            Some(Arc::new(setup::root_store(path)?)),
+        )
+    } else {
+        (addr, None)
+    };
+    let report = drive(&args, addr, Arc::new(agents), token, server_roots).await;
     if args.json {
         println!(
             "{}",
@@ -229,12 +272,14 @@ pub async fn drive(
     addr: SocketAddr,
     agents: Arc<Vec<BenchAgent>>,
     token: Option<String>,
+    server_roots: Option<Arc<rustls::RootCertStore>>,
 ) -> Report {
     let template = Template {
         mode: args.mode,
         addr,
         agents,
         token,
+        server_roots,
     };
     let started = Instant::now();
     let window = Arc::new(Window {
@@ -283,22 +328,70 @@ async fn work(worker: usize, template: Template, window: Arc<Window>) -> WorkerS
         .agents
         .get(worker % template.agents.len())
         .and_then(BenchAgent::signing_key);
+    let tls = template.mode.is_mtls().then(|| {
+        let agent = &template.agents[worker % template.agents.len()];
+        setup::tls_connector(
+            template
+                .server_roots
+                .clone()
+                .unwrap_or_else(|| Arc::new(rustls::RootCertStore::empty())),
+            agent,
+            template.mode == Mode::Mtls,
+        )
+    });
+    let tls = match tls {
+        Some(Err(e)) => {
+            *stats.errors.entry(format!("tls_setup: {e}")).or_default() += 1;
+            return stats;
+        }
+        Some(Ok(connector)) => Some(connector),
+        None => None,
+    };
     let mut n = worker;
     'connections: while Instant::now() < window.stop_at {
+        let connected_at = Instant::now();
         let Ok(stream) = tokio::net::TcpStream::connect(template.addr).await else {
             *stats.errors.entry("connect_failed".into()).or_default() += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let Ok((mut sender, connection)) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-        else {
-            *stats.errors.entry("handshake_failed".into()).or_default() += 1;
-            continue;
+        let handshake = match &tls {
+            None => hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map(|(sender, connection)| {
+                    tokio::spawn(connection);
+                    sender
+                })
+                .map_err(|_| "handshake_failed"),
+            Some(connector) => {
+                let name = rustls::pki_types::ServerName::IpAddress(template.addr.ip().into());
+                match connector.connect(name, stream).await {
+                    Ok(stream) => hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .map(|(sender, connection)| {
+                            tokio::spawn(connection);
+                            sender
+                        })
+                        .map_err(|_| "handshake_failed"),
+                    Err(_) => Err("tls_handshake_failed"),
+                }
+            }
         };
-        tokio::spawn(connection);
+        let mut sender = match handshake {
+            Ok(sender) => sender,
+            Err(what) => {
+                *stats.errors.entry(what.into()).or_default() += 1;
+                continue;
+            }
+        };
+        let one_per_connection = template.mode == Mode::MtlsNewConnection;
+        let mut sent_on_connection = 0u32;
         loop {
+            if one_per_connection && sent_on_connection == 1 {
+                continue 'connections;
+            }
+            sent_on_connection += 1;
             let now = Instant::now();
             if now >= window.stop_at {
                 break 'connections;
@@ -310,8 +403,9 @@ async fn work(worker: usize, template: Template, window: Arc<Window>) -> WorkerS
             {
                 break 'connections;
             }
-            // Secret modes rotate over the agents; an assertion is signed by this worker's agent.
-            let agent = if template.mode == Mode::PrivateKeyJwt {
+            // Secret modes rotate over the agents; an assertion or a TLS connection is this
+            // worker's agent's.
+            let agent = if template.mode == Mode::PrivateKeyJwt || template.mode.is_mtls() {
                 worker
             } else {
                 n
@@ -327,7 +421,12 @@ async fn work(worker: usize, template: Template, window: Arc<Window>) -> WorkerS
                 }
                 Err(e) => Err(e),
             };
-            let latency = sent.elapsed();
+            // With a connection per request, the handshakes are part of what is measured.
+            let latency = if one_per_connection {
+                connected_at.elapsed()
+            } else {
+                sent.elapsed()
+            };
             if !measured {
                 if outcome.is_err() {
                     continue 'connections;

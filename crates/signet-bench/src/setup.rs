@@ -58,6 +58,74 @@ pub struct BenchAgent {
     pub secret: Option<String>,
     /// PKCS#8 of the agent's ES256 key, for private_key_jwt.
     pub key_pkcs8: Option<Vec<u8>>,
+    /// A self-signed client certificate (DER) and its PKCS#8 key, for the mtls modes.
+    pub certificate: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Which credentials the bench agents get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentKind {
+    Secret,
+    PrivateKeyJwt,
+    SelfSignedCertificate,
+}
+
+/// The CA certificates in a PEM file, as rustls roots.
+pub fn root_store(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        roots
+            .add(cert.map_err(|e| format!("{}: {e}", path.display()))?)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(roots)
+}
+
+/// A TLS client presenting `agent`'s certificate. With `resume`, TLS session resumption is
+/// allowed (rustls' default); without, every connection does a full handshake.
+pub fn tls_connector(
+    roots: std::sync::Arc<rustls::RootCertStore>,
+    agent: &BenchAgent,
+    resume: bool,
+) -> Result<tokio_rustls::TlsConnector, String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let (cert, key) = agent
+        .certificate
+        .clone()
+        .ok_or("the agent has no certificate")?;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![CertificateDer::from(cert)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+        )
+        .map_err(|e| e.to_string())?;
+    if !resume {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        config,
+    )))
+}
+
+/// A self-signed ECDSA P-256 client certificate: (DER, PKCS#8 key, PEM).
+fn self_signed_certificate(name: &str) -> Result<(Vec<u8>, Vec<u8>, String), String> {
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    Ok((cert.der().to_vec(), key.serialize_der(), cert.pem()))
 }
 
 impl BenchAgent {
@@ -79,16 +147,28 @@ impl BenchAgent {
     }
 }
 
-/// Registers `count` agents through the admin API, secret agents or ES256 private_key_jwt ones.
+/// Registers `count` agents through the admin API: secret agents, ES256 private_key_jwt ones, or
+/// self_signed_tls_client_auth ones with a generated certificate.
 pub async fn create_agents(
     addr: SocketAddr,
     admin_token: &str,
     count: usize,
-    private_key_jwt: bool,
+    kind: AgentKind,
 ) -> Result<Vec<BenchAgent>, String> {
     let mut agents = Vec::with_capacity(count);
     for i in 0..count {
-        let (body, pkcs8) = if private_key_jwt {
+        let mut certificate = None;
+        let (body, pkcs8) = if kind == AgentKind::SelfSignedCertificate {
+            let (der, key, pem) = self_signed_certificate(&format!("bench-{i}"))?;
+            certificate = Some((der, key));
+            let body = json!({
+                "name": format!("bench-{i}"),
+                "token_endpoint_auth_method": "self_signed_tls_client_auth",
+                "scopes": ["bench"],
+                "certificates": [pem],
+            });
+            (body, None)
+        } else if kind == AgentKind::PrivateKeyJwt {
             let (key, pkcs8) =
                 SigningKey::generate(SigningAlgorithm::Es256).map_err(|e| e.to_string())?;
             let body = json!({
@@ -127,6 +207,7 @@ pub async fn create_agents(
             agent_id: created["agent_id"].as_str().unwrap_or_default().to_string(),
             secret: created["agent_secret"].as_str().map(str::to_string),
             key_pkcs8: pkcs8,
+            certificate,
         });
     }
     Ok(agents)
@@ -144,6 +225,7 @@ pub fn read_agents_file(path: &std::path::Path, limit: usize) -> Result<Vec<Benc
                 agent_id: value["agent_id"].as_str().unwrap_or_default().to_string(),
                 secret: value["agent_secret"].as_str().map(str::to_string),
                 key_pkcs8: None,
+                certificate: None,
             })
         })
         .collect()

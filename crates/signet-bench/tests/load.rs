@@ -29,6 +29,8 @@ fn args(mode: Mode, duration: f64, requests: Option<u64>) -> RunArgs {
         server_pid: Some(std::process::id()),
         json: false,
         allow_remote: false,
+        tls_url: String::new(),
+        ca_file: None,
     }
 }
 
@@ -37,6 +39,7 @@ fn agents() -> Arc<Vec<BenchAgent>> {
         agent_id: "agt_x".into(),
         secret: Some("s".into()),
         key_pkcs8: None,
+        certificate: None,
     }])
 }
 
@@ -47,6 +50,7 @@ async fn it_stops_after_exactly_the_requested_count() {
         &args(Mode::SecretBasic, 30.0, Some(300)),
         addr,
         agents(),
+        None,
         None,
     )
     .await;
@@ -67,7 +71,14 @@ async fn it_stops_after_exactly_the_requested_count() {
 async fn it_stops_at_the_end_of_its_duration() {
     let addr = ceiling().await;
     let started = Instant::now();
-    let report = drive(&args(Mode::SecretBasic, 0.5, None), addr, agents(), None).await;
+    let report = drive(
+        &args(Mode::SecretBasic, 0.5, None),
+        addr,
+        agents(),
+        None,
+        None,
+    )
+    .await;
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(report.requests > 0);
     assert!(report.seconds <= 1.0, "{}", report.seconds);
@@ -82,6 +93,7 @@ async fn it_reports_errors_by_status_and_code() {
         addr,
         agents(),
         Some("t".into()),
+        None,
     )
     .await;
     assert_eq!(report.requests, 50);
@@ -95,8 +107,7 @@ async fn it_reports_errors_by_status_and_code() {
 fn only_loopback_targets_unless_allowed() {
     assert!(signet_bench::load::target("http://127.0.0.1:8080", false).is_ok());
     assert!(signet_bench::load::target("http://192.0.2.1:8080", false).is_err());
-    assert!(
-        signet_bench::load::target("https://127.0.0.1:8443", false).is_err(),
-        "https arrives with the mtls mode"
-    );
+    assert!(signet_bench::load::target("https://127.0.0.1:8443", false).is_ok());
+    assert!(signet_bench::load::target("https://192.0.2.1:8443", false).is_err());
+    assert!(signet_bench::load::target("ftp://127.0.0.1:21", false).is_err());
 }

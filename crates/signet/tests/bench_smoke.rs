@@ -12,7 +12,12 @@ use signet_bench::setup;
 async fn smoke(mode: Mode) {
     let app = TestApp::spawn().await;
     let addr = target(&app.url, false).expect("loopback");
-    let agents = setup::create_agents(addr, ADMIN_TOKEN, 2, mode == Mode::PrivateKeyJwt)
+    let kind = match mode {
+        Mode::PrivateKeyJwt => setup::AgentKind::PrivateKeyJwt,
+        Mode::Mtls | Mode::MtlsNewConnection => setup::AgentKind::SelfSignedCertificate,
+        _ => setup::AgentKind::Secret,
+    };
+    let agents = setup::create_agents(addr, ADMIN_TOKEN, 2, kind)
         .await
         .expect("agents");
     let token = match mode {
@@ -32,8 +37,19 @@ async fn smoke(mode: Mode) {
         server_pid: Some(app.pid()),
         json: false,
         allow_remote: false,
+        tls_url: app.tls_url.clone().expect("tls"),
+        ca_file: Some(app.data_dir.join("tls/dev-ca.pem")),
     };
-    let report = drive(&args, addr, Arc::new(agents), token).await;
+    let (addr, roots) = match mode {
+        Mode::Mtls | Mode::MtlsNewConnection => (
+            target(&args.tls_url, false).expect("loopback"),
+            Some(Arc::new(
+                setup::root_store(args.ca_file.as_deref().expect("ca")).expect("roots"),
+            )),
+        ),
+        _ => (addr, None),
+    };
+    let report = drive(&args, addr, Arc::new(agents), token, roots).await;
     assert_eq!(report.requests, 200, "{mode:?}");
     assert_eq!(report.successes, 200, "{mode:?}: {:?}", report.errors);
     assert!(report.server.cpu_seconds.is_some());
@@ -58,4 +74,14 @@ async fn private_key_jwt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspect() {
     smoke(Mode::Introspect).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls() {
+    smoke(Mode::Mtls).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_new_connection() {
+    smoke(Mode::MtlsNewConnection).await;
 }
