@@ -26,6 +26,8 @@ pub mod event {
     pub const CERTIFICATE_REVOKED: &str = "certificate_revoked";
     pub const CERTIFICATE_ISSUED: &str = "certificate_issued";
     pub const TLS_RELOADED: &str = "tls_reloaded";
+    pub const TESTING_CLOCK_SET: &str = "testing_clock_set";
+    pub const SIGNING_KEY_ROTATED: &str = "signing_key_rotated";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

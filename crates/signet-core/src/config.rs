@@ -19,6 +19,23 @@ pub struct Config {
     pub tls_listen: Option<SocketAddr>,
     /// The TLS listener's certificates, client CAs and CRLs, and the proxy header.
     pub mtls: MtlsConfig,
+    /// Reverse proxies whose `X-Forwarded-For` (and client certificate header) is believed.
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
+    /// Longest grace period of an agent's self-service secret rotation (also its default).
+    pub self_rotation_grace_seconds: u64,
+    /// Credential age policy: new secrets expire this long after creation; `None`: never.
+    pub secret_max_age_seconds: Option<u64>,
+    /// How long before a credential expires it is reported as expiring (audit and listing).
+    pub expiry_warning_seconds: u64,
+    /// `SIGNET_TESTING_CLOCK=1`: the clock can be moved through the admin API. For tests only.
+    pub testing_clock: bool,
+    /// A signing key signs for this many seconds before the next one takes over; `None`: no
+    /// scheduled rotation.
+    pub signing_key_rotation_seconds: Option<u64>,
+    /// The next signing key is in the JWKS this long before it signs.
+    pub signing_key_prepublish_seconds: u64,
+    /// How often scheduled jobs (key rotation, clean-up) run, in seconds.
+    pub housekeeping_seconds: u64,
     /// `None` until the listener is bound: then it defaults to `http://<listen address>`.
     pub issuer: Option<String>,
     pub data_dir: PathBuf,
@@ -75,9 +92,8 @@ pub struct MtlsConfig {
     /// CRLs (PEM or DER) of the trusted CAs.
     pub client_crl_files: Vec<PathBuf>,
     /// Header in which a TLS-terminating proxy forwards the client certificate (URL-encoded
-    /// PEM), lower-case; honoured only from `trusted_proxies`.
+    /// PEM), lower-case; honoured only from [`Config::trusted_proxies`].
     pub client_cert_header: Option<String>,
-    pub trusted_proxies: Vec<crate::cidr::Cidr>,
     /// Base URL of the mTLS endpoints in metadata (`mtls_endpoint_aliases`); defaults to
     /// `https://<tls listen address>`.
     pub mtls_base_url: Option<String>,
@@ -117,6 +133,12 @@ struct FileConfig {
     mtls_base_url: Option<String>,
     agent_cert_ttl: Option<u64>,
     tls_reload_seconds: Option<u64>,
+    self_rotation_grace_seconds: Option<u64>,
+    secret_max_age_days: Option<u64>,
+    signing_key_rotation_days: Option<u64>,
+    signing_key_prepublish_seconds: Option<u64>,
+    housekeeping_seconds: Option<u64>,
+    expiry_warning_days: Option<u64>,
     issuer: Option<String>,
     data_dir: Option<String>,
     database_url: Option<String>,
@@ -237,6 +259,78 @@ impl Config {
                 "must be between 1 and 3600",
             ));
         }
+        let self_rotation_grace_seconds = number(
+            "SIGNET_SELF_ROTATION_GRACE_SECONDS",
+            env,
+            file.self_rotation_grace_seconds,
+            3600,
+        )?;
+        if self_rotation_grace_seconds > 30 * 86_400 {
+            return Err(error(
+                "SIGNET_SELF_ROTATION_GRACE_SECONDS",
+                "must be at most 2592000 (30 days)",
+            ));
+        }
+        let secret_max_age_days = number(
+            "SIGNET_SECRET_MAX_AGE_DAYS",
+            env,
+            file.secret_max_age_days,
+            0,
+        )?;
+        if secret_max_age_days > 3650 {
+            return Err(error(
+                "SIGNET_SECRET_MAX_AGE_DAYS",
+                "must be at most 3650 (0: secrets do not expire)",
+            ));
+        }
+        let expiry_warning_days = number(
+            "SIGNET_EXPIRY_WARNING_DAYS",
+            env,
+            file.expiry_warning_days,
+            14,
+        )?;
+        if !(1..=365).contains(&expiry_warning_days) {
+            return Err(error(
+                "SIGNET_EXPIRY_WARNING_DAYS",
+                "must be between 1 and 365",
+            ));
+        }
+        let rotation_days = number(
+            "SIGNET_SIGNING_KEY_ROTATION_DAYS",
+            env,
+            file.signing_key_rotation_days,
+            30,
+        )?;
+        if rotation_days > 3650 {
+            return Err(error(
+                "SIGNET_SIGNING_KEY_ROTATION_DAYS",
+                "must be at most 3650 (0: no scheduled rotation)",
+            ));
+        }
+        let signing_key_prepublish_seconds = number(
+            "SIGNET_SIGNING_KEY_PREPUBLISH_SECONDS",
+            env,
+            file.signing_key_prepublish_seconds,
+            86_400,
+        )?;
+        if rotation_days > 0 && signing_key_prepublish_seconds >= rotation_days * 86_400 {
+            return Err(error(
+                "SIGNET_SIGNING_KEY_PREPUBLISH_SECONDS",
+                "must be shorter than the rotation period (SIGNET_SIGNING_KEY_ROTATION_DAYS)",
+            ));
+        }
+        let housekeeping_seconds = number(
+            "SIGNET_HOUSEKEEPING_SECONDS",
+            env,
+            file.housekeeping_seconds,
+            60,
+        )?;
+        if !(1..=3600).contains(&housekeeping_seconds) {
+            return Err(error(
+                "SIGNET_HOUSEKEEPING_SECONDS",
+                "must be between 1 and 3600",
+            ));
+        }
         let mtls = MtlsConfig {
             tls_cert_file,
             tls_key_file,
@@ -246,7 +340,6 @@ impl Config {
                 .map(PathBuf::from)
                 .collect(),
             client_cert_header,
-            trusted_proxies,
             mtls_base_url: get("MTLS_BASE_URL", file.mtls_base_url)
                 .map(|u| validate_issuer(&u).map_err(|e| error("SIGNET_MTLS_BASE_URL", e.problem)))
                 .transpose()?,
@@ -416,6 +509,15 @@ impl Config {
             listen,
             tls_listen,
             mtls,
+            trusted_proxies,
+            self_rotation_grace_seconds,
+            secret_max_age_seconds: (secret_max_age_days > 0)
+                .then_some(secret_max_age_days * 86_400),
+            expiry_warning_seconds: expiry_warning_days * 86_400,
+            testing_clock: flag("SIGNET_TESTING_CLOCK", None)?,
+            signing_key_rotation_seconds: (rotation_days > 0).then_some(rotation_days * 86_400),
+            signing_key_prepublish_seconds,
+            housekeeping_seconds,
             issuer,
             data_dir,
             database_url,

@@ -11,6 +11,7 @@ pub mod agent;
 pub mod audit;
 pub mod cidr;
 pub mod client_auth;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod encoding;

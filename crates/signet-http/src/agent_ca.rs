@@ -47,7 +47,7 @@ pub async fn crl(State(state): State<AppState>) -> Result<Response, Problem> {
         .pki
         .agent_ca()
         .ok_or_else(|| Problem::not_found("agent CA"))?;
-    let now = signet_core::now();
+    let now = state.now();
     let revoked = state.store.revoked_issued_certificates(now).await?;
     let der = ca
         .crl(&revoked, now as u64, now)
@@ -140,7 +140,7 @@ async fn authenticate(
         trust: &trust,
         revoked_certificates: &revoked,
         source: caller.ip,
-        now: signet_core::now(),
+        now: state.now(),
     };
     client_auth::authenticate(&presented, credentials.as_deref(), &context)
         .map(|a| a.agent.clone())

@@ -1,6 +1,7 @@
-//! The token signing keys in memory: the active key that signs, and every key still published
-//! in the JWKS. Loaded once at start (decrypted with the master key and parsed once); the hot
-//! path only borrows the parsed keys.
+//! The token signing keys in memory: the active key that signs, the next key (published before
+//! it signs), and retired keys still published until their tokens expire. Loaded at start and
+//! after each rotation (decrypted with the master key and parsed once); the hot path takes an
+//! `Arc` to the parsed keys. Rotation: on a schedule, by an operator, or in an emergency.
 
 use std::sync::Arc;
 
@@ -11,16 +12,7 @@ use signet_core::crypto::MasterKey;
 use signet_core::token::{SigningAlgorithm, SigningKey};
 use signet_store::{Store, StoredSigningKey};
 
-/// The parsed signing keys.
-#[derive(Debug)]
-pub struct KeyRing {
-    active: Arc<SigningKey>,
-    /// Active first, then retired keys whose tokens may still be live.
-    published: Vec<Arc<SigningKey>>,
-    retired_at: Vec<(String, Option<UnixTime>)>,
-}
-
-/// Why the key ring could not be loaded.
+/// Why the key ring could not be loaded or rotated.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
     #[error(
@@ -33,6 +25,40 @@ pub enum KeyRingError {
     Store(#[from] signet_store::StoreError),
     #[error("could not generate a signing key")]
     Generate,
+}
+
+/// When signing keys rotate by themselves.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationPolicy {
+    /// A key signs for this long; `None`: no scheduled rotation.
+    pub period: Option<u64>,
+    /// The next key is published this long before it starts signing.
+    pub prepublish: u64,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// A next key was published; it signs from `activates_at`.
+    Published { kid: String, activates_at: UnixTime },
+    /// The next key now signs; the previous one is retired (still published).
+    Activated { kid: String, retired: String },
+}
+
+/// The parsed keys at one moment.
+#[derive(Debug)]
+struct KeySet {
+    active: Arc<SigningKey>,
+    /// Active first, then the next key, then retired keys whose tokens may still be live.
+    published: Vec<Arc<SigningKey>>,
+    rows: Vec<StoredSigningKey>,
+}
+
+/// The parsed signing keys, swapped as a whole when they rotate.
+#[derive(Debug)]
+pub struct KeyRing {
+    set: std::sync::RwLock<Arc<KeySet>>,
+    alg: SigningAlgorithm,
 }
 
 impl KeyRing {
@@ -48,74 +74,219 @@ impl KeyRing {
         store
             .delete_retired_signing_keys(now - MAX_TOKEN_TTL as i64)
             .await?;
-        let mut stored = store.signing_keys().await?;
+        let stored = store.signing_keys().await?;
         let active_matches = stored
             .iter()
             .any(|k| k.status == "active" && k.alg == alg.as_str());
         if !active_matches {
-            let (key, pkcs8) = SigningKey::generate(alg).map_err(|_| KeyRingError::Generate)?;
-            let row = StoredSigningKey {
-                kid: key.kid().to_string(),
-                alg: alg.as_str().to_string(),
-                private_key_sealed: master_key.seal(key.kid().as_bytes(), &pkcs8),
-                status: "active".into(),
-                created_at: now,
-                retired_at: None,
-            };
+            let row = new_key(alg, master_key, now)?;
             store.activate_signing_key(&row, now).await?;
-            store
-                .audit()
-                .record(
-                    AuditEvent::success(event::SIGNING_KEY_CREATED)
-                        .with_actor("system")
-                        .with_detail(serde_json::json!({ "kid": key.kid(), "alg": alg.as_str() })),
-                )
-                .await?;
-            tracing::info!(
-                kid = key.kid(),
-                alg = alg.as_str(),
-                "generated a new token signing key"
-            );
-            stored = store.signing_keys().await?;
+            audit_created(store, &row, "system", "start").await?;
         }
-        let mut active = None;
-        let mut published = Vec::new();
-        let mut retired_at = Vec::new();
-        for row in &stored {
-            let key = Arc::new(open_key(row, master_key)?);
-            retired_at.push((row.kid.clone(), row.retired_at));
-            if row.status == "active" {
-                active = Some(key.clone());
-                published.insert(0, key);
-            } else {
-                published.push(key);
-            }
-        }
-        let active = active.ok_or(KeyRingError::Generate)?;
+        let set = load_set(store, master_key).await?;
         Ok(Self {
-            active,
-            published,
-            retired_at,
+            set: std::sync::RwLock::new(Arc::new(set)),
+            alg,
         })
     }
 
+    fn current(&self) -> Arc<KeySet> {
+        self.set.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the keys from the store again (after a rotation here or on another node).
+    pub async fn reload(&self, store: &Store, master_key: &MasterKey) -> Result<(), KeyRingError> {
+        let set = load_set(store, master_key).await?;
+        *self.set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+        Ok(())
+    }
+
     /// The key that signs new tokens.
-    pub fn active(&self) -> &SigningKey {
-        &self.active
+    pub fn active(&self) -> Arc<SigningKey> {
+        self.current().active.clone()
     }
 
     /// Every published key, active first.
-    pub fn published(&self) -> impl Iterator<Item = &SigningKey> {
-        self.published.iter().map(|k| k.as_ref())
+    pub fn published(&self) -> Vec<Arc<SigningKey>> {
+        self.current().published.clone()
     }
 
     /// When the key `kid` was retired, if it was.
     pub fn retired_at(&self, kid: &str) -> Option<UnixTime> {
-        self.retired_at
+        self.current()
+            .rows
             .iter()
-            .find(|(k, _)| k == kid)
-            .and_then(|(_, t)| *t)
+            .find(|r| r.kid == kid)
+            .and_then(|r| r.retired_at)
     }
+
+    /// The scheduled step, if one is due: publish the next key `prepublish` seconds before the
+    /// active key's period ends, then activate it when its time comes. Two nodes doing this at
+    /// once agree: the store admits one next key.
+    pub async fn rotate_on_schedule(
+        &self,
+        store: &Store,
+        master_key: &MasterKey,
+        policy: RotationPolicy,
+        now: UnixTime,
+    ) -> Result<Option<Rotation>, KeyRingError> {
+        let Some(period) = policy.period else {
+            return Ok(None);
+        };
+        let set = self.current();
+        let next = set.rows.iter().find(|r| r.status == "next");
+        let active = set.rows.iter().find(|r| r.status == "active");
+        let outcome = match (next, active) {
+            (Some(next), _) if next.activates_at.is_some_and(|t| t <= now) => {
+                self.activate_next(store, now).await?
+            }
+            (None, Some(active)) => {
+                let since = active.activates_at.unwrap_or(active.created_at);
+                let activates_at = since + period as i64;
+                if now < activates_at - policy.prepublish as i64 {
+                    return Ok(None);
+                }
+                self.publish_next(store, master_key, activates_at.max(now), now)
+                    .await?
+            }
+            _ => None,
+        };
+        if outcome.is_some() {
+            self.reload(store, master_key).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Manual rotation: the next key signs from now if one is published; otherwise a next key
+    /// is published to sign `prepublish` seconds from now (resource servers see it first).
+    pub async fn rotate_now(
+        &self,
+        store: &Store,
+        master_key: &MasterKey,
+        prepublish: u64,
+        now: UnixTime,
+    ) -> Result<Rotation, KeyRingError> {
+        let has_next = self.current().rows.iter().any(|r| r.status == "next");
+        let outcome = if has_next {
+            self.activate_next(store, now).await?
+        } else {
+            self.publish_next(store, master_key, now + prepublish as i64, now)
+                .await?
+        };
+        self.reload(store, master_key).await?;
+        outcome.ok_or(KeyRingError::Generate)
+    }
+
+    /// Emergency rotation: a new key signs at once and every other key leaves the JWKS, so
+    /// every token signed so far stops verifying. Returns the removed key IDs.
+    pub async fn emergency_rotate(
+        &self,
+        store: &Store,
+        master_key: &MasterKey,
+        now: UnixTime,
+    ) -> Result<(String, Vec<String>), KeyRingError> {
+        let row = new_key(self.alg, master_key, now)?;
+        let removed = store.replace_all_signing_keys(&row, now).await?;
+        audit_created(store, &row, "system", "emergency").await?;
+        self.reload(store, master_key).await?;
+        Ok((row.kid, removed))
+    }
+
+    async fn publish_next(
+        &self,
+        store: &Store,
+        master_key: &MasterKey,
+        activates_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<Option<Rotation>, KeyRingError> {
+        let row = new_key(self.alg, master_key, now)?;
+        if !store.insert_next_signing_key(&row, activates_at).await? {
+            return Ok(None);
+        }
+        audit_created(store, &row, "system", "next").await?;
+        Ok(Some(Rotation::Published {
+            kid: row.kid,
+            activates_at,
+        }))
+    }
+
+    async fn activate_next(
+        &self,
+        store: &Store,
+        now: UnixTime,
+    ) -> Result<Option<Rotation>, KeyRingError> {
+        let set = self.current();
+        let next = set
+            .rows
+            .iter()
+            .find(|r| r.status == "next")
+            .map(|r| r.kid.clone());
+        let retired = set.active.kid().to_string();
+        if !store.promote_next_signing_key(now).await? {
+            return Ok(None);
+        }
+        Ok(next.map(|kid| Rotation::Activated { kid, retired }))
+    }
+}
+
+/// A new key for `alg`, sealed with the master key (its `kid` as associated data).
+fn new_key(
+    alg: SigningAlgorithm,
+    master_key: &MasterKey,
+    now: UnixTime,
+) -> Result<StoredSigningKey, KeyRingError> {
+    let (key, pkcs8) = SigningKey::generate(alg).map_err(|_| KeyRingError::Generate)?;
+    Ok(StoredSigningKey {
+        kid: key.kid().to_string(),
+        alg: alg.as_str().to_string(),
+        private_key_sealed: master_key.seal(key.kid().as_bytes(), &pkcs8),
+        status: "active".into(),
+        created_at: now,
+        retired_at: None,
+        activates_at: Some(now),
+    })
+}
+
+async fn audit_created(
+    store: &Store,
+    row: &StoredSigningKey,
+    actor: &str,
+    why: &str,
+) -> Result<(), KeyRingError> {
+    store
+        .audit()
+        .record(
+            AuditEvent::success(event::SIGNING_KEY_CREATED)
+                .with_actor(actor)
+                .with_detail(serde_json::json!({ "kid": row.kid, "alg": row.alg, "reason": why })),
+        )
+        .await?;
+    tracing::info!(kid = %row.kid, alg = %row.alg, reason = why, "generated a token signing key");
+    Ok(())
+}
+
+async fn load_set(store: &Store, master_key: &MasterKey) -> Result<KeySet, KeyRingError> {
+    let rows = store.signing_keys().await?;
+    let mut active = None;
+    let mut next = Vec::new();
+    let mut retired = Vec::new();
+    for row in &rows {
+        let key = Arc::new(open_key(row, master_key)?);
+        match row.status.as_str() {
+            "active" => active = Some(key),
+            "next" => next.push(key),
+            _ => retired.push(key),
+        }
+    }
+    let active = active.ok_or(KeyRingError::Generate)?;
+    let mut published = vec![active.clone()];
+    published.extend(next);
+    published.extend(retired);
+    Ok(KeySet {
+        active,
+        published,
+        rows,
+    })
 }
 
 fn open_key(row: &StoredSigningKey, master_key: &MasterKey) -> Result<SigningKey, KeyRingError> {

@@ -16,6 +16,7 @@ pub mod pki;
 pub mod request;
 pub mod router;
 pub mod self_service;
+pub mod self_service_secret;
 pub mod server;
 pub mod state;
 pub mod tls;

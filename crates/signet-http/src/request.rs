@@ -63,6 +63,14 @@ impl Caller {
             .map(|c| c.0)
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let mut caller = Self::new(peer, &parts.headers);
+        let from_proxy = state
+            .config
+            .trusted_proxies
+            .iter()
+            .any(|c| c.contains(peer.ip()));
+        if from_proxy {
+            caller.ip = forwarded_client(&parts.headers, peer.ip(), &state.config.trusted_proxies);
+        }
         if let Some(tls) = parts.extensions.get::<TlsConnection>() {
             caller.over_tls = true;
             caller.certificate = tls.client_chain.clone();
@@ -71,8 +79,7 @@ impl Caller {
         if let Some(header) = &mtls.client_cert_header
             && let Some(value) = parts.headers.get(header.as_str())
         {
-            let trusted = mtls.trusted_proxies.iter().any(|c| c.contains(caller.ip));
-            if !trusted {
+            if !from_proxy {
                 caller.ignored_certificate_header = true;
             } else if caller.certificate.is_none() && !value.is_empty() {
                 caller.certificate = Some(forwarded_chain(value.as_bytes()).map(Arc::new));
@@ -95,6 +102,34 @@ impl FromRequestParts<AppState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         Ok(Self::from_parts(parts, state))
     }
+}
+
+/// The client address behind trusted proxies: the right-most `X-Forwarded-For` entry that is
+/// not itself a trusted proxy (entries further left could have been written by the client).
+/// Without a usable header, the peer.
+fn forwarded_client(
+    headers: &HeaderMap,
+    peer: IpAddr,
+    trusted: &[signet_core::cidr::Cidr],
+) -> IpAddr {
+    let mut hops: Vec<&str> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(value) = value.to_str() else {
+            return peer;
+        };
+        hops.extend(value.split(',').map(str::trim));
+    }
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            return client;
+        };
+        client = ip;
+        if !trusted.iter().any(|c| c.contains(ip)) {
+            break;
+        }
+    }
+    client
 }
 
 /// The chain in a proxy's header: URL-encoded PEM, as nginx's `$ssl_client_escaped_cert`
@@ -151,6 +186,29 @@ fn restore_pem_lines(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_the_first_untrusted_hop_from_the_right() {
+        let trusted: Vec<signet_core::cidr::Cidr> = vec!["10.0.0.0/8".parse().expect("cidr")];
+        let peer: IpAddr = "10.0.0.1".parse().expect("ip");
+        let headers = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-for", v.parse().expect("value"));
+            h
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(
+            forwarded_client(&headers("203.0.113.9"), peer, &trusted),
+            ip("203.0.113.9")
+        );
+        // A client that writes its own header cannot choose the address: the proxy appended the real one.
+        assert_eq!(
+            forwarded_client(&headers("1.2.3.4, 203.0.113.9, 10.0.0.7"), peer, &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(forwarded_client(&HeaderMap::new(), peer, &trusted), peer);
+        assert_eq!(forwarded_client(&headers("garbage"), peer, &trusted), peer);
+    }
 
     #[test]
     fn escaped_pem_is_decoded() {

@@ -12,12 +12,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admin::problem::Problem;
-use crate::admin::{agents, audit, certificates, keys, signing_keys};
+use crate::admin::{agents, audit, certificates, expiring, keys, signing_keys};
 use crate::agent_ca;
 use crate::health;
 use crate::oauth::{introspect, jwks, metadata, revoke, token};
-use crate::self_service;
 use crate::state::AppState;
+use crate::{self_service, self_service_secret};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -83,13 +83,16 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             certificates::list_revocations
         ))
         .routes(routes!(certificates::trusted_cas))
+        .routes(routes!(expiring::list_expiring))
         .routes(routes!(agent_ca::ca_certificate))
         .routes(routes!(agent_ca::crl))
         .routes(routes!(agent_ca::renew))
+        .routes(routes!(self_service_secret::rotate_secret))
         .routes(routes!(self_service::register_key))
         .routes(routes!(self_service::revoke_key))
         .routes(routes!(audit::list_audit))
         .routes(routes!(signing_keys::list_signing_keys))
+        .routes(routes!(signing_keys::rotate_signing_key))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts()
@@ -100,6 +103,11 @@ pub fn app(state: AppState) -> Router {
     let (router, openapi) = routes();
     let openapi = std::sync::Arc::new(openapi);
     router
+        // Not in the OpenAPI document: it answers only with SIGNET_TESTING_CLOCK=1.
+        .route(
+            "/api/v1/testing/clock",
+            axum::routing::put(crate::admin::testing_clock::set_clock),
+        )
         .route(
             "/api/v1/openapi.json",
             get(move || async move { Json(openapi.as_ref().clone()).into_response() }),

@@ -89,7 +89,7 @@ async fn authenticate(
         trust: &trust,
         revoked_certificates: &revoked,
         source: caller.ip,
-        now: signet_core::now(),
+        now: state.now(),
     };
     let verified = client_auth::authenticate(&presented, credentials.as_deref(), &context)
         .map(|a| a.assertion);
@@ -195,7 +195,7 @@ pub async fn revoke_key(
         event::AGENT_KEY_REVOKED,
     )
     .await?;
-    let now = signet_core::now();
+    let now = state.now();
     let keys = state.store.agent_keys(&agent_id).await?;
     let active = |k: &&signet_core::jwk::AgentKey| {
         k.revoked_at.is_none() && k.expires_at.is_none_or(|t| t > now)

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use signet_core::client_auth::AssertionPolicy;
+use signet_core::clock::Clock;
 use signet_core::config::Config;
 use signet_core::crypto::MasterKey;
 use signet_store::Store;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub pki: Arc<PkiState>,
     /// Base URL of the TLS listener (`mtls_endpoint_aliases`), when it runs.
     pub mtls_base_url: Option<Arc<str>>,
+    /// The clock every time-based rule reads (adjustable only with `SIGNET_TESTING_CLOCK=1`).
+    pub clock: Arc<Clock>,
 }
 
 impl AppState {
@@ -67,6 +70,11 @@ impl AppState {
             clock_skew: config.clock_skew_seconds as i64,
         };
         let jwks_fetcher = Arc::new(JwksFetcher::new(&config.jwks_uri));
+        let clock = if config.testing_clock {
+            Clock::adjustable()
+        } else {
+            Clock::system()
+        };
         Self {
             jwks_fetcher,
             config: Arc::new(config),
@@ -77,8 +85,14 @@ impl AppState {
             issuer: issuer.into(),
             assertion_policy: Arc::new(assertion_policy),
             pki: Arc::new(pki),
+            clock: Arc::new(clock),
             mtls_base_url: mtls_base_url.map(Into::into),
         }
+    }
+
+    /// The current time by the server's clock.
+    pub fn now(&self) -> signet_core::UnixTime {
+        self.clock.now()
     }
 
     /// The token endpoint's URL, the `aud` a client assertion names (RFC 7523 §3).

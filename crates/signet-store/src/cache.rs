@@ -34,4 +34,11 @@ impl AgentCache {
             entries.remove(agent_id);
         }
     }
+
+    /// Drops every entry (after a change that touched many agents).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
+    }
 }

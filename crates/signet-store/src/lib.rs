@@ -13,8 +13,8 @@ mod sqlite;
 pub use group_commit::AuditLog;
 pub use migrations::MIGRATIONS;
 pub use sqlite::{
-    Durability, IssuedRecord, MAX_CERTIFICATES_PER_AGENT, Page, RevocationRecord, Store,
-    StoredAgentCa, StoredCertificate, StoredSigningKey,
+    Durability, ExpiringCredential, IssuedRecord, MAX_CERTIFICATES_PER_AGENT, Page,
+    RevocationRecord, Store, StoredAgentCa, StoredCertificate, StoredSigningKey,
 };
 
 /// A storage failure.

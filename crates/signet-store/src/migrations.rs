@@ -27,6 +27,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_mtls",
         include_str!("../migrations/sqlite/0005_mtls.sql"),
     ),
+    (
+        "0006_signing_key_rotation",
+        include_str!("../migrations/sqlite/0006_signing_key_rotation.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

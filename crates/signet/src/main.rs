@@ -27,6 +27,9 @@ enum Command {
     /// Manage agents through a running server's admin API.
     #[command(subcommand)]
     Agent(cli::agent::AgentCommand),
+    /// Token signing keys: list, rotate (planned or emergency).
+    #[command(subcommand)]
+    SigningKey(cli::signing_key::SigningKeyCommand),
     /// Client certificates for mutual TLS: issue, register, list, revoke, renew.
     #[command(subcommand)]
     Cert(cli::cert::CertCommand),
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
             }
             Command::Agent(command) => cli::agent::run(command).await,
             Command::Cert(command) => cli::cert::run(command).await,
+            Command::SigningKey(command) => cli::signing_key::run(command).await,
             Command::Token(args) => cli::token::run(args).await,
         }
     });

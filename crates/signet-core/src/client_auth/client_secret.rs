@@ -77,6 +77,20 @@ impl StoredSecret {
             replaced_at: None,
         }
     }
+
+    /// With an expiry `max_age` seconds after `now` (the credential age policy), if set.
+    pub fn with_max_age(mut self, max_age: Option<u64>, now: UnixTime) -> Self {
+        self.expires_at = max_age.map(|age| now + age as i64);
+        self
+    }
+}
+
+/// Whether `secret` is the agent's current secret (not a predecessor in its grace period).
+pub fn is_current(secret: &AgentSecret, stored: &[StoredSecret], master_key: &MasterKey) -> bool {
+    let hash = master_key.secret_hash(secret.expose().as_bytes());
+    stored
+        .iter()
+        .any(|s| s.replaced_at.is_none() && constant_time_eq(&s.hash, &hash))
 }
 
 /// Checks `secret` against the agent's stored secrets in constant time per comparison.

@@ -64,6 +64,9 @@ pub struct AgentView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SecretView {
     created_at: String,
+    /// When the secret stops working (the credential age policy, `SIGNET_SECRET_MAX_AGE_DAYS`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
     /// While a regenerated secret's predecessor still works.
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_secret_valid_until: Option<String>,
@@ -117,6 +120,7 @@ impl AgentView {
         Self {
             secret: current.map(|s| SecretView {
                 created_at: rfc3339(s.created_at),
+                expires_at: s.expires_at.map(rfc3339),
                 previous_secret_valid_until: previous.map(rfc3339),
             }),
             ..Self::new(&credentials.agent)
@@ -238,6 +242,9 @@ pub struct RegeneratedSecret {
     /// The new secret. Store it now: it cannot be shown again.
     agent_secret: String,
     created_at: String,
+    /// When the new secret expires (credential age policy), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_secret_valid_until: Option<String>,
 }
@@ -287,7 +294,7 @@ pub async fn create_agent(
     if let Some(uri) = &request.jwks_uri {
         check_jwks_uri(&state, uri)?;
     }
-    let now = signet_core::now();
+    let now = state.now();
     let agent = NewAgent {
         name: request.name,
         description: request.description,
@@ -326,9 +333,10 @@ pub async fn create_agent(
         .token_endpoint_auth_method
         .uses_secret()
         .then(AgentSecret::generate);
-    let stored = secret
-        .as_ref()
-        .map(|s| StoredSecret::new(&state.master_key, s, now));
+    let stored = secret.as_ref().map(|s| {
+        StoredSecret::new(&state.master_key, s, now)
+            .with_max_age(state.config.secret_max_age_seconds, now)
+    });
     state
         .store
         .create_agent(&agent, stored.as_ref(), &keys)
@@ -460,7 +468,7 @@ pub async fn patch_agent(
     if let Some(Some(uri)) = &patch.jwks_uri {
         check_jwks_uri(&state, uri)?;
     }
-    let updated = patch.apply(&agent, signet_core::now())?;
+    let updated = patch.apply(&agent, state.now())?;
     if updated != agent {
         state.store.update_agent(&updated).await?;
         let before = serde_json::to_value(AgentView::new(&agent)).unwrap_or_default();
@@ -543,13 +551,14 @@ pub async fn regenerate_secret(
             agent.token_endpoint_auth_method.as_str()
         )));
     }
-    let now = signet_core::now();
+    let now = state.now();
     let secret = AgentSecret::generate();
     state
         .store
         .replace_secret(
             &agent_id,
-            &StoredSecret::new(&state.master_key, &secret, now),
+            &StoredSecret::new(&state.master_key, &secret, now)
+                .with_max_age(state.config.secret_max_age_seconds, now),
             now,
             grace,
         )
@@ -562,6 +571,10 @@ pub async fn regenerate_secret(
         agent_id,
         agent_secret: secret.expose().to_string(),
         created_at: rfc3339(now),
+        expires_at: state
+            .config
+            .secret_max_age_seconds
+            .map(|age| rfc3339(now + age as i64)),
         previous_secret_valid_until: (grace > 0).then(|| rfc3339(now + grace as i64)),
     };
     Ok((
@@ -592,7 +605,7 @@ pub async fn revoke_tokens(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<AgentView>, Problem> {
-    let now = signet_core::now();
+    let now = state.now();
     if !state.store.revoke_agent_tokens(&agent_id, now).await? {
         return Err(Problem::not_found("agent"));
     }

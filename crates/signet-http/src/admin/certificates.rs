@@ -296,7 +296,7 @@ pub async fn add_certificate(
             ));
         }
     };
-    let now = signet_core::now();
+    let now = state.now();
     state
         .store
         .add_agent_certificates(&agent_id, std::slice::from_ref(&certificate), now)
@@ -410,7 +410,7 @@ pub async fn issue(
             "csr: give one `BEGIN CERTIFICATE REQUEST` block",
         ));
     };
-    let now = signet_core::now();
+    let now = state.now();
     let issued = ca
         .issue(
             csr,
@@ -495,7 +495,7 @@ pub async fn revoke_certificate(
             "reason: at most 500 characters",
         ));
     }
-    let now = signet_core::now();
+    let now = state.now();
     let ca_issuer = state
         .pki
         .agent_ca()

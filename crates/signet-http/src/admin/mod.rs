@@ -4,10 +4,12 @@
 pub mod agents;
 pub mod audit;
 pub mod certificates;
+pub mod expiring;
 pub mod json;
 pub mod keys;
 pub mod problem;
 pub mod signing_keys;
+pub mod testing_clock;
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;

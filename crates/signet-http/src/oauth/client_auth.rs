@@ -126,6 +126,12 @@ pub fn presented(
     }
 }
 
+/// The secret of a well-formed `Authorization: Basic` header.
+pub fn basic_secret(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?;
+    parse_basic(value.as_bytes()).ok().map(|(_, secret)| secret)
+}
+
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, RFC 7617).
 fn parse_basic(value: &[u8]) -> Result<(String, String), ClientAuthError> {
     let malformed = ClientAuthError::MalformedBasicHeader;
@@ -195,7 +201,7 @@ pub async fn authenticate(
         trust: &trust,
         revoked_certificates: &revoked,
         source: caller.ip,
-        now: signet_core::now(),
+        now: state.now(),
     };
     let authenticated = client_auth::authenticate(&presented, credentials.as_deref(), &context)
         .map_err(Failure::Client)?;

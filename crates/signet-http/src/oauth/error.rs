@@ -105,6 +105,14 @@ impl OAuthError {
         }
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn description(&self) -> &'static str {
+        self.description
+    }
+
     pub fn error_code(&self) -> &'static str {
         self.error
     }

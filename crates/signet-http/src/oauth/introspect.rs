@@ -117,9 +117,9 @@ pub(crate) async fn active_claims(
 ) -> Result<Result<AccessTokenClaims, &'static str>, StoreError> {
     let claims = match verify_access_token(
         token,
-        state.keys.published(),
+        state.keys.published().iter().map(|k| k.as_ref()),
         &state.issuer,
-        signet_core::now(),
+        state.now(),
     ) {
         Ok(claims) => claims,
         Err(e) => {

@@ -1,5 +1,6 @@
-//! `GET /oauth2/jwks`: the public keys resource servers verify access tokens with, active key
-//! first, including retired keys whose tokens may still be live.
+//! `GET /oauth2/jwks`: the public keys resource servers verify access tokens with: the active
+//! key first, then the next key (published before it signs), then retired keys whose tokens may
+//! still be live.
 
 use axum::Json;
 use axum::extract::State;
@@ -15,6 +16,7 @@ pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     let keys: Vec<Value> = state
         .keys
         .published()
+        .iter()
         .map(|k| k.public_jwk().clone())
         .collect();
     (

@@ -81,9 +81,9 @@ async fn decide(
     // Expired tokens need no revocation; anything that does not verify is not ours.
     let claims = match verify_access_token(
         token,
-        state.keys.published(),
+        state.keys.published().iter().map(|k| k.as_ref()),
         &state.issuer,
-        signet_core::now(),
+        state.now(),
     ) {
         Ok(claims) => claims,
         Err(e) => {
@@ -109,12 +109,7 @@ async fn decide(
     };
     if let Err(e) = state
         .store
-        .revoke_token(
-            &claims.jti,
-            &claims.client_id,
-            claims.exp,
-            signet_core::now(),
-        )
+        .revoke_token(&claims.jti, &claims.client_id, claims.exp, state.now())
         .await
     {
         tracing::error!(error = %e, "revocation could not be stored");

@@ -151,7 +151,7 @@ async fn issue(
             .collect(),
     };
     let ttl = state.token_ttl(agent.access_token_ttl);
-    let mut claims = grant(agent, &request, &state.issuer, ttl, signet_core::now())
+    let mut claims = grant(agent, &request, &state.issuer, ttl, state.now())
         .map_err(|e| Refusal::new(e.reason(), OAuthError::from_token(&e)))?;
     // RFC 8705 §3: a token requested with a client certificate is bound to it.
     if let Some(thumbprint) = &authenticated.certificate_thumbprint {

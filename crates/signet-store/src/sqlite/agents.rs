@@ -376,6 +376,19 @@ impl Store {
 }
 
 impl Store {
+    /// Forgets the hashes of secrets replaced before `cutoff`: their use is no longer
+    /// recognised as stale (it becomes a wrong secret).
+    pub async fn purge_replaced_secrets(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM agent_secrets WHERE replaced_at < ?")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() > 0 {
+            self.cache.clear();
+        }
+        Ok(result.rows_affected())
+    }
+
     /// Makes every token the agent was issued up to `now` inactive at introspection.
     pub async fn revoke_agent_tokens(
         &self,
@@ -392,5 +405,49 @@ impl Store {
         .await?;
         self.cache.invalidate(agent_id);
         Ok(result.rows_affected() > 0)
+    }
+}
+
+/// A credential that expires soon (or has expired), for the expiry listing.
+#[derive(Debug, Clone)]
+pub struct ExpiringCredential {
+    pub agent_id: String,
+    /// `secret`, `key`, `certificate` (registered) or `issued_certificate`.
+    pub kind: String,
+    /// The key's `kid` or the certificate's thumbprint; none for a secret.
+    pub id: Option<String>,
+    pub expires_at: UnixTime,
+}
+
+impl Store {
+    /// Live credentials whose expiry is before `until`, soonest first (at most 1,000):
+    /// current secrets, unrevoked keys, registered certificates, and the newest unrevoked
+    /// certificate the agent CA issued to each agent.
+    pub async fn expiring_credentials(
+        &self,
+        until: UnixTime,
+    ) -> Result<Vec<ExpiringCredential>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT agent_id, 'secret' AS kind, NULL AS id, expires_at FROM agent_secrets WHERE replaced_at IS NULL AND expires_at IS NOT NULL AND expires_at < ?1
+             UNION ALL SELECT agent_id, 'key', kid, expires_at FROM agent_keys WHERE revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at < ?1
+             UNION ALL SELECT agent_id, 'certificate', thumbprint, not_after FROM agent_certificates WHERE not_after < ?1
+             UNION ALL SELECT i.agent_id, 'issued_certificate', i.thumbprint, i.not_after FROM issued_certificates i
+                 WHERE i.revoked_at IS NULL AND i.not_after < ?1
+                   AND i.not_after = (SELECT MAX(not_after) FROM issued_certificates j WHERE j.agent_id = i.agent_id AND j.revoked_at IS NULL)
+             ORDER BY expires_at LIMIT 1000",
+        )
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExpiringCredential {
+                    agent_id: r.try_get("agent_id")?,
+                    kind: r.try_get("kind")?,
+                    id: r.try_get("id")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            })
+            .collect()
     }
 }

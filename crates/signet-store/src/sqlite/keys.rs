@@ -13,15 +13,17 @@ pub struct StoredSigningKey {
     pub kid: String,
     pub alg: String,
     pub private_key_sealed: Vec<u8>,
+    /// `next` (published, signs from `activates_at`), `active` or `retired`.
     pub status: String,
     pub created_at: UnixTime,
     pub retired_at: Option<UnixTime>,
+    pub activates_at: Option<UnixTime>,
 }
 
 impl Store {
     pub async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
         let rows = sqlx::query(
-            "SELECT kid, alg, private_key_sealed, status, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+            "SELECT kid, alg, private_key_sealed, status, created_at, retired_at, activates_at FROM signing_keys ORDER BY created_at, kid",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -34,6 +36,7 @@ impl Store {
                     status: r.try_get("status")?,
                     created_at: r.try_get("created_at")?,
                     retired_at: r.try_get("retired_at")?,
+                    activates_at: r.try_get("activates_at")?,
                 })
             })
             .collect()
@@ -46,6 +49,10 @@ impl Store {
         now: UnixTime,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // A next key made for the previous algorithm must not take over later.
+        sqlx::query("DELETE FROM signing_keys WHERE status = 'next'")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "UPDATE signing_keys SET status = 'retired', retired_at = ? WHERE status = 'active'",
         )
@@ -63,6 +70,80 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Publishes `key` as the next signing key, to sign from `activates_at`. `false` if a next
+    /// key already exists (another node made one first).
+    pub async fn insert_next_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        activates_at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_key_sealed, status, created_at, retired_at, activates_at) VALUES (?, ?, ?, 'next', ?, NULL, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_key_sealed)
+        .bind(key.created_at)
+        .bind(activates_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Makes the next key the active one and retires the active key; `false` if there was no
+    /// next key.
+    pub async fn promote_next_signing_key(&self, now: UnixTime) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let next: Option<String> =
+            sqlx::query_scalar("SELECT kid FROM signing_keys WHERE status = 'next'")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(next) = next else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "UPDATE signing_keys SET status = 'retired', retired_at = ? WHERE status = 'active'",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE signing_keys SET status = 'active', activates_at = ? WHERE kid = ?")
+            .bind(now)
+            .bind(&next)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Emergency rotation: `key` becomes the only key, active at once; every other key is
+    /// deleted (and leaves the JWKS). Returns the removed keys' IDs.
+    pub async fn replace_all_signing_keys(
+        &self,
+        key: &StoredSigningKey,
+        now: UnixTime,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let removed: Vec<String> = sqlx::query_scalar("SELECT kid FROM signing_keys")
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM signing_keys")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_key_sealed, status, created_at, retired_at, activates_at) VALUES (?, ?, ?, 'active', ?, NULL, ?)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_key_sealed)
+        .bind(key.created_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(removed)
     }
 
     /// Deletes retired keys retired before `cutoff` (every token they signed has expired).

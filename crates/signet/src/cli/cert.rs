@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::agent::{AdminConnection, Api, print_json, segment};
 use super::client::{json as read_json, mtls_client, unreachable};
-use super::{CliError, EXIT_FAILURE};
+use super::{CliError, EXIT_FAILURE, write_private};
 
 #[derive(Debug, Subcommand)]
 pub enum CertCommand {
@@ -94,32 +94,6 @@ pub enum CertCommand {
 fn read(path: &Path, what: &str) -> Result<String, CliError> {
     std::fs::read_to_string(path)
         .map_err(|e| CliError::failure(format!("{what}: cannot read {}: {e}", path.display())))
-}
-
-/// Writes `bytes` to `path` atomically (a temporary file renamed over it) with mode 0600, so a
-/// reader never sees half a key and no one else can read it.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    use std::io::Write;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let temporary = path.with_file_name(format!(".{file_name}.tmp"));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(&temporary)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))
 }
 
 pub async fn run(command: CertCommand) -> Result<(), CliError> {

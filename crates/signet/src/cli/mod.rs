@@ -14,6 +14,7 @@ pub mod agent;
 pub mod cert;
 pub mod client;
 pub mod serve;
+pub mod signing_key;
 pub mod token;
 
 pub const EXIT_FAILURE: u8 = 1;
@@ -62,4 +63,30 @@ pub fn env_secret(name: &str) -> Result<Option<String>, CliError> {
             }),
         (None, None) => Ok(None),
     }
+}
+
+/// Writes `bytes` to `path` atomically (a temporary file renamed over it) with mode 0600, so a
+/// reader never sees half a key and no one else can read it.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
+    use std::io::Write;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{file_name}.tmp"));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(&temporary)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))
 }

@@ -9,12 +9,17 @@ use clap::Args;
 use signet_core::config::{Config, LogFormat, Sources};
 use signet_core::crypto::{MasterKey, random_bytes, sha256};
 use signet_core::encoding::{b64url, b64url_decode, base62};
+use signet_http::keyring::RotationPolicy;
 use signet_http::state::PublicUrls;
 use signet_http::tls::{ServerCertificate, server_config};
+
+/// How long the hash of a replaced secret is kept, so that its use is recognised as stale
+/// rather than wrong: 90 days.
+const STALE_SECRET_RETENTION_SECONDS: i64 = 90 * 86_400;
 use signet_http::{AppState, KeyRing, PkiState, TlsListener};
 use signet_store::{Durability, Store};
 
-use super::CliError;
+use super::{CliError, write_private};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -224,7 +229,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         },
         pki,
     );
-    spawn_housekeeping(store.clone());
+    if state.clock.is_adjustable() {
+        tracing::warn!(
+            "SIGNET_TESTING_CLOCK=1: the clock can be moved through PUT /api/v1/testing/clock; never use this in production"
+        );
+    }
+    spawn_housekeeping(state.clone());
     spawn_tls_reload(state.clone(), tls.as_ref().map(|t| t.certificate.clone()));
     print_banner(
         &config,
@@ -317,26 +327,6 @@ fn development_certificate(data_dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf
         "generated a development TLS certificate for localhost; clients must trust its CA. In production set SIGNET_TLS_CERT_FILE and SIGNET_TLS_KEY_FILE"
     );
     Ok((cert, key, ca))
-}
-
-/// Writes a file only its owner can read (mode 0600), replacing it atomically.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    let temporary = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(&temporary)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Every `SIGNET_TLS_RELOAD_SECONDS`: the server certificate, client CAs and CRLs are loaded
@@ -446,12 +436,37 @@ fn print_banner(
 }
 
 /// Periodic clean-up: forget used assertion `jti`s and revocations of tokens that have expired.
-fn spawn_housekeeping(store: Store) {
+fn spawn_housekeeping(state: AppState) {
+    let period = std::time::Duration::from_secs(state.config.housekeeping_seconds);
+    let policy = RotationPolicy {
+        period: state.config.signing_key_rotation_seconds,
+        prepublish: state.config.signing_key_prepublish_seconds,
+    };
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut interval = tokio::time::interval(period);
+        let store = state.store.clone();
         loop {
             interval.tick().await;
-            let now = signet_core::now();
+            let now = state.now();
+            match state
+                .keys
+                .rotate_on_schedule(&store, &state.master_key, policy, now)
+                .await
+            {
+                Ok(Some(rotation)) => tracing::info!(?rotation, "scheduled signing key rotation"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "scheduled signing key rotation failed"),
+            }
+            // Keys rotated on another node (or by an operator there) are picked up here.
+            if let Err(e) = state.keys.reload(&store, &state.master_key).await {
+                tracing::warn!(error = %e, "could not reload the signing keys");
+            }
+            if let Err(e) = store
+                .purge_replaced_secrets(now - STALE_SECRET_RETENTION_SECONDS)
+                .await
+            {
+                tracing::warn!(error = %e, "could not purge replaced secrets");
+            }
             if let Err(e) = store.purge_used_jtis(now).await {
                 tracing::warn!(error = %e, "could not purge used assertion jtis");
             }

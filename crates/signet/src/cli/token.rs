@@ -12,7 +12,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use clap::Args;
+use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::client::{form_encode, http, json, mtls_client, unreachable};
@@ -20,9 +20,17 @@ use super::{CliError, EXIT_REFUSED, env_secret};
 use signet_core::token::{SigningAlgorithm, SigningKey};
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct TokenArgs {
+    #[command(subcommand)]
+    action: Option<TokenAction>,
     /// Base URL of the Signet server (the issuer).
-    #[arg(long, env = "SIGNET_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "SIGNET_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     url: String,
     /// Scopes to request, space-separated (default: all of the agent's scopes).
     #[arg(long)]
@@ -41,7 +49,29 @@ pub struct TokenArgs {
     ca_file: Option<std::path::PathBuf>,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Rotate the agent's own secret (authenticated with the current one) and write the new
+    /// secret to a file atomically with mode 0600. The secret is never printed.
+    Rotate {
+        /// Where to write the new secret (default: SIGNET_AGENT_SECRET_FILE).
+        #[arg(long)]
+        secret_file: Option<std::path::PathBuf>,
+        /// Seconds the old secret keeps working (default and maximum: the server's
+        /// SIGNET_SELF_ROTATION_GRACE_SECONDS).
+        #[arg(long)]
+        grace_period: Option<u64>,
+    },
+}
+
 pub async fn run(args: TokenArgs) -> Result<(), CliError> {
+    if let Some(TokenAction::Rotate {
+        secret_file,
+        grace_period,
+    }) = &args.action
+    {
+        return rotate(&args.url, secret_file.clone(), *grace_period).await;
+    }
     let agent_id = std::env::var("SIGNET_AGENT_ID")
         .ok()
         .filter(|v| !v.is_empty())
@@ -131,6 +161,61 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
         );
     } else {
         println!("{token}");
+    }
+    Ok(())
+}
+
+/// `signet token rotate`: the agent replaces its own secret.
+async fn rotate(
+    url: &str,
+    secret_file: Option<std::path::PathBuf>,
+    grace_period: Option<u64>,
+) -> Result<(), CliError> {
+    let url = url.trim_end_matches('/');
+    let agent_id = env_path("AGENT_ID")
+        .ok_or_else(|| CliError::failure("SIGNET_AGENT_ID is not set: export the agent's ID"))?;
+    let target = secret_file
+        .or_else(|| env_path("AGENT_SECRET_FILE").map(Into::into))
+        .ok_or_else(|| {
+            CliError::failure(
+                "where should the new secret go? pass --secret-file or set SIGNET_AGENT_SECRET_FILE",
+            )
+        })?;
+    let secret = env_secret("AGENT_SECRET")?.ok_or_else(|| {
+        CliError::failure(
+            "no current secret: set SIGNET_AGENT_SECRET_FILE (or SIGNET_AGENT_SECRET)",
+        )
+    })?;
+    let basic = STANDARD.encode(format!(
+        "{}:{}",
+        form_encode(&agent_id),
+        form_encode(&secret)
+    ));
+    let body = grace_period
+        .map(|g| format!("grace_period_seconds={g}"))
+        .unwrap_or_default();
+    let response = http()
+        .post(format!("{url}/api/v1/self/secret/rotate"))
+        .header("authorization", format!("Basic {basic}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| unreachable(url, e))?;
+    let answer = json(response, "rotating the secret").await?;
+    let new_secret = answer["agent_secret"]
+        .as_str()
+        .ok_or_else(|| CliError::new(EXIT_REFUSED, "the server's answer has no agent_secret"))?;
+    super::write_private(&target, format!("{new_secret}\n").as_bytes())?;
+    match answer["previous_secret_valid_until"].as_str() {
+        Some(until) => println!(
+            "Secret rotated and written to {}; the previous secret works until {until}.",
+            target.display()
+        ),
+        None => println!(
+            "Secret rotated and written to {}; the previous secret no longer works.",
+            target.display()
+        ),
     }
     Ok(())
 }

@@ -169,6 +169,17 @@ impl TestApp {
     }
 
     /// GET an admin API path and read the JSON answer.
+    /// Moves the server's clock (the server must run with `SIGNET_TESTING_CLOCK=1`).
+    pub async fn set_clock_offset(&self, seconds: i64) {
+        let response = self
+            .admin(reqwest::Method::PUT, "/api/v1/testing/clock")
+            .json(&json!({ "offset_seconds": seconds }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200, "is SIGNET_TESTING_CLOCK=1 set?");
+    }
+
     pub async fn get_json(&self, path: &str) -> Value {
         self.admin(reqwest::Method::GET, path)
             .send()
