@@ -14,7 +14,7 @@ pub use group_commit::AuditLog;
 pub use migrations::MIGRATIONS;
 pub use sqlite::{
     Durability, ExpiringCredential, IssuedRecord, MAX_CERTIFICATES_PER_AGENT, Page,
-    RevocationRecord, Store, StoredAgentCa, StoredCertificate, StoredSigningKey,
+    RevocationRecord, StaleUse, Store, StoredAgentCa, StoredCertificate, StoredSigningKey,
 };
 
 /// A storage failure.

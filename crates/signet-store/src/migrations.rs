@@ -31,6 +31,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_signing_key_rotation",
         include_str!("../migrations/sqlite/0006_signing_key_rotation.sql"),
     ),
+    (
+        "0007_stale_credentials",
+        include_str!("../migrations/sqlite/0007_stale_credentials.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

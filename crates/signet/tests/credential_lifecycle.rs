@@ -61,6 +61,14 @@ async fn grace_period_and_expiry_follow_the_clock() {
         .await;
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0]["source"], "127.0.0.1");
+    assert_eq!(token_status(&app, &agent.id, &agent.secret).await, 401);
+    // Counted on the agent: which service still uses the old secret, from where, since when.
+    let shown = app.get_json(&format!("/api/v1/agents/{}", agent.id)).await;
+    let stale = &shown["stale_credential_use"][0];
+    assert_eq!(stale["kind"], "secret");
+    assert_eq!(stale["count"], 2);
+    assert_eq!(stale["last_source"], "127.0.0.1");
+    assert!(stale["first_at"].is_string() && stale["last_at"].is_string());
     assert_eq!(token_status(&app, &agent.id, &new_secret).await, 200);
 
     // Not expiring yet; inside the warning window it is listed; after 30 days it is refused.

@@ -354,13 +354,17 @@ async fn self_signed_certificates_are_matched_by_thumbprint() {
         .await
         .expect("send");
     assert_eq!(response.status(), 204);
+    // Still in use somewhere: recognised as stale, and counted on the agent.
     refused(
         &app,
         &client(&app, Some((&first, "")), None),
         &agent,
-        "certificate_not_registered",
+        "stale_certificate",
     )
     .await;
+    let shown = app.get_json(&format!("/api/v1/agents/{agent}")).await;
+    assert_eq!(shown["stale_credential_use"][0]["kind"], "certificate");
+    assert_eq!(shown["stale_credential_use"][0]["count"], 1);
     bound_token(&app, &second, "", &agent).await;
 
     // Certificates are only for agents of this method, and private keys are refused.

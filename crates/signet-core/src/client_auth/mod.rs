@@ -97,6 +97,8 @@ pub struct AgentCredentials {
     pub keys: Vec<Arc<VerifyingKey>>,
     /// Registered certificates of a `self_signed_tls_client_auth` agent.
     pub certificates: Vec<RegisteredCertificate>,
+    /// Thumbprints of certificates removed from the agent (recent ones), to recognise stale use.
+    pub removed_certificates: Vec<String>,
 }
 
 /// What authentication checks against besides the agent's own credentials.
@@ -214,6 +216,8 @@ pub enum ClientAuthError {
     CertificateBindingMismatch,
     #[error("the client certificate is not registered with the agent")]
     CertificateNotRegistered,
+    #[error("the client certificate was removed from the agent")]
+    StaleCertificate,
 }
 
 impl ClientAuthError {
@@ -265,6 +269,7 @@ impl ClientAuthError {
             Self::CertificateRevokedByCrl => "certificate_revoked_crl",
             Self::CertificateBindingMismatch => "certificate_binding_mismatch",
             Self::CertificateNotRegistered => "certificate_not_registered",
+            Self::StaleCertificate => "stale_certificate",
         }
     }
 
@@ -316,6 +321,7 @@ pub fn authenticate<'a>(
                 AuthMethod::SelfSignedTlsClientAuth => self_signed_tls_client_auth::verify(
                     chain,
                     &credentials.certificates,
+                    &credentials.removed_certificates,
                     context.revoked_certificates,
                     now,
                 )?,
@@ -363,6 +369,7 @@ mod tests {
                 secrets: vec![stored],
                 keys: Vec::new(),
                 certificates: Vec::new(),
+                removed_certificates: Vec::new(),
             },
             secret,
         }

@@ -19,10 +19,11 @@ pub struct RegisteredCertificate {
 }
 
 /// Checks that `chain`'s leaf is one of `registered`, within its validity period, fit for
-/// client authentication and not revoked.
+/// client authentication and not revoked; one of `removed` is recognised as stale.
 pub fn verify(
     chain: &CertificateChain,
     registered: &[RegisteredCertificate],
+    removed: &[String],
     revoked: &RevokedCertificates,
     now: UnixTime,
 ) -> Result<(), ClientAuthError> {
@@ -34,6 +35,10 @@ pub fn verify(
         crate::crypto::constant_time_eq(r.thumbprint.as_bytes(), leaf.thumbprint.as_bytes())
     });
     if !known {
+        // A certificate the agent used to have: a service still runs with the old one.
+        if removed.iter().any(|t| *t == leaf.thumbprint) {
+            return Err(ClientAuthError::StaleCertificate);
+        }
         return Err(ClientAuthError::CertificateNotRegistered);
     }
     leaf.validity_at(now).map_err(ClientAuthError::from)?;

@@ -59,6 +59,23 @@ pub struct AgentView {
     /// Facts about the current secret (never the secret), on single-agent reads.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<SecretView>,
+    /// Use of replaced credentials (old secret, revoked key, removed certificate), by kind, on
+    /// single-agent reads: which service still uses old credentials, from where, since when.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stale_credential_use: Vec<StaleUseView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaleUseView {
+    /// `secret`, `key` or `certificate`.
+    kind: String,
+    count: i64,
+    first_at: String,
+    last_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_user_agent: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -101,6 +118,7 @@ impl AgentView {
             created_at: rfc3339(agent.created_at),
             updated_at: rfc3339(agent.updated_at),
             secret: None,
+            stale_credential_use: Vec::new(),
         }
     }
 
@@ -624,5 +642,20 @@ async fn agent_view(state: &AppState, agent_id: &str) -> Result<Json<AgentView>,
         .agent_credentials(agent_id)
         .await?
         .ok_or_else(|| Problem::not_found("agent"))?;
-    Ok(Json(AgentView::with_credentials(&credentials)))
+    let mut view = AgentView::with_credentials(&credentials);
+    view.stale_credential_use = state
+        .store
+        .stale_credential_use(agent_id)
+        .await?
+        .into_iter()
+        .map(|u| StaleUseView {
+            kind: u.kind,
+            count: u.count,
+            first_at: rfc3339(u.first_at),
+            last_at: rfc3339(u.last_at),
+            last_source: u.last_source,
+            last_user_agent: u.last_user_agent,
+        })
+        .collect();
+    Ok(Json(view))
 }

@@ -326,7 +326,7 @@ pub async fn remove_certificate(
 ) -> Result<StatusCode, Problem> {
     if !state
         .store
-        .remove_agent_certificate(&agent_id, &thumbprint)
+        .remove_agent_certificate(&agent_id, &thumbprint, state.now())
         .await?
     {
         return Err(Problem::not_found("certificate"));

@@ -246,6 +246,7 @@ async fn with_published_keys(
         secrets: Vec::new(),
         keys,
         certificates: Vec::new(),
+        removed_certificates: Vec::new(),
     })
 }
 

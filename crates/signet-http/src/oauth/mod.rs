@@ -73,6 +73,27 @@ pub(crate) async fn audited(
     let mut event = event
         .with_agent(attempt.claimed_agent_id.as_deref())
         .with_source(caller.source(), caller.user_agent.as_deref());
+    // Use of a replaced credential is counted per agent, for "still used by … since …".
+    let stale = match event.reason.as_deref() {
+        Some("stale_secret") => Some("secret"),
+        Some("key_revoked") => Some("key"),
+        Some("stale_certificate") => Some("certificate"),
+        _ => None,
+    };
+    if let (Some(kind), Some(agent_id)) = (stale, event.agent_id.as_deref())
+        && let Err(e) = state
+            .store
+            .record_stale_use(
+                agent_id,
+                kind,
+                state.now(),
+                event.source.as_deref(),
+                event.user_agent.as_deref(),
+            )
+            .await
+    {
+        tracing::warn!(error = %e, "stale credential use could not be counted");
+    }
     if let Some(method) = attempt.method {
         event = event.with_method(method);
     }

@@ -119,11 +119,13 @@ impl Store {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let certificates = self.registered_certificates(agent_id).await?;
+        let removed_certificates = self.removed_certificates(agent_id).await?;
         let credentials = Arc::new(AgentCredentials {
             agent,
             secrets,
             keys,
             certificates,
+            removed_certificates,
         });
         self.cache.insert(credentials.clone());
         Ok(Some(credentials))
@@ -376,17 +378,69 @@ impl Store {
 }
 
 impl Store {
-    /// Forgets the hashes of secrets replaced before `cutoff`: their use is no longer
-    /// recognised as stale (it becomes a wrong secret).
-    pub async fn purge_replaced_secrets(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
-        let result = sqlx::query("DELETE FROM agent_secrets WHERE replaced_at < ?")
+    /// Forgets secrets replaced and certificates removed before `cutoff`: their use is no
+    /// longer recognised as stale (it becomes a wrong credential).
+    pub async fn purge_replaced_credentials(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
+        let secrets = sqlx::query("DELETE FROM agent_secrets WHERE replaced_at < ?")
             .bind(cutoff)
             .execute(&self.pool)
             .await?;
-        if result.rows_affected() > 0 {
+        let certificates = sqlx::query("DELETE FROM removed_certificates WHERE removed_at < ?")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        let purged = secrets.rows_affected() + certificates.rows_affected();
+        if purged > 0 {
             self.cache.clear();
         }
-        Ok(result.rows_affected())
+        Ok(purged)
+    }
+
+    /// Counts one use of a replaced credential (`kind`: secret, key or certificate).
+    pub async fn record_stale_use(
+        &self,
+        agent_id: &str,
+        kind: &str,
+        now: UnixTime,
+        source: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO stale_credential_use (agent_id, kind, count, first_at, last_at, last_source, last_user_agent)
+             SELECT ?1, ?2, 1, ?3, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM agents WHERE agent_id = ?1)
+             ON CONFLICT (agent_id, kind) DO UPDATE SET count = count + 1, last_at = excluded.last_at,
+                 last_source = excluded.last_source, last_user_agent = excluded.last_user_agent",
+        )
+        .bind(agent_id)
+        .bind(kind)
+        .bind(now)
+        .bind(source)
+        .bind(user_agent)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Counted uses of the agent's replaced credentials, by kind.
+    pub async fn stale_credential_use(&self, agent_id: &str) -> Result<Vec<StaleUse>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, count, first_at, last_at, last_source, last_user_agent FROM stale_credential_use WHERE agent_id = ? ORDER BY kind",
+        )
+        .bind(agent_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StaleUse {
+                    kind: r.try_get("kind")?,
+                    count: r.try_get("count")?,
+                    first_at: r.try_get("first_at")?,
+                    last_at: r.try_get("last_at")?,
+                    last_source: r.try_get("last_source")?,
+                    last_user_agent: r.try_get("last_user_agent")?,
+                })
+            })
+            .collect()
     }
 
     /// Makes every token the agent was issued up to `now` inactive at introspection.
@@ -406,6 +460,17 @@ impl Store {
         self.cache.invalidate(agent_id);
         Ok(result.rows_affected() > 0)
     }
+}
+
+/// Uses of an agent's replaced credentials of one kind.
+#[derive(Debug, Clone)]
+pub struct StaleUse {
+    pub kind: String,
+    pub count: i64,
+    pub first_at: UnixTime,
+    pub last_at: UnixTime,
+    pub last_source: Option<String>,
+    pub last_user_agent: Option<String>,
 }
 
 /// A credential that expires soon (or has expired), for the expiry listing.

@@ -133,20 +133,46 @@ impl Store {
             .collect())
     }
 
-    /// Removes a registered certificate; `false` if the agent had none with this thumbprint.
+    /// Removes a registered certificate, remembering its thumbprint so that later use is
+    /// recognised as stale; `false` if the agent had none with this thumbprint.
     pub async fn remove_agent_certificate(
         &self,
         agent_id: &str,
         thumbprint: &str,
+        now: UnixTime,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let result =
             sqlx::query("DELETE FROM agent_certificates WHERE agent_id = ? AND thumbprint = ?")
                 .bind(agent_id)
                 .bind(thumbprint)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+        if result.rows_affected() > 0 {
+            sqlx::query(
+                "INSERT INTO removed_certificates (agent_id, thumbprint, removed_at) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET removed_at = excluded.removed_at",
+            )
+            .bind(agent_id)
+            .bind(thumbprint)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         self.cache.invalidate(agent_id);
         Ok(result.rows_affected() > 0)
+    }
+
+    pub(super) async fn removed_certificates(
+        &self,
+        agent_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT thumbprint FROM removed_certificates WHERE agent_id = ? ORDER BY removed_at DESC LIMIT 100",
+        )
+        .bind(agent_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Records an operator revocation; a certificate the agent CA issued is marked revoked too,

@@ -20,7 +20,7 @@ use crate::cache::AgentCache;
 use crate::group_commit::AuditLog;
 use crate::migrations::migrate;
 
-pub use agents::{ExpiringCredential, Page};
+pub use agents::{ExpiringCredential, Page, StaleUse};
 pub use certificates::{
     IssuedRecord, MAX_CERTIFICATES_PER_AGENT, RevocationRecord, StoredAgentCa, StoredCertificate,
 };

@@ -13,8 +13,8 @@ use signet_http::keyring::RotationPolicy;
 use signet_http::state::PublicUrls;
 use signet_http::tls::{ServerCertificate, server_config};
 
-/// How long the hash of a replaced secret is kept, so that its use is recognised as stale
-/// rather than wrong: 90 days.
+/// How long the hash of a replaced secret (and the thumbprint of a removed certificate) is kept,
+/// so that its use is recognised as stale rather than wrong: 90 days.
 const STALE_SECRET_RETENTION_SECONDS: i64 = 90 * 86_400;
 use signet_http::{AppState, KeyRing, PkiState, TlsListener};
 use signet_store::{Durability, Store};
@@ -462,7 +462,7 @@ fn spawn_housekeeping(state: AppState) {
                 tracing::warn!(error = %e, "could not reload the signing keys");
             }
             if let Err(e) = store
-                .purge_replaced_secrets(now - STALE_SECRET_RETENTION_SECONDS)
+                .purge_replaced_credentials(now - STALE_SECRET_RETENTION_SECONDS)
                 .await
             {
                 tracing::warn!(error = %e, "could not purge replaced secrets");
