@@ -16,6 +16,8 @@ struct Args {
     command: Command,
 }
 
+// Parsed once per process; the size of the biggest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (creates the data directory, database and keys on first start).

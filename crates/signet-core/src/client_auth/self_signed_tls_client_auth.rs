@@ -36,7 +36,7 @@ pub fn verify(
     });
     if !known {
         // A certificate the agent used to have: a service still runs with the old one.
-        if removed.iter().any(|t| *t == leaf.thumbprint) {
+        if removed.contains(&leaf.thumbprint) {
             return Err(ClientAuthError::StaleCertificate);
         }
         return Err(ClientAuthError::CertificateNotRegistered);

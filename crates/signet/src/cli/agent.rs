@@ -27,6 +27,8 @@ pub struct AdminConnection {
     pub(super) json: bool,
 }
 
+// Parsed once per process; the size of the biggest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
     /// Register an agent and print its Agent ID and secret (shown once).
