@@ -28,6 +28,7 @@ pub mod event {
     pub const TLS_RELOADED: &str = "tls_reloaded";
     pub const TESTING_CLOCK_SET: &str = "testing_clock_set";
     pub const SIGNING_KEY_ROTATED: &str = "signing_key_rotated";
+    pub const CREDENTIAL_EXPIRING: &str = "credential_expiring";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

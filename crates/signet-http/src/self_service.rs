@@ -37,6 +37,8 @@ pub struct SelfServiceKeyRequest {
     pem: Option<String>,
     kid: Option<String>,
     alg: Option<String>,
+    /// When the new key stops being accepted (RFC 3339).
+    expires_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -148,6 +150,7 @@ pub async fn register_key(
         pem: request.pem,
         kid: request.kid,
         alg: request.alg,
+        expires_at: request.expires_at,
     }
     .parse()?;
     let agent_id = authenticate(

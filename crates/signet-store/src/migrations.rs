@@ -35,6 +35,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_stale_credentials",
         include_str!("../migrations/sqlite/0007_stale_credentials.sql"),
     ),
+    (
+        "0008_expiry_warnings",
+        include_str!("../migrations/sqlite/0008_expiry_warnings.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

@@ -31,6 +31,7 @@ async fn grace_period_and_expiry_follow_the_clock() {
         ("SIGNET_TESTING_CLOCK", "1"),
         ("SIGNET_SECRET_MAX_AGE_DAYS", "30"),
         ("SIGNET_EXPIRY_WARNING_DAYS", "7"),
+        ("SIGNET_HOUSEKEEPING_SECONDS", "1"),
     ])
     .await;
     let agent = app.secret_agent().await;
@@ -83,6 +84,30 @@ async fn grace_period_and_expiry_follow_the_clock() {
         .expect("the secret is listed as expiring");
     assert_eq!(item["kind"], "secret");
     assert_eq!(item["expired"], json!(false));
+    // The scheduled check raises one alert (audit event) for it, however often it runs.
+    let mut warnings = Vec::new();
+    for _ in 0..100 {
+        warnings = app
+            .audit(&format!(
+                "event_type=credential_expiring&agent_id={}",
+                agent.id
+            ))
+            .await;
+        if !warnings.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(warnings.len(), 1, "one expiry alert");
+    assert_eq!(warnings[0]["detail"]["kind"], "secret");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let again = app
+        .audit(&format!(
+            "event_type=credential_expiring&agent_id={}",
+            agent.id
+        ))
+        .await;
+    assert_eq!(again.len(), 1, "not repeated");
     assert_eq!(token_status(&app, &agent.id, &new_secret).await, 200);
     app.set_clock_offset(31 * DAY).await;
     assert_eq!(token_status(&app, &agent.id, &new_secret).await, 401);
@@ -396,4 +421,61 @@ async fn the_client_address_comes_from_trusted_proxies_only() {
         .await;
     assert_eq!(audit[0]["source"], "127.0.0.1");
     assert_eq!(audit[0]["reason"], "source_not_allowed");
+}
+
+#[tokio::test]
+async fn a_key_with_an_expiry_is_listed_then_refused() {
+    use common::jwt::{AgentKey, claims_for, sign, token_request, with};
+    let app = TestApp::spawn_with(&[("SIGNET_TESTING_CLOCK", "1")]).await;
+    let created = app
+        .create_agent(json!({ "name": "jwt", "token_endpoint_auth_method": "private_key_jwt" }))
+        .await;
+    let agent_id = created["agent_id"].as_str().expect("id").to_string();
+    let key = AgentKey::new(Algorithm::ES256);
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+    let expires = expires
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    let response = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{agent_id}/keys"),
+        )
+        .json(&json!({ "pem": key.pair.public_key_pem(), "expires_at": expires }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 201);
+    let keys: Value = response.json().await.expect("json");
+    let kid = keys[0]["kid"].as_str().expect("kid").to_string();
+    assert!(keys[0]["expires_at"].is_string());
+
+    let assertion = |offset: i64| {
+        let claims = claims_for(&app, &agent_id);
+        let now = signet_core::now() + offset;
+        let claims = with(with(claims, "iat", json!(now)), "exp", json!(now + 60));
+        sign(&key, &kid, &claims)
+    };
+    assert_eq!(token_request(&app, None, &assertion(0)).await.status(), 200);
+    let listed = app.get_json("/api/v1/credentials/expiring").await;
+    assert_eq!(listed["items"][0]["kind"], "key");
+    assert_eq!(listed["items"][0]["id"], json!(kid));
+    app.set_clock_offset(11 * DAY).await;
+    let response = token_request(&app, None, &assertion(11 * DAY)).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        app.last_token_reason(&agent_id).await.as_deref(),
+        Some("key_expired")
+    );
+    // An expiry in the past is refused at registration.
+    let response = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{agent_id}/keys"),
+        )
+        .json(&json!({ "pem": AgentKey::new(Algorithm::ES256).pair.public_key_pem(), "expires_at": "2001-01-01T00:00:00Z" }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 400);
 }

@@ -33,6 +33,9 @@ pub struct KeyRegistration {
     pub kid: Option<String>,
     /// Pinned algorithm for a single key; default: ES256, ES384 or EdDSA by curve, RS256 for RSA.
     pub alg: Option<String>,
+    /// When the key stops being accepted (RFC 3339); a certificate's own expiry applies too.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 impl KeyRegistration {
@@ -44,13 +47,33 @@ impl KeyRegistration {
             (None, None, Some(pem)) => KeyInput::Pem(pem),
             _ => return Err(Problem::bad_request("give exactly one of jwk, jwks or pem")),
         };
-        parse_keys(
-            input,
-            self.kid.as_deref(),
-            self.alg.as_deref(),
-            signet_core::now(),
-        )
-        .map_err(key_problem)
+        let now = signet_core::now();
+        let expires_at = match &self.expires_at {
+            None => None,
+            Some(text) => {
+                let at = super::parse_rfc3339(text)
+                    .map(|t| t.unix_timestamp())
+                    .ok_or_else(|| {
+                        Problem::invalid_field("expires_at", "expires_at: an RFC 3339 timestamp")
+                    })?;
+                if at <= now {
+                    return Err(Problem::invalid_field(
+                        "expires_at",
+                        "expires_at: must be in the future",
+                    ));
+                }
+                Some(at)
+            }
+        };
+        let mut keys = parse_keys(input, self.kid.as_deref(), self.alg.as_deref(), now)
+            .map_err(key_problem)?;
+        for key in &mut keys {
+            key.expires_at = match (key.expires_at, expires_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(keys)
     }
 }
 

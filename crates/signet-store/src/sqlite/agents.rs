@@ -396,6 +396,26 @@ impl Store {
         Ok(purged)
     }
 
+    /// Marks a credential as reported expiring; `false` if it already was (by this node or
+    /// another), so each is reported once.
+    pub async fn mark_expiry_warned(
+        &self,
+        credential: &ExpiringCredential,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO expiry_warnings (agent_id, kind, id, expires_at, warned_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&credential.agent_id)
+        .bind(&credential.kind)
+        .bind(credential.id.as_deref().unwrap_or_default())
+        .bind(credential.expires_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
     /// Counts one use of a replaced credential (`kind`: secret, key or certificate).
     pub async fn record_stale_use(
         &self,

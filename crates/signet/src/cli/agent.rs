@@ -93,6 +93,9 @@ pub enum AgentCommand {
         /// Pinned algorithm (default: by key type; RS256 for RSA).
         #[arg(long)]
         alg: Option<String>,
+        /// When the key stops being accepted (RFC 3339, e.g. 2027-06-30T00:00:00Z).
+        #[arg(long)]
+        expires_at: Option<String>,
     },
     /// List an agent's public keys.
     Keys {
@@ -446,9 +449,13 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
             file,
             kid,
             alg,
+            expires_at,
         } => {
             let api = Api::new(&connection)?;
             let mut body = read_key_file(&file)?;
+            if let Some(expires_at) = expires_at {
+                body["expires_at"] = json!(expires_at);
+            }
             if let Some(kid) = kid {
                 body["kid"] = json!(kid);
             }

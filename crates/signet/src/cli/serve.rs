@@ -457,6 +457,7 @@ fn spawn_housekeeping(state: AppState) {
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "scheduled signing key rotation failed"),
             }
+            warn_expiring(&state, now).await;
             // Keys rotated on another node (or by an operator there) are picked up here.
             if let Err(e) = state.keys.reload(&store, &state.master_key).await {
                 tracing::warn!(error = %e, "could not reload the signing keys");
@@ -475,6 +476,42 @@ fn spawn_housekeeping(state: AppState) {
             }
         }
     });
+}
+
+/// Reports each credential that enters the expiry warning window once, as a
+/// `credential_expiring` audit event (the alert an operator or SIEM acts on).
+async fn warn_expiring(state: &AppState, now: signet_core::UnixTime) {
+    let until = now + state.config.expiry_warning_seconds as i64;
+    let expiring = match state.store.expiring_credentials(until).await {
+        Ok(expiring) => expiring,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check for expiring credentials");
+            return;
+        }
+    };
+    for credential in expiring.iter().filter(|c| c.expires_at > now) {
+        match state.store.mark_expiry_warned(credential, now).await {
+            Ok(true) => {
+                let event = signet_core::audit::AuditEvent::failure(
+                    signet_core::audit::event::CREDENTIAL_EXPIRING,
+                    "expires_soon",
+                )
+                .with_actor("signet")
+                .with_agent(Some(&credential.agent_id))
+                .with_detail(serde_json::json!({
+                    "kind": credential.kind,
+                    "id": credential.id,
+                    "expires_at": credential.expires_at,
+                    "expires_in_seconds": credential.expires_at - now,
+                }));
+                if let Err(e) = state.store.audit().record(event).await {
+                    tracing::warn!(error = %e, "expiry warning could not be audited");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not record an expiry warning"),
+        }
+    }
 }
 
 async fn shutdown_signal() {
