@@ -31,6 +31,15 @@ impl Clock {
         crate::now() + self.offset.load(Ordering::Relaxed)
     }
 
+    /// Milliseconds since the Unix epoch by this clock (audit timestamps).
+    pub fn now_ms(&self) -> i64 {
+        let system = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        system + self.offset.load(Ordering::Relaxed) * 1000
+    }
+
     pub fn is_adjustable(&self) -> bool {
         self.adjustable
     }

@@ -36,6 +36,9 @@ pub struct Config {
     pub signing_key_prepublish_seconds: u64,
     /// How often scheduled jobs (key rotation, clean-up) run, in seconds.
     pub housekeeping_seconds: u64,
+    /// Audit records older than this are deleted (the chain stays verifiable from a
+    /// checkpoint); `None`: kept forever.
+    pub audit_retention_seconds: Option<u64>,
     /// `None` until the listener is bound: then it defaults to `http://<listen address>`.
     pub issuer: Option<String>,
     pub data_dir: PathBuf,
@@ -138,6 +141,7 @@ struct FileConfig {
     signing_key_rotation_days: Option<u64>,
     signing_key_prepublish_seconds: Option<u64>,
     housekeeping_seconds: Option<u64>,
+    audit_retention_days: Option<u64>,
     expiry_warning_days: Option<u64>,
     issuer: Option<String>,
     data_dir: Option<String>,
@@ -331,6 +335,12 @@ impl Config {
                 "must be between 1 and 3600",
             ));
         }
+        let audit_retention_days = number(
+            "SIGNET_AUDIT_RETENTION_DAYS",
+            env,
+            file.audit_retention_days,
+            0,
+        )?;
         let mtls = MtlsConfig {
             tls_cert_file,
             tls_key_file,
@@ -518,6 +528,8 @@ impl Config {
             signing_key_rotation_seconds: (rotation_days > 0).then_some(rotation_days * 86_400),
             signing_key_prepublish_seconds,
             housekeeping_seconds,
+            audit_retention_seconds: (audit_retention_days > 0)
+                .then_some(audit_retention_days * 86_400),
             issuer,
             data_dir,
             database_url,

@@ -70,11 +70,12 @@ impl AppState {
             clock_skew: config.clock_skew_seconds as i64,
         };
         let jwks_fetcher = Arc::new(JwksFetcher::new(&config.jwks_uri));
-        let clock = if config.testing_clock {
+        let clock = Arc::new(if config.testing_clock {
             Clock::adjustable()
         } else {
             Clock::system()
-        };
+        });
+        store.audit().use_clock(clock.clone());
         Self {
             jwks_fetcher,
             config: Arc::new(config),
@@ -85,7 +86,7 @@ impl AppState {
             issuer: issuer.into(),
             assertion_policy: Arc::new(assertion_policy),
             pki: Arc::new(pki),
-            clock: Arc::new(clock),
+            clock,
             mtls_base_url: mtls_base_url.map(Into::into),
         }
     }

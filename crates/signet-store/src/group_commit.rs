@@ -4,13 +4,17 @@
 //! costs one commit per batch, not per request; no statement crosses an async hand-off; and no
 //! two writers of the hot path fight over SQLite's write lock. A bounded queue pushes back on
 //! callers when the disk is slow.
+//!
+//! The writer is also where the audit chain grows: it numbers each record and stores
+//! `chain_hash(previous hash, record)` with it (see `signet_core::audit::chain_hash`), keeping the
+//! last id and hash in memory and advancing them only when a batch commits.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use rusqlite::{Connection, params};
 use signet_core::UnixTime;
-use signet_core::audit::AuditEvent;
+use signet_core::audit::{AuditEvent, CHAIN_GENESIS, ChainFields, chain_hash};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
@@ -36,6 +40,8 @@ enum Write {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     sender: mpsc::Sender<Write>,
+    /// The server's clock, once set: records are stamped with its time.
+    clock: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<signet_core::clock::Clock>>>,
 }
 
 fn failed(message: String) -> StoreError {
@@ -56,11 +62,22 @@ impl AuditLog {
             .name("signet-writer".into())
             .spawn(move || run(connection, receiver))
             .map_err(|e| failed(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self { sender })
+        Ok(Self {
+            sender,
+            clock: Default::default(),
+        })
+    }
+
+    /// Stamps records with `clock`'s time from now on (the server's clock, which tests move).
+    pub fn use_clock(&self, clock: std::sync::Arc<signet_core::clock::Clock>) {
+        let _ = self.clock.set(clock);
     }
 
     /// Records `event` and returns once it is committed.
-    pub async fn record(&self, event: AuditEvent) -> Result<(), StoreError> {
+    pub async fn record(&self, mut event: AuditEvent) -> Result<(), StoreError> {
+        if let Some(clock) = self.clock.get() {
+            event.ts_ms = clock.now_ms();
+        }
         let (ack, done) = oneshot::channel();
         self.sender
             .send(Write::Audit(event, ack))
@@ -111,8 +128,70 @@ fn open(path: &std::path::Path, durability: Durability) -> rusqlite::Result<Conn
     Ok(connection)
 }
 
+/// The end of the audit chain: the last record's id and hash.
+#[derive(Debug, Clone, Copy)]
+struct ChainHead {
+    id: i64,
+    hash: [u8; 32],
+}
+
+/// Reads the chain head: the newest record, else the retention checkpoint, else the start.
+/// Ids never repeat, also after retention deleted the newest records' predecessors.
+fn chain_head(connection: &Connection) -> rusqlite::Result<ChainHead> {
+    use rusqlite::OptionalExtension;
+    let last: Option<(i64, Option<Vec<u8>>)> = connection
+        .query_row(
+            "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let sequence: i64 = connection
+        .query_row(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    let as_hash = |bytes: Option<Vec<u8>>| {
+        bytes
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .unwrap_or(CHAIN_GENESIS)
+    };
+    let head = match last {
+        Some((id, hash)) => ChainHead {
+            id,
+            hash: as_hash(hash),
+        },
+        None => {
+            let checkpoint: Option<(i64, Vec<u8>)> = connection
+                .query_row(
+                    "SELECT last_id, hash FROM audit_checkpoints ORDER BY last_id DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            match checkpoint {
+                Some((id, hash)) => ChainHead {
+                    id,
+                    hash: as_hash(Some(hash)),
+                },
+                None => ChainHead {
+                    id: 0,
+                    hash: CHAIN_GENESIS,
+                },
+            }
+        }
+    };
+    Ok(ChainHead {
+        id: head.id.max(sequence),
+        hash: head.hash,
+    })
+}
+
 fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Write>) {
     let mut batch: Vec<Write> = Vec::with_capacity(MAX_BATCH);
+    let mut head = chain_head(&connection).ok();
     // Blocks until at least one write waits, then takes whatever else is already queued.
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
@@ -122,10 +201,25 @@ fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Write>) {
                 Err(_) => break,
             }
         }
-        let result = write_batch(&mut connection, &batch).map_err(|e| e.to_string());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, writes = batch.len(), "group commit failed");
+        if head.is_none() {
+            head = chain_head(&connection).ok();
         }
+        let result = match head {
+            None => Err("the audit chain head cannot be read".to_string()),
+            Some(start) => write_batch(&mut connection, &batch, start).map_err(|e| e.to_string()),
+        };
+        let result = match result {
+            Ok((inserted, new_head)) => {
+                head = Some(new_head);
+                Ok(inserted)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, writes = batch.len(), "group commit failed");
+                // Read the head again before the next batch: nothing of this one was committed.
+                head = None;
+                Err(e)
+            }
+        };
         let fresh: Vec<Option<bool>> = match &result {
             Ok(inserted) => inserted.iter().copied().map(Some).collect(),
             Err(_) => vec![None; batch.len()],
@@ -150,8 +244,14 @@ fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Write>) {
 }
 
 /// Writes the batch in one transaction; for each write, whether it inserted a row (for a `jti`:
-/// whether it was new; a `jti` repeated within the batch is new only the first time).
-fn write_batch(connection: &mut Connection, batch: &[Write]) -> rusqlite::Result<Vec<bool>> {
+/// whether it was new; a `jti` repeated within the batch is new only the first time). Audit
+/// records continue the chain from `head`; the new head is returned with the result.
+fn write_batch(
+    connection: &mut Connection,
+    batch: &[Write],
+    head: ChainHead,
+) -> rusqlite::Result<(Vec<bool>, ChainHead)> {
+    let mut head = head;
     let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut inserted = Vec::with_capacity(batch.len());
     {
@@ -159,7 +259,7 @@ fn write_batch(connection: &mut Connection, batch: &[Write]) -> rusqlite::Result
             "INSERT INTO used_jtis (agent_id, jti, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT (agent_id, jti) DO NOTHING",
         )?;
         let mut insert_event = tx.prepare_cached(
-            "INSERT INTO audit_events (ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO audit_events (id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         for write in batch {
             let rows = match write {
@@ -169,23 +269,48 @@ fn write_batch(connection: &mut Connection, batch: &[Write]) -> rusqlite::Result
                     expires_at,
                     ..
                 } => insert_jti.execute(params![agent_id, jti, expires_at])?,
-                Write::Audit(e, _) => insert_event.execute(params![
-                    e.ts_ms,
-                    e.event_type,
-                    e.outcome.as_str(),
-                    e.reason,
-                    e.agent_id,
-                    e.method,
-                    e.source,
-                    e.user_agent,
-                    e.actor,
-                    e.jti,
-                    e.detail.as_ref().map(|d| d.to_string()),
-                ])?,
+                Write::Audit(e, _) => {
+                    let id = head.id + 1;
+                    let detail = e.detail.as_ref().map(|d| d.to_string());
+                    let hash = chain_hash(
+                        &head.hash,
+                        &ChainFields {
+                            id,
+                            ts_ms: e.ts_ms,
+                            event_type: &e.event_type,
+                            outcome: e.outcome.as_str(),
+                            reason: e.reason.as_deref(),
+                            agent_id: e.agent_id.as_deref(),
+                            method: e.method.as_deref(),
+                            source: e.source.as_deref(),
+                            user_agent: e.user_agent.as_deref(),
+                            actor: e.actor.as_deref(),
+                            jti: e.jti.as_deref(),
+                            detail: detail.as_deref(),
+                        },
+                    );
+                    let rows = insert_event.execute(params![
+                        id,
+                        e.ts_ms,
+                        e.event_type,
+                        e.outcome.as_str(),
+                        e.reason,
+                        e.agent_id,
+                        e.method,
+                        e.source,
+                        e.user_agent,
+                        e.actor,
+                        e.jti,
+                        detail,
+                        &hash[..],
+                    ])?;
+                    head = ChainHead { id, hash };
+                    rows
+                }
             };
             inserted.push(rows == 1);
         }
     }
     tx.commit()?;
-    Ok(inserted)
+    Ok((inserted, head))
 }

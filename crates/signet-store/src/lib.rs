@@ -13,7 +13,7 @@ mod sqlite;
 pub use group_commit::AuditLog;
 pub use migrations::MIGRATIONS;
 pub use sqlite::{
-    Durability, ExpiringCredential, IssuedRecord, MAX_CERTIFICATES_PER_AGENT, Page,
+    ChainReport, Durability, ExpiringCredential, IssuedRecord, MAX_CERTIFICATES_PER_AGENT, Page,
     RevocationRecord, StaleUse, Store, StoredAgentCa, StoredCertificate, StoredSigningKey,
 };
 

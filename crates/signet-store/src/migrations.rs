@@ -39,6 +39,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_expiry_warnings",
         include_str!("../migrations/sqlite/0008_expiry_warnings.sql"),
     ),
+    (
+        "0009_audit_chain",
+        include_str!("../migrations/sqlite/0009_audit_chain.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

@@ -29,6 +29,9 @@ enum Command {
     /// Manage agents through a running server's admin API.
     #[command(subcommand)]
     Agent(cli::agent::AgentCommand),
+    /// The audit log: verify its hash chain.
+    #[command(subcommand)]
+    Audit(cli::audit::AuditCommand),
     /// Token signing keys: list, rotate (planned or emergency).
     #[command(subcommand)]
     SigningKey(cli::signing_key::SigningKeyCommand),
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
             Command::Agent(command) => cli::agent::run(command).await,
             Command::Cert(command) => cli::cert::run(command).await,
             Command::SigningKey(command) => cli::signing_key::run(command).await,
+            Command::Audit(command) => cli::audit::run(command).await,
             Command::Token(args) => cli::token::run(args).await,
         }
     });

@@ -280,19 +280,35 @@ async fn signing_keys_rotate_on_schedule_with_the_next_key_published_first() {
         .and_then(|k| k["kid"].as_str())
         .expect("next")
         .to_string();
-    let published = jwks(&app).await;
-    assert!(
-        published.find(&next_kid).is_some(),
-        "published before it signs"
-    );
+    // The store has it first; the JWKS serves it once this node has reloaded its keys.
+    let mut in_jwks = false;
+    for _ in 0..100 {
+        if jwks(&app).await.find(&next_kid).is_some() {
+            in_jwks = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(in_jwks, "published before it signs");
     let token = app.access_token(&agent).await;
     assert_eq!(kid(&token), first_kid, "the next key does not sign yet");
 
     // When the period ends it signs; the old key stays published for its tokens.
     app.set_clock_offset(30 * DAY + 60).await;
     eventually_status(&app, "active", Some(&next_kid)).await;
-    let token = app.access_token(&agent).await;
-    assert_eq!(kid(&token), next_kid);
+    let mut token = app.access_token(&agent).await;
+    for _ in 0..100 {
+        if kid(&token) == next_kid {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        token = app.access_token(&agent).await;
+    }
+    assert_eq!(
+        kid(&token),
+        next_kid,
+        "the next key signs once its time has come"
+    );
     let published = jwks(&app).await;
     assert!(
         verifies(&first, &published, &app.url),

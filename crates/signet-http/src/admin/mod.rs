@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod audit_verify;
 pub mod certificates;
 pub mod expiring;
 pub mod json;

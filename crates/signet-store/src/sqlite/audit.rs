@@ -1,6 +1,6 @@
 //! Reading the audit log (writing goes through the group-commit writer).
 
-use signet_core::audit::{AuditEvent, AuditQuery, Outcome};
+use signet_core::audit::{AuditEvent, AuditQuery, CHAIN_GENESIS, ChainFields, Outcome, chain_hash};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -65,4 +65,146 @@ fn event_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
         jti: row.try_get("jti")?,
         detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
     })
+}
+
+/// The result of checking the audit chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    /// Records whose hash was checked.
+    pub checked: u64,
+    /// Records from before tamper evidence existed (no hash), at the start of the log.
+    pub unchained: u64,
+    /// The first record whose hash does not match (changed, or a record before it was removed
+    /// or reordered); for records removed from the end, the first missing id.
+    pub first_broken: Option<i64>,
+    /// The retention checkpoint the check started from (the last deleted record's id).
+    pub checkpoint: Option<i64>,
+}
+
+impl Store {
+    /// Recomputes the audit chain from the latest retention checkpoint (or the first record)
+    /// and names the first record that breaks it.
+    pub async fn verify_audit_chain(&self) -> Result<ChainReport, StoreError> {
+        let checkpoint: Option<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT last_id, hash FROM audit_checkpoints ORDER BY last_id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let mut report = ChainReport {
+            checked: 0,
+            unchained: 0,
+            first_broken: None,
+            checkpoint: checkpoint.as_ref().map(|(id, _)| *id),
+        };
+        let mut previous = checkpoint
+            .as_ref()
+            .and_then(|(_, h)| <[u8; 32]>::try_from(h.as_slice()).ok())
+            .unwrap_or(CHAIN_GENESIS);
+        let mut after = checkpoint.map(|(id, _)| id).unwrap_or(0);
+        let mut chained = false;
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, hash FROM audit_events WHERE id > ? ORDER BY id LIMIT 5000",
+            )
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after = last.try_get("id")?;
+            for row in &rows {
+                let id: i64 = row.try_get("id")?;
+                let stored: Option<Vec<u8>> = row.try_get("hash")?;
+                let Some(stored) = stored else {
+                    if chained {
+                        report.first_broken = Some(id);
+                        return Ok(report);
+                    }
+                    report.unchained += 1;
+                    continue;
+                };
+                chained = true;
+                let text = |c: &str| row.try_get::<Option<String>, _>(c);
+                let (event_type, outcome): (String, String) =
+                    (row.try_get("event_type")?, row.try_get("outcome")?);
+                let (reason, agent_id, method, source) = (
+                    text("reason")?,
+                    text("agent_id")?,
+                    text("method")?,
+                    text("source")?,
+                );
+                let (user_agent, actor, jti, detail) = (
+                    text("user_agent")?,
+                    text("actor")?,
+                    text("jti")?,
+                    text("detail")?,
+                );
+                let expected = chain_hash(
+                    &previous,
+                    &ChainFields {
+                        id,
+                        ts_ms: row.try_get("ts_ms")?,
+                        event_type: &event_type,
+                        outcome: &outcome,
+                        reason: reason.as_deref(),
+                        agent_id: agent_id.as_deref(),
+                        method: method.as_deref(),
+                        source: source.as_deref(),
+                        user_agent: user_agent.as_deref(),
+                        actor: actor.as_deref(),
+                        jti: jti.as_deref(),
+                        detail: detail.as_deref(),
+                    },
+                );
+                if stored.as_slice() != expected.as_slice() {
+                    report.first_broken = Some(id);
+                    return Ok(report);
+                }
+                previous = expected;
+                report.checked += 1;
+            }
+        }
+        // Records removed from the end leave the id sequence ahead of the last record.
+        let sequence: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if sequence > after {
+            report.first_broken = Some(after + 1);
+        }
+        Ok(report)
+    }
+
+    /// Retention: deletes records older than `before_ms` and records a checkpoint (the last
+    /// deleted record's id and hash) so the rest of the chain still verifies. Returns how many
+    /// records were deleted.
+    pub async fn prune_audit(&self, before_ms: i64, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let last: Option<(i64, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT id, hash FROM audit_events WHERE ts_ms < ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(before_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((last_id, hash)) = last else {
+            return Ok(0);
+        };
+        let deleted = sqlx::query("DELETE FROM audit_events WHERE id <= ?")
+            .bind(last_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (last_id, hash, created_at) VALUES (?, ?, ?) ON CONFLICT (last_id) DO NOTHING",
+        )
+        .bind(last_id)
+        .bind(hash.unwrap_or_else(|| CHAIN_GENESIS.to_vec()))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
 }

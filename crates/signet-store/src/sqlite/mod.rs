@@ -21,6 +21,7 @@ use crate::group_commit::AuditLog;
 use crate::migrations::migrate;
 
 pub use agents::{ExpiringCredential, Page, StaleUse};
+pub use audit::ChainReport;
 pub use certificates::{
     IssuedRecord, MAX_CERTIFICATES_PER_AGENT, RevocationRecord, StoredAgentCa, StoredCertificate,
 };

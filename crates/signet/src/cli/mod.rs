@@ -11,6 +11,7 @@
 //! | 6 | the server refused the request (validation, `invalid_scope`, …) |
 
 pub mod agent;
+pub mod audit;
 pub mod cert;
 pub mod client;
 pub mod serve;

@@ -458,6 +458,14 @@ fn spawn_housekeeping(state: AppState) {
                 Err(e) => tracing::warn!(error = %e, "scheduled signing key rotation failed"),
             }
             warn_expiring(&state, now).await;
+            if let Some(retention) = state.config.audit_retention_seconds {
+                let cutoff_ms = (now - retention as i64) * 1000;
+                match store.prune_audit(cutoff_ms, now).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "audit records past retention deleted"),
+                    Err(e) => tracing::warn!(error = %e, "audit retention failed"),
+                }
+            }
             // Keys rotated on another node (or by an operator there) are picked up here.
             if let Err(e) = state.keys.reload(&store, &state.master_key).await {
                 tracing::warn!(error = %e, "could not reload the signing keys");

@@ -1,0 +1,124 @@
+//! Tamper evidence: every audit record is chained to the previous one by hash; changing,
+//! removing or truncating records is detected by `signet audit verify`, which names the first
+//! broken record; retention keeps the rest verifiable from a checkpoint.
+
+mod common;
+
+use common::{ADMIN_TOKEN, TestApp, signet_bin};
+use serde_json::json;
+
+async fn verify(app: &TestApp) -> (i32, String, String) {
+    let output = tokio::process::Command::new(signet_bin())
+        .args(["audit", "verify"])
+        .env_clear()
+        .env("SIGNET_URL", &app.url)
+        .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .await
+        .expect("run signet");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Runs SQL against the server's database behind its back, as an intruder with file access would.
+fn tamper(app: &TestApp, sql: &str) {
+    let db = app.data_dir.join("signet.db");
+    let status = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
+            &db.to_string_lossy(),
+            sql,
+        ])
+        .status()
+        .expect("python3");
+    assert!(status.success(), "{sql}");
+}
+
+async fn busy_log(app: &TestApp) {
+    let agent = app.secret_agent().await;
+    for _ in 0..5 {
+        app.access_token(&agent).await;
+    }
+}
+
+#[tokio::test]
+async fn a_changed_record_is_named() {
+    let app = TestApp::spawn().await;
+    busy_log(&app).await;
+    let (code, stdout, stderr) = verify(&app).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("audit log intact"), "{stdout}");
+    // Someone rewrites where a request came from.
+    tamper(
+        &app,
+        "UPDATE audit_events SET source = '10.9.9.9' WHERE id = 3",
+    );
+    let (code, _, stderr) = verify(&app).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("breaks at record 3"), "{stderr}");
+    let report = app.get_json("/api/v1/audit/verify").await;
+    assert_eq!(report["valid"], json!(false));
+    assert_eq!(report["first_broken_id"], json!(3));
+}
+
+#[tokio::test]
+async fn removed_records_are_detected_in_the_middle_and_at_the_end() {
+    let app = TestApp::spawn().await;
+    busy_log(&app).await;
+    tamper(&app, "DELETE FROM audit_events WHERE id = 4");
+    let report = app.get_json("/api/v1/audit/verify").await;
+    assert_eq!(report["first_broken_id"], json!(5), "{report}");
+
+    let app = TestApp::spawn().await;
+    busy_log(&app).await;
+    let last = app.get_json("/api/v1/audit?limit=1").await["items"][0]["id"]
+        .as_i64()
+        .expect("id");
+    tamper(&app, &format!("DELETE FROM audit_events WHERE id = {last}"));
+    let report = app.get_json("/api/v1/audit/verify").await;
+    assert_eq!(report["first_broken_id"], json!(last), "{report}");
+    // New records after the gap do not hide it.
+    busy_log(&app).await;
+    let report = app.get_json("/api/v1/audit/verify").await;
+    assert_eq!(report["valid"], json!(false), "{report}");
+}
+
+#[tokio::test]
+async fn retention_keeps_the_chain_verifiable_from_a_checkpoint() {
+    let app = TestApp::spawn_with(&[
+        ("SIGNET_TESTING_CLOCK", "1"),
+        ("SIGNET_AUDIT_RETENTION_DAYS", "1"),
+        ("SIGNET_HOUSEKEEPING_SECONDS", "1"),
+        ("SIGNET_SIGNING_KEY_ROTATION_DAYS", "0"),
+    ])
+    .await;
+    busy_log(&app).await;
+    let before = app.get_json("/api/v1/audit?limit=1000").await["items"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or_default();
+    assert!(before >= 6);
+    // Two days later the old records are deleted; new ones keep the chain going.
+    app.set_clock_offset(2 * 86_400).await;
+    let mut remaining = before;
+    for _ in 0..100 {
+        remaining = app.get_json("/api/v1/audit?limit=1000").await["items"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or_default();
+        if remaining < before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(remaining < before, "old records were pruned");
+    busy_log(&app).await;
+    let report = app.get_json("/api/v1/audit/verify").await;
+    assert_eq!(report["valid"], json!(true), "{report}");
+    assert!(report["checkpoint_id"].is_number(), "{report}");
+    assert!(report["checked"].as_u64().unwrap_or_default() >= 6);
+}
