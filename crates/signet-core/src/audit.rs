@@ -29,6 +29,9 @@ pub mod event {
     pub const TESTING_CLOCK_SET: &str = "testing_clock_set";
     pub const SIGNING_KEY_ROTATED: &str = "signing_key_rotated";
     pub const CREDENTIAL_EXPIRING: &str = "credential_expiring";
+    pub const LOCKOUT_STARTED: &str = "lockout_started";
+    pub const LOCKOUT_ENDED: &str = "lockout_ended";
+    pub const LOCKOUT_LIFTED: &str = "lockout_lifted";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -36,6 +36,8 @@ pub struct Config {
     pub signing_key_prepublish_seconds: u64,
     /// How often scheduled jobs (key rotation, clean-up) run, in seconds.
     pub housekeeping_seconds: u64,
+    /// Brute-force protection: failures per agent and per source before a lock, and its timing.
+    pub lockout: crate::lockout::LockoutPolicy,
     /// Audit records older than this are deleted (the chain stays verifiable from a
     /// checkpoint); `None`: kept forever.
     pub audit_retention_seconds: Option<u64>,
@@ -142,6 +144,10 @@ struct FileConfig {
     signing_key_prepublish_seconds: Option<u64>,
     housekeeping_seconds: Option<u64>,
     audit_retention_days: Option<u64>,
+    lockout_threshold: Option<u64>,
+    lockout_window_seconds: Option<u64>,
+    lockout_seconds: Option<u64>,
+    lockout_max_seconds: Option<u64>,
     expiry_warning_days: Option<u64>,
     issuer: Option<String>,
     data_dir: Option<String>,
@@ -335,6 +341,26 @@ impl Config {
                 "must be between 1 and 3600",
             ));
         }
+        let lockout = crate::lockout::LockoutPolicy {
+            threshold: number("SIGNET_LOCKOUT_THRESHOLD", env, file.lockout_threshold, 20)?
+                .min(1_000_000) as u32,
+            window: number(
+                "SIGNET_LOCKOUT_WINDOW_SECONDS",
+                env,
+                file.lockout_window_seconds,
+                60,
+            )?
+            .clamp(1, 86_400) as i64,
+            base: number("SIGNET_LOCKOUT_SECONDS", env, file.lockout_seconds, 30)?.clamp(1, 86_400)
+                as i64,
+            max: number(
+                "SIGNET_LOCKOUT_MAX_SECONDS",
+                env,
+                file.lockout_max_seconds,
+                900,
+            )?
+            .clamp(1, 7 * 86_400) as i64,
+        };
         let audit_retention_days = number(
             "SIGNET_AUDIT_RETENTION_DAYS",
             env,
@@ -528,6 +554,7 @@ impl Config {
             signing_key_rotation_seconds: (rotation_days > 0).then_some(rotation_days * 86_400),
             signing_key_prepublish_seconds,
             housekeeping_seconds,
+            lockout,
             audit_retention_seconds: (audit_retention_days > 0)
                 .then_some(audit_retention_days * 86_400),
             issuer,

@@ -16,6 +16,7 @@ pub mod config;
 pub mod crypto;
 pub mod encoding;
 pub mod jwk;
+pub mod lockout;
 pub mod pki;
 pub mod sensitive;
 pub mod token;

@@ -12,7 +12,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admin::problem::Problem;
-use crate::admin::{agents, audit, audit_verify, certificates, expiring, keys, signing_keys};
+use crate::admin::{
+    agents, audit, audit_verify, certificates, expiring, keys, lockouts, signing_keys,
+};
 use crate::agent_ca;
 use crate::health;
 use crate::oauth::{introspect, jwks, metadata, revoke, token};
@@ -92,6 +94,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(self_service::revoke_key))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit_verify::verify_audit))
+        .routes(routes!(lockouts::list_lockouts))
+        .routes(routes!(lockouts::lift_lockout))
         .routes(routes!(signing_keys::list_signing_keys))
         .routes(routes!(signing_keys::rotate_signing_key))
         .routes(routes!(health::healthz))

@@ -7,6 +7,7 @@ use signet_core::client_auth::AssertionPolicy;
 use signet_core::clock::Clock;
 use signet_core::config::Config;
 use signet_core::crypto::MasterKey;
+use signet_core::lockout::Lockouts;
 use signet_store::Store;
 
 use crate::jwks_uri::JwksFetcher;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub mtls_base_url: Option<Arc<str>>,
     /// The clock every time-based rule reads (adjustable only with `SIGNET_TESTING_CLOCK=1`).
     pub clock: Arc<Clock>,
+    /// Brute-force protection: failed authentications per agent and source (per node).
+    pub lockouts: Arc<Lockouts>,
 }
 
 impl AppState {
@@ -76,6 +79,7 @@ impl AppState {
             Clock::system()
         });
         store.audit().use_clock(clock.clone());
+        let lockouts = Arc::new(Lockouts::new(config.lockout));
         Self {
             jwks_fetcher,
             config: Arc::new(config),
@@ -87,6 +91,7 @@ impl AppState {
             assertion_policy: Arc::new(assertion_policy),
             pki: Arc::new(pki),
             clock,
+            lockouts,
             mtls_base_url: mtls_base_url.map(Into::into),
         }
     }

@@ -8,6 +8,7 @@ pub mod certificates;
 pub mod expiring;
 pub mod json;
 pub mod keys;
+pub mod lockouts;
 pub mod problem;
 pub mod signing_keys;
 pub mod testing_clock;

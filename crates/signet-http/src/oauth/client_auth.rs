@@ -15,6 +15,7 @@ use signet_core::client_auth::{
     self, AgentCredentials, AgentSecret, Assertion, AuthContext, ClientAuthError,
     PresentedCredentials, SecretForm, VerifiedAssertion,
 };
+use signet_core::lockout::{LockEvent, LockKind};
 use signet_store::StoreError;
 
 use super::form::{Form, decode};
@@ -33,6 +34,9 @@ pub struct Attempt {
 pub enum Failure {
     Client(ClientAuthError),
     Store(StoreError),
+    /// The agent or the source is locked for this many seconds (brute-force protection); the
+    /// request was not looked at and is not audited.
+    Locked(i64),
 }
 
 /// `client_assertion_type` for JWT client authentication (RFC 7523 §2.2).
@@ -168,10 +172,30 @@ pub async fn authenticate(
     form: &Form,
     attempt: &mut Attempt,
 ) -> Result<AuthenticatedAgent, Failure> {
-    let presented =
-        presented(headers, form, caller.certificate.as_ref(), attempt).map_err(Failure::Client)?;
+    let now = state.now();
+    let source = caller.ip.to_string();
+    let presented = match presented(headers, form, caller.certificate.as_ref(), attempt) {
+        Ok(presented) => presented,
+        Err(e) => {
+            let claimed = attempt.claimed_agent_id.clone().unwrap_or_default();
+            let keys = lock_keys(&claimed, &source);
+            if let (Some(retry), events) = state.lockouts.check(&keys, now) {
+                record_lock_events(state, events);
+                return Err(Failure::Locked(retry));
+            }
+            record_lock_events(state, state.lockouts.failure(&keys, now));
+            return Err(Failure::Client(e));
+        }
+    };
     attempt.method = Some(presented.method().as_str());
     let claimed = presented.claimed_agent_id().unwrap_or_default();
+    // Brute-force protection comes before any lookup: a locked agent or address costs nothing.
+    let keys = lock_keys(claimed, &source);
+    let (retry, ended) = state.lockouts.check(&keys, now);
+    record_lock_events(state, ended);
+    if let Some(retry) = retry {
+        return Err(Failure::Locked(retry));
+    }
     let credentials = if AgentId::is_well_formed(claimed) {
         state
             .store
@@ -203,8 +227,15 @@ pub async fn authenticate(
         source: caller.ip,
         now: state.now(),
     };
-    let authenticated = client_auth::authenticate(&presented, credentials.as_deref(), &context)
-        .map_err(Failure::Client)?;
+    let authenticated =
+        match client_auth::authenticate(&presented, credentials.as_deref(), &context) {
+            Ok(authenticated) => authenticated,
+            Err(e) => {
+                record_lock_events(state, state.lockouts.failure(&keys, now));
+                return Err(Failure::Client(e));
+            }
+        };
+    state.lockouts.success(&keys);
     let assertion = authenticated.assertion;
     let credentials = credentials.ok_or(Failure::Client(ClientAuthError::UnknownAgent))?;
     let certificate_thumbprint = match &caller.certificate {
@@ -216,6 +247,55 @@ pub async fn authenticate(
         assertion,
         certificate_thumbprint,
     })
+}
+
+/// What a request is counted against: the claimed agent (only a well-formed ID, so junk cannot
+/// fill the table) and the source address.
+fn lock_keys<'a>(claimed: &'a str, source: &'a str) -> Vec<(LockKind, &'a str)> {
+    let mut keys = vec![(LockKind::Source, source)];
+    if AgentId::is_well_formed(claimed) {
+        keys.push((LockKind::Agent, claimed));
+    }
+    keys
+}
+
+/// Audits the start and end of locks, off the request path (one record per lock, however many
+/// requests it refuses).
+pub fn record_lock_events(state: &AppState, events: Vec<LockEvent>) {
+    for event in events {
+        let (record, lock) = match &event {
+            LockEvent::Started { lock, failures } => (
+                AuditEvent::failure(event::LOCKOUT_STARTED, "too_many_failures").with_detail(
+                    serde_json::json!({
+                        "kind": lock.kind.as_str(),
+                        "key": lock.key,
+                        "failures": failures,
+                        "seconds": lock.until - lock.locked_at,
+                    }),
+                ),
+                lock,
+            ),
+            LockEvent::Ended { lock } => (
+                AuditEvent::success(event::LOCKOUT_ENDED).with_detail(serde_json::json!({
+                    "kind": lock.kind.as_str(),
+                    "key": lock.key,
+                    "refused": lock.refused,
+                })),
+                lock,
+            ),
+        };
+        let record = match lock.kind {
+            LockKind::Agent => record.with_agent(Some(&lock.key)),
+            LockKind::Source => record.with_source(Some(lock.key.clone()), None),
+        }
+        .with_actor("signet");
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.audit().record(record).await {
+                tracing::warn!(error = %e, "lockout could not be audited");
+            }
+        });
+    }
 }
 
 /// The agent's credentials with the keys published at its `jwks_uri` added to its registered

@@ -137,6 +137,20 @@ impl IntoResponse for OAuthError {
     }
 }
 
+/// 429 while the agent or the source address is locked after too many failed authentications:
+/// `invalid_client` (the credentials are not looked at) with `Retry-After`.
+pub fn locked(retry_after: i64) -> Response {
+    let body = json!({
+        "error": "invalid_client",
+        "error_description": "too many failed authentication attempts; retry later",
+    });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, no_store(), Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&retry_after.max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 /// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
 pub fn no_store() -> [(header::HeaderName, HeaderValue); 2] {
     [

@@ -73,6 +73,7 @@ pub async fn introspect(
             .await;
         }
         Err(Failure::Store(_)) => return OAuthError::temporarily_unavailable().into_response(),
+        Err(Failure::Locked(retry)) => return super::error::locked(retry),
     };
     let Some(token) = form.get("token") else {
         let event = AuditEvent::failure(event::INTROSPECTION, "missing_token");

@@ -36,6 +36,10 @@ pub async fn revoke(
 ) -> Response {
     let mut attempt = Attempt::default();
     let (event, response) = decide(&state, &caller, &headers, body, &mut attempt).await;
+    // A locked-out caller is answered without touching the database.
+    if response.status() == axum::http::StatusCode::TOO_MANY_REQUESTS {
+        return response;
+    }
     audited(&state, &caller, &attempt, event, response).await
 }
 
@@ -69,6 +73,12 @@ async fn decide(
             }
             Err(Failure::Store(_)) => {
                 return failure("store_unavailable", OAuthError::temporarily_unavailable());
+            }
+            Err(Failure::Locked(retry)) => {
+                return (
+                    AuditEvent::failure(event::REVOCATION, "locked"),
+                    super::error::locked(retry),
+                );
             }
         };
     let Some(token) = form.get("token") else {

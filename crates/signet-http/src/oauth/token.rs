@@ -60,6 +60,8 @@ pub struct TokenForm {
 struct Refusal {
     reason: String,
     wire: OAuthError,
+    /// Locked out for this many seconds: answered at once, without an audit record.
+    locked: Option<i64>,
 }
 
 impl Refusal {
@@ -67,6 +69,7 @@ impl Refusal {
         Self {
             reason: reason.to_string(),
             wire,
+            locked: None,
         }
     }
 }
@@ -95,6 +98,10 @@ pub async fn token(
     let mut attempt = Attempt::default();
     let (event, response) = match issue(&state, &caller, &headers, body, &mut attempt).await {
         Ok((event, response)) => (event, response),
+        Err(Refusal {
+            locked: Some(retry),
+            ..
+        }) => return super::error::locked(retry),
         Err(refusal) => {
             let event = AuditEvent::failure(event::TOKEN_REQUEST, &refusal.reason);
             (event, refusal.wire.into_response())
@@ -122,6 +129,10 @@ async fn issue(
             tracing::error!(error = %e, "agent lookup failed");
             Refusal::new("store_unavailable", OAuthError::temporarily_unavailable())
         }
+        Failure::Locked(retry) => Refusal {
+            locked: Some(retry),
+            ..Refusal::new("locked", OAuthError::temporarily_unavailable())
+        },
     };
     let authenticated = client_auth::authenticate(state, caller, headers, &form, attempt)
         .await

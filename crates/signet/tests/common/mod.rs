@@ -75,6 +75,9 @@ impl TestApp {
             .env("SIGNET_DATA_DIR", data_dir)
             .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("SIGNET_LOG", "info")
+            // Refusal tests send many bad requests from one address; tests of brute-force
+            // protection set their own threshold.
+            .env("SIGNET_LOCKOUT_THRESHOLD", "100000")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);

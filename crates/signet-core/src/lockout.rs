@@ -1,0 +1,298 @@
+//! Brute-force protection: failed client authentications are counted per agent and per source
+//! address; past a threshold within a window the agent (or address) is locked for a back-off
+//! period that doubles with each lock, up to a maximum. While locked, requests are refused
+//! without a database read or write; a lock's start and end are reported once, with how many
+//! requests it refused. State is in memory, per node.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::UnixTime;
+
+/// The limits, from configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Failures within `window` that lock; 0 disables locking.
+    pub threshold: u32,
+    pub window: i64,
+    /// The first lock's length; each further lock within `max` doubles it.
+    pub base: i64,
+    pub max: i64,
+}
+
+/// What is locked: an agent ID or a source address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LockKind {
+    Agent,
+    Source,
+}
+
+impl LockKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Source => "source",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "agent" => Some(Self::Agent),
+            "source" => Some(Self::Source),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Entry {
+    /// Failures in the current window, and when it began.
+    failures: u32,
+    window_start: UnixTime,
+    locked_until: Option<UnixTime>,
+    locked_at: UnixTime,
+    /// How many locks in a row (for the back-off), and requests refused by the current one.
+    strikes: u32,
+    refused: u64,
+}
+
+/// A lock as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    pub kind: LockKind,
+    pub key: String,
+    pub locked_at: UnixTime,
+    pub until: UnixTime,
+    pub refused: u64,
+}
+
+/// A change worth an audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockEvent {
+    Started { lock: Lock, failures: u32 },
+    Ended { lock: Lock },
+}
+
+/// Per-node lock state.
+#[derive(Debug)]
+pub struct Lockouts {
+    policy: LockoutPolicy,
+    entries: Mutex<HashMap<(LockKind, String), Entry>>,
+}
+
+/// Entries kept at most; beyond, idle ones are dropped (an attacker rotating addresses cannot
+/// grow memory without bound).
+const MAX_ENTRIES: usize = 100_000;
+
+impl Lockouts {
+    pub fn new(policy: LockoutPolicy) -> Self {
+        Self {
+            policy,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.policy.threshold > 0
+    }
+
+    /// Seconds until the first of `keys` that is locked opens again, counting the refusal; the
+    /// events of locks that have ended in the meantime.
+    pub fn check(&self, keys: &[(LockKind, &str)], now: UnixTime) -> (Option<i64>, Vec<LockEvent>) {
+        if !self.enabled() {
+            return (None, Vec::new());
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut events = Vec::new();
+        let mut retry_after = None;
+        for (kind, key) in keys {
+            let Some(entry) = entries.get_mut(&(*kind, key.to_string())) else {
+                continue;
+            };
+            match entry.locked_until {
+                Some(until) if until > now => {
+                    entry.refused += 1;
+                    retry_after = Some(retry_after.unwrap_or(0).max(until - now));
+                }
+                Some(until) => {
+                    events.push(LockEvent::Ended {
+                        lock: lock(*kind, key, entry, until),
+                    });
+                    entry.locked_until = None;
+                    entry.failures = 0;
+                    entry.refused = 0;
+                }
+                None => {}
+            }
+        }
+        (retry_after, events)
+    }
+
+    /// Counts a failed authentication; returns the locks it started.
+    pub fn failure(&self, keys: &[(LockKind, &str)], now: UnixTime) -> Vec<LockEvent> {
+        if !self.enabled() {
+            return Vec::new();
+        }
+        let policy = self.policy;
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, e| e.locked_until.is_some_and(|t| t > now));
+        }
+        let mut events = Vec::new();
+        for (kind, key) in keys {
+            let entry = entries.entry((*kind, key.to_string())).or_default();
+            if entry.locked_until.is_some_and(|t| t > now) {
+                continue;
+            }
+            if now - entry.window_start >= policy.window {
+                entry.window_start = now;
+                entry.failures = 0;
+                // A quiet window forgives earlier strikes.
+                if entry.locked_until.is_none_or(|t| now - t > policy.max) {
+                    entry.strikes = 0;
+                }
+            }
+            entry.failures += 1;
+            if entry.failures >= policy.threshold {
+                let length = policy
+                    .base
+                    .saturating_mul(1_i64 << entry.strikes.min(20))
+                    .min(policy.max);
+                entry.strikes += 1;
+                entry.locked_at = now;
+                entry.locked_until = Some(now + length);
+                entry.refused = 0;
+                events.push(LockEvent::Started {
+                    lock: lock(*kind, key, entry, now + length),
+                    failures: entry.failures,
+                });
+                entry.failures = 0;
+            }
+        }
+        events
+    }
+
+    /// A successful authentication clears the agent's and the source's failure counts.
+    pub fn success(&self, keys: &[(LockKind, &str)]) {
+        if !self.enabled() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for (kind, key) in keys {
+            if let Some(entry) = entries.get_mut(&(*kind, key.to_string()))
+                && entry.locked_until.is_none()
+            {
+                entry.failures = 0;
+            }
+        }
+    }
+
+    /// The locks in force.
+    pub fn locks(&self, now: UnixTime) -> Vec<Lock> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut locks: Vec<Lock> = entries
+            .iter()
+            .filter_map(|((kind, key), e)| {
+                e.locked_until
+                    .filter(|until| *until > now)
+                    .map(|until| lock(*kind, key, e, until))
+            })
+            .collect();
+        locks.sort_by(|a, b| a.locked_at.cmp(&b.locked_at).then(a.key.cmp(&b.key)));
+        locks
+    }
+
+    /// An operator lifts a lock; returns it if there was one.
+    pub fn lift(&self, kind: LockKind, key: &str, now: UnixTime) -> Option<Lock> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.get_mut(&(kind, key.to_string()))?;
+        let until = entry.locked_until.filter(|t| *t > now)?;
+        let lifted = lock(kind, key, entry, until);
+        entry.locked_until = None;
+        entry.failures = 0;
+        entry.strikes = 0;
+        entry.refused = 0;
+        Some(lifted)
+    }
+}
+
+fn lock(kind: LockKind, key: &str, entry: &Entry, until: UnixTime) -> Lock {
+    Lock {
+        kind,
+        key: key.to_string(),
+        locked_at: entry.locked_at,
+        until,
+        refused: entry.refused,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> LockoutPolicy {
+        LockoutPolicy {
+            threshold: 3,
+            window: 60,
+            base: 30,
+            max: 300,
+        }
+    }
+
+    #[test]
+    fn locks_after_the_threshold_and_backs_off() {
+        let l = Lockouts::new(policy());
+        let keys = [(LockKind::Agent, "agt_a")];
+        assert!(l.failure(&keys, 0).is_empty());
+        assert!(l.failure(&keys, 1).is_empty());
+        let started = l.failure(&keys, 2);
+        assert!(
+            matches!(&started[..], [LockEvent::Started { lock, failures: 3 }] if lock.until == 32)
+        );
+        assert_eq!(l.check(&keys, 10).0, Some(22));
+        assert_eq!(l.locks(10)[0].refused, 1);
+        // When it ends, the end is reported once with what it refused.
+        let (retry, ended) = l.check(&keys, 40);
+        assert_eq!(retry, None);
+        assert!(matches!(&ended[..], [LockEvent::Ended { lock }] if lock.refused == 1));
+        // A second lock soon after lasts twice as long.
+        for t in 41..44 {
+            l.failure(&keys, t);
+        }
+        assert_eq!(l.check(&keys, 43).0, Some(60));
+    }
+
+    #[test]
+    fn failures_outside_the_window_and_successes_do_not_add_up() {
+        let l = Lockouts::new(policy());
+        let keys = [(LockKind::Source, "10.0.0.1")];
+        l.failure(&keys, 0);
+        l.failure(&keys, 1);
+        l.failure(&keys, 100);
+        assert_eq!(l.check(&keys, 100).0, None);
+        l.failure(&keys, 101);
+        l.success(&keys);
+        l.failure(&keys, 102);
+        assert_eq!(l.check(&keys, 102).0, None);
+    }
+
+    #[test]
+    fn an_operator_lifts_a_lock_and_disabled_means_never() {
+        let l = Lockouts::new(policy());
+        let keys = [(LockKind::Agent, "agt_a")];
+        for t in 0..3 {
+            l.failure(&keys, t);
+        }
+        assert!(l.lift(LockKind::Agent, "agt_a", 5).is_some());
+        assert_eq!(l.check(&keys, 5).0, None);
+        assert!(l.lift(LockKind::Agent, "agt_a", 5).is_none());
+        let off = Lockouts::new(LockoutPolicy {
+            threshold: 0,
+            ..policy()
+        });
+        for t in 0..100 {
+            off.failure(&keys, t);
+        }
+        assert_eq!(off.check(&keys, 100).0, None);
+    }
+}

@@ -1,0 +1,145 @@
+//! Brute-force protection: failures per agent and per source lock with back-off; while locked,
+//! requests get 429 with `Retry-After` and nothing is read or written; locks are listed,
+//! audited once, lifted by an operator, and end by themselves (clock moved, not slept).
+
+mod common;
+
+use common::{TestAgent, TestApp};
+use serde_json::{Value, json};
+
+async fn status_and_retry(app: &TestApp, agent: &TestAgent) -> (u16, Option<String>) {
+    let response = app.token(agent, "grant_type=client_credentials").await;
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (response.status().as_u16(), retry)
+}
+
+fn wrong(agent: &TestAgent) -> TestAgent {
+    // A well-formed secret that is not the agent's.
+    let other = signet_core::client_auth::AgentSecret::generate();
+    TestAgent {
+        id: agent.id.clone(),
+        secret: other.expose().to_string(),
+    }
+}
+
+#[tokio::test]
+async fn failures_lock_the_agent_and_the_source_until_lifted_or_expired() {
+    let app = TestApp::spawn_with(&[
+        ("SIGNET_TESTING_CLOCK", "1"),
+        ("SIGNET_LOCKOUT_THRESHOLD", "5"),
+        ("SIGNET_LOCKOUT_WINDOW_SECONDS", "60"),
+        ("SIGNET_LOCKOUT_SECONDS", "30"),
+        ("SIGNET_LOCKOUT_MAX_SECONDS", "120"),
+    ])
+    .await;
+    let agent = app.secret_agent().await;
+    let bystander = app.secret_agent().await;
+    for _ in 0..5 {
+        assert_eq!(status_and_retry(&app, &wrong(&agent)).await.0, 401);
+    }
+    // Locked: even the right secret is refused, with when to come back.
+    let (status, retry) = status_and_retry(&app, &agent).await;
+    assert_eq!(status, 429);
+    let retry: i64 = retry.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=30).contains(&retry), "{retry}");
+    let response = app.token(&agent, "grant_type=client_credentials").await;
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_client");
+    // The address is locked too: another agent from it waits as well.
+    assert_eq!(status_and_retry(&app, &bystander).await.0, 429);
+
+    // Locked requests are not audited one by one; the lock is, once per key.
+    let before = app.audit("event_type=token_request&limit=1000").await.len();
+    for _ in 0..10 {
+        status_and_retry(&app, &agent).await;
+    }
+    assert_eq!(
+        app.audit("event_type=token_request&limit=1000").await.len(),
+        before
+    );
+    let started = app.audit("event_type=lockout_started").await;
+    assert_eq!(started.len(), 2, "{started:?}");
+
+    // Visible to operators, with what each lock refused; an operator lifts them.
+    let locks = app.get_json("/api/v1/lockouts").await;
+    let locks = locks.as_array().cloned().unwrap_or_default();
+    assert_eq!(locks.len(), 2);
+    let agent_lock = locks
+        .iter()
+        .find(|l| l["kind"] == "agent")
+        .expect("agent lock");
+    assert_eq!(agent_lock["key"], json!(agent.id));
+    assert!(agent_lock["refused"].as_u64().unwrap_or_default() >= 12);
+    for (kind, key) in [("agent", agent.id.as_str()), ("source", "127.0.0.1")] {
+        let response = app
+            .admin(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/lockouts/{kind}/{key}"),
+            )
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 204);
+    }
+    assert_eq!(status_and_retry(&app, &agent).await.0, 200);
+    assert_eq!(app.audit("event_type=lockout_lifted").await.len(), 2);
+
+    // Locked again, twice as long after a second strike? The first lock was lifted (strikes
+    // reset); this one lasts 30 s and ends by itself.
+    for _ in 0..5 {
+        status_and_retry(&app, &wrong(&agent)).await;
+    }
+    assert_eq!(status_and_retry(&app, &agent).await.0, 429);
+    app.set_clock_offset(31).await;
+    assert_eq!(status_and_retry(&app, &agent).await.0, 200);
+    let ended = app.audit("event_type=lockout_ended").await;
+    assert!(!ended.is_empty());
+    assert!(ended[0]["detail"]["refused"].as_u64().is_some());
+}
+
+#[tokio::test]
+async fn repeated_locks_back_off_and_a_quiet_server_never_locks() {
+    let app = TestApp::spawn_with(&[
+        ("SIGNET_TESTING_CLOCK", "1"),
+        ("SIGNET_LOCKOUT_THRESHOLD", "3"),
+        ("SIGNET_LOCKOUT_SECONDS", "30"),
+        ("SIGNET_LOCKOUT_MAX_SECONDS", "120"),
+    ])
+    .await;
+    let agent = app.secret_agent().await;
+    for _ in 0..3 {
+        status_and_retry(&app, &wrong(&agent)).await;
+    }
+    assert_eq!(
+        status_and_retry(&app, &agent).await.1.as_deref(),
+        Some("30")
+    );
+    app.set_clock_offset(31).await;
+    for _ in 0..3 {
+        status_and_retry(&app, &wrong(&agent)).await;
+    }
+    // The second lock in a row lasts twice as long.
+    assert_eq!(
+        status_and_retry(&app, &agent).await.1.as_deref(),
+        Some("60")
+    );
+
+    // Failures below the threshold, spread out, never lock.
+    let calm = TestApp::spawn_with(&[
+        ("SIGNET_TESTING_CLOCK", "1"),
+        ("SIGNET_LOCKOUT_THRESHOLD", "3"),
+    ])
+    .await;
+    let agent = calm.secret_agent().await;
+    for minute in 0..5 {
+        calm.set_clock_offset(minute * 61).await;
+        for _ in 0..2 {
+            assert_eq!(status_and_retry(&calm, &wrong(&agent)).await.0, 401);
+        }
+    }
+    assert_eq!(status_and_retry(&calm, &agent).await.0, 200);
+}
