@@ -1,6 +1,8 @@
-//! `signet audit …`: the audit log through the admin API.
+//! `signet audit …`: the audit log through the admin API: verify its hash chain, export it or
+//! follow it as JSON lines (one record per line, oldest first) for a SIEM or `jq`.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+use serde_json::Value;
 
 use super::agent::{AdminConnection, Api, print_json};
 use super::{CliError, EXIT_FAILURE};
@@ -13,10 +15,145 @@ pub enum AuditCommand {
         #[command(flatten)]
         connection: AdminConnection,
     },
+    /// Print matching records as JSON lines, oldest first.
+    Export {
+        #[command(flatten)]
+        connection: AdminConnection,
+        #[command(flatten)]
+        filters: Filters,
+        /// Most records to export (newest ones).
+        #[arg(long, default_value_t = 100_000)]
+        limit: usize,
+    },
+    /// Print new records as JSON lines as they are written, until interrupted.
+    Tail {
+        #[command(flatten)]
+        connection: AdminConnection,
+        #[command(flatten)]
+        filters: Filters,
+        /// Seconds between polls.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+    },
+}
+
+/// The audit API's filters.
+#[derive(Debug, Args)]
+pub struct Filters {
+    #[arg(long)]
+    agent_id: Option<String>,
+    #[arg(long)]
+    event_type: Option<String>,
+    /// success or failure.
+    #[arg(long)]
+    outcome: Option<String>,
+    #[arg(long)]
+    reason: Option<String>,
+    #[arg(long)]
+    source: Option<String>,
+    /// RFC 3339 lower bound.
+    #[arg(long)]
+    since: Option<String>,
+    /// RFC 3339 upper bound.
+    #[arg(long)]
+    until: Option<String>,
+}
+
+impl Filters {
+    fn query(&self) -> String {
+        let pairs = [
+            ("agent_id", &self.agent_id),
+            ("event_type", &self.event_type),
+            ("outcome", &self.outcome),
+            ("reason", &self.reason),
+            ("source", &self.source),
+            ("since", &self.since),
+            ("until", &self.until),
+        ];
+        pairs
+            .iter()
+            .filter_map(|(k, v)| {
+                v.as_ref()
+                    .map(|v| format!("&{k}={}", super::client::form_encode(v)))
+            })
+            .collect()
+    }
+}
+
+/// Pages newest first until `stop` says so or `limit` records; returns them oldest first.
+async fn collect(
+    api: &Api,
+    filters: &str,
+    limit: usize,
+    stop_at_id: Option<i64>,
+) -> Result<Vec<Value>, CliError> {
+    let mut records: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    'pages: while records.len() < limit {
+        let page_size = (limit - records.len()).min(1000);
+        let mut path = format!("/api/v1/audit?limit={page_size}{filters}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={}", super::client::form_encode(c)));
+        }
+        let page = api
+            .call(reqwest::Method::GET, &path, None, "reading the audit log")
+            .await?;
+        for item in page["items"].as_array().into_iter().flatten() {
+            if stop_at_id.is_some_and(|stop| item["id"].as_i64().unwrap_or(0) <= stop) {
+                break 'pages;
+            }
+            records.push(item.clone());
+        }
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    records.reverse();
+    Ok(records)
+}
+
+fn print_lines(records: &[Value]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for record in records {
+        let _ = writeln!(out, "{record}");
+    }
+    let _ = out.flush();
 }
 
 pub async fn run(command: AuditCommand) -> Result<(), CliError> {
     match command {
+        AuditCommand::Export {
+            connection,
+            filters,
+            limit,
+        } => {
+            let api = Api::new(&connection)?;
+            let records = collect(&api, &filters.query(), limit, None).await?;
+            print_lines(&records);
+            Ok(())
+        }
+        AuditCommand::Tail {
+            connection,
+            filters,
+            interval,
+        } => {
+            let api = Api::new(&connection)?;
+            let filters = filters.query();
+            // Start from the newest record: only what is written from now on is printed.
+            let newest = collect(&api, &filters, 1, None).await?;
+            let mut last = newest.last().and_then(|r| r["id"].as_i64()).unwrap_or(0);
+            let period = std::time::Duration::from_secs_f64(interval.clamp(0.1, 60.0));
+            loop {
+                tokio::time::sleep(period).await;
+                let fresh = collect(&api, &filters, 100_000, Some(last)).await?;
+                if let Some(id) = fresh.last().and_then(|r| r["id"].as_i64()) {
+                    last = id;
+                }
+                print_lines(&fresh);
+            }
+        }
         AuditCommand::Verify { connection } => {
             let api = Api::new(&connection)?;
             let report = api

@@ -1,0 +1,72 @@
+//! `signet audit export` and `signet audit tail`: the audit log as JSON lines, oldest first,
+//! with the API's filters; tail prints records as they are written.
+
+mod common;
+
+use common::{ADMIN_TOKEN, TestApp, signet_bin};
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
+
+#[tokio::test]
+async fn export_and_tail_print_json_lines() {
+    let app = TestApp::spawn().await;
+    let agent = app.secret_agent().await;
+    for _ in 0..3 {
+        app.access_token(&agent).await;
+    }
+    let output = tokio::process::Command::new(signet_bin())
+        .args([
+            "audit",
+            "export",
+            "--event-type",
+            "token_request",
+            "--outcome",
+            "success",
+        ])
+        .env_clear()
+        .env("SIGNET_URL", &app.url)
+        .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .await
+        .expect("run");
+    assert!(output.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON record per line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    let ids: Vec<i64> = lines
+        .iter()
+        .map(|l| l["id"].as_i64().expect("id"))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first: {ids:?}");
+    assert!(lines.iter().all(|l| l["event_type"] == "token_request"));
+
+    let mut tail = tokio::process::Command::new(signet_bin())
+        .args([
+            "audit",
+            "tail",
+            "--interval",
+            "0.1",
+            "--event-type",
+            "token_request",
+        ])
+        .env_clear()
+        .env("SIGNET_URL", &app.url)
+        .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut lines = tokio::io::BufReader::new(tail.stdout.take().expect("stdout")).lines();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let token = app.access_token(&agent).await;
+    let line = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("a line in time")
+        .expect("read")
+        .expect("a line");
+    let record: Value = serde_json::from_str(&line).expect("json");
+    assert_eq!(record["jti"], common::claims(&token)["jti"]);
+    let _ = tail.kill().await;
+}
