@@ -11,6 +11,7 @@ mod body;
 mod health;
 pub mod jwks_uri;
 pub mod keyring;
+pub mod metrics;
 pub mod oauth;
 pub mod pki;
 pub mod request;

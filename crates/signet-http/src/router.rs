@@ -100,6 +100,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(signing_keys::rotate_signing_key))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(crate::metrics::metrics))
         .split_for_parts()
 }
 

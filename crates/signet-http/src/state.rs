@@ -46,6 +46,8 @@ pub struct AppState {
     pub clock: Arc<Clock>,
     /// Brute-force protection: failed authentications per agent and source (per node).
     pub lockouts: Arc<Lockouts>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -92,6 +94,7 @@ impl AppState {
             pki: Arc::new(pki),
             clock,
             lockouts,
+            metrics: Arc::default(),
             mtls_base_url: mtls_base_url.map(Into::into),
         }
     }

@@ -36,10 +36,24 @@ enum Write {
     },
 }
 
+/// What the writer has done, for metrics.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub batches: std::sync::atomic::AtomicU64,
+    pub writes: std::sync::atomic::AtomicU64,
+    pub failed_batches: std::sync::atomic::AtomicU64,
+    /// Batch sizes: counts of batches with at most 1, 4, 16, 64, 256, 512 writes.
+    pub batch_size_buckets: [std::sync::atomic::AtomicU64; 6],
+}
+
+/// Upper bounds of [`WriterStats::batch_size_buckets`].
+pub const BATCH_SIZE_BOUNDS: [usize; 6] = [1, 4, 16, 64, 256, 512];
+
 /// A handle to the writer. Cloning is cheap.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     sender: mpsc::Sender<Write>,
+    stats: std::sync::Arc<WriterStats>,
     /// The server's clock, once set: records are stamped with its time.
     clock: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<signet_core::clock::Clock>>>,
 }
@@ -58,14 +72,26 @@ impl AuditLog {
             ))
         })?;
         let (sender, receiver) = mpsc::channel(QUEUE);
+        let stats = std::sync::Arc::new(WriterStats::default());
+        let writer_stats = stats.clone();
         std::thread::Builder::new()
             .name("signet-writer".into())
-            .spawn(move || run(connection, receiver))
+            .spawn(move || run(connection, receiver, &writer_stats))
             .map_err(|e| failed(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             sender,
+            stats,
             clock: Default::default(),
         })
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Writes waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        QUEUE - self.sender.capacity()
     }
 
     /// Stamps records with `clock`'s time from now on (the server's clock, which tests move).
@@ -189,7 +215,8 @@ fn chain_head(connection: &Connection) -> rusqlite::Result<ChainHead> {
     })
 }
 
-fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Write>) {
+fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Write>, stats: &WriterStats) {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut batch: Vec<Write> = Vec::with_capacity(MAX_BATCH);
     let mut head = chain_head(&connection).ok();
     // Blocks until at least one write waits, then takes whatever else is already queued.
@@ -208,12 +235,18 @@ fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Write>) {
             None => Err("the audit chain head cannot be read".to_string()),
             Some(start) => write_batch(&mut connection, &batch, start).map_err(|e| e.to_string()),
         };
+        stats.batches.fetch_add(1, Relaxed);
+        stats.writes.fetch_add(batch.len() as u64, Relaxed);
+        if let Some(bucket) = BATCH_SIZE_BOUNDS.iter().position(|b| batch.len() <= *b) {
+            stats.batch_size_buckets[bucket].fetch_add(1, Relaxed);
+        }
         let result = match result {
             Ok((inserted, new_head)) => {
                 head = Some(new_head);
                 Ok(inserted)
             }
             Err(e) => {
+                stats.failed_batches.fetch_add(1, Relaxed);
                 tracing::error!(error = %e, writes = batch.len(), "group commit failed");
                 // Read the head again before the next batch: nothing of this one was committed.
                 head = None;

@@ -10,7 +10,7 @@ mod group_commit;
 mod migrations;
 mod sqlite;
 
-pub use group_commit::AuditLog;
+pub use group_commit::{AuditLog, BATCH_SIZE_BOUNDS, WriterStats};
 pub use migrations::MIGRATIONS;
 pub use sqlite::{
     ChainReport, Durability, ExpiringCredential, IssuedRecord, MAX_CERTIFICATES_PER_AGENT, Page,

@@ -95,20 +95,41 @@ pub async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let mut refused_reason: Option<String> = None;
     let mut attempt = Attempt::default();
     let (event, response) = match issue(&state, &caller, &headers, body, &mut attempt).await {
         Ok((event, response)) => (event, response),
         Err(Refusal {
             locked: Some(retry),
             ..
-        }) => return super::error::locked(retry),
+        }) => {
+            state
+                .metrics
+                .token_request(attempt.method, Some("locked"), started.elapsed());
+            return super::error::locked(retry);
+        }
         Err(refusal) => {
+            refused_reason = Some(refusal.reason.clone());
             let event = AuditEvent::failure(event::TOKEN_REQUEST, &refusal.reason);
             (event, refusal.wire.into_response())
         }
     };
     // The record of a token is committed before the token leaves the server.
-    audited(&state, &caller, &attempt, event, response).await
+    let response = audited(&state, &caller, &attempt, event, response).await;
+    let failure = (!response.status().is_success()).then(|| {
+        refused_reason
+            .as_deref()
+            .unwrap_or(if response.status().as_u16() == 503 {
+                "store_unavailable"
+            } else {
+                "other"
+            })
+    });
+    state
+        .metrics
+        .token_request(attempt.method, failure, started.elapsed());
+    response
 }
 
 async fn issue(

@@ -84,6 +84,11 @@ impl Store {
     }
 
     /// The audit log writer.
+    /// Connections in the read/admin pool, and how many are idle (for metrics).
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
     pub fn audit(&self) -> &AuditLog {
         &self.audit
     }

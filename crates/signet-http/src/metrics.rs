@@ -1,0 +1,215 @@
+//! `GET /metrics`: Prometheus text format (version 0.0.4). Token requests by method and
+//! outcome, failures by reason, token endpoint latency, audit writer batches and queue, the
+//! database pool, locks in force. Labels are bounded: methods and reasons come from fixed sets
+//! (an unknown reason is counted as `other`), and there are no per-agent labels.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use signet_store::BATCH_SIZE_BOUNDS;
+
+use crate::state::AppState;
+
+/// Latency bucket bounds in seconds.
+const LATENCY_BOUNDS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+/// Most distinct reasons kept; more are counted as `other`.
+const MAX_REASONS: usize = 128;
+
+/// The counters, updated on the hot path with relaxed atomics (a short lock for reasons).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// (method, success?) → count.
+    requests: Mutex<HashMap<(&'static str, bool), u64>>,
+    failures: Mutex<HashMap<String, u64>>,
+    latency_buckets: [AtomicU64; LATENCY_BOUNDS.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+}
+
+/// The method label: one of the registered names, or `none` before one was recognised.
+fn method_label(method: Option<&str>) -> &'static str {
+    match method {
+        Some("client_secret_basic") => "client_secret_basic",
+        Some("client_secret_post") => "client_secret_post",
+        Some("private_key_jwt") => "private_key_jwt",
+        Some("tls_client_auth") => "tls_client_auth",
+        Some("self_signed_tls_client_auth") => "self_signed_tls_client_auth",
+        _ => "none",
+    }
+}
+
+impl Metrics {
+    /// Counts one token request and its latency.
+    pub fn token_request(&self, method: Option<&str>, failure: Option<&str>, elapsed: Duration) {
+        let method = method_label(method);
+        if let Ok(mut requests) = self.requests.lock() {
+            *requests.entry((method, failure.is_none())).or_default() += 1;
+        }
+        if let Some(reason) = failure
+            && let Ok(mut failures) = self.failures.lock()
+        {
+            let known = failures.contains_key(reason) || failures.len() < MAX_REASONS;
+            let valid = reason.len() <= 64
+                && reason
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit());
+            let label = if known && valid { reason } else { "other" };
+            *failures.entry(label.to_string()).or_default() += 1;
+        }
+        let seconds = elapsed.as_secs_f64();
+        for (i, bound) in LATENCY_BOUNDS.iter().enumerate() {
+            if seconds <= *bound {
+                self.latency_buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Relaxed);
+        self.latency_sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Relaxed);
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The metrics in Prometheus text format.
+#[utoipa::path(
+    get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    let mut out = String::with_capacity(4096);
+    family(
+        &mut out,
+        "signet_token_requests_total",
+        "counter",
+        "Token requests by client authentication method and outcome.",
+    );
+    if let Ok(requests) = m.requests.lock() {
+        let mut rows: Vec<_> = requests.iter().collect();
+        rows.sort();
+        for ((method, ok), count) in rows {
+            let outcome = if *ok { "success" } else { "failure" };
+            let _ = writeln!(
+                out,
+                "signet_token_requests_total{{method=\"{method}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+    }
+    family(
+        &mut out,
+        "signet_token_failures_total",
+        "counter",
+        "Refused token requests by audit reason.",
+    );
+    if let Ok(failures) = m.failures.lock() {
+        let mut rows: Vec<_> = failures.iter().collect();
+        rows.sort();
+        for (reason, count) in rows {
+            let _ = writeln!(
+                out,
+                "signet_token_failures_total{{reason=\"{reason}\"}} {count}"
+            );
+        }
+    }
+    family(
+        &mut out,
+        "signet_token_request_duration_seconds",
+        "histogram",
+        "Time to answer a token request, audit commit included.",
+    );
+    for (i, bound) in LATENCY_BOUNDS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "signet_token_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+            m.latency_buckets[i].load(Relaxed)
+        );
+    }
+    let count = m.latency_count.load(Relaxed);
+    let _ = writeln!(
+        out,
+        "signet_token_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\nsignet_token_request_duration_seconds_sum {}\nsignet_token_request_duration_seconds_count {count}",
+        m.latency_sum_micros.load(Relaxed) as f64 / 1e6
+    );
+    let writer = state.store.audit().stats();
+    family(
+        &mut out,
+        "signet_audit_batch_size",
+        "histogram",
+        "Writes per group commit of the audit writer.",
+    );
+    let mut cumulative = 0;
+    for (i, bound) in BATCH_SIZE_BOUNDS.iter().enumerate() {
+        cumulative += writer.batch_size_buckets[i].load(Relaxed);
+        let _ = writeln!(
+            out,
+            "signet_audit_batch_size_bucket{{le=\"{bound}\"}} {cumulative}"
+        );
+    }
+    let batches = writer.batches.load(Relaxed);
+    let _ = writeln!(
+        out,
+        "signet_audit_batch_size_bucket{{le=\"+Inf\"}} {batches}\nsignet_audit_batch_size_sum {}\nsignet_audit_batch_size_count {batches}",
+        writer.writes.load(Relaxed)
+    );
+    family(
+        &mut out,
+        "signet_audit_failed_batches_total",
+        "counter",
+        "Group commits that failed (their callers got 503).",
+    );
+    let _ = writeln!(
+        out,
+        "signet_audit_failed_batches_total {}",
+        writer.failed_batches.load(Relaxed)
+    );
+    family(
+        &mut out,
+        "signet_audit_queue_depth",
+        "gauge",
+        "Writes waiting for the audit writer.",
+    );
+    let _ = writeln!(
+        out,
+        "signet_audit_queue_depth {}",
+        state.store.audit().queue_depth()
+    );
+    let (size, idle) = state.store.pool_stats();
+    family(
+        &mut out,
+        "signet_db_pool_connections",
+        "gauge",
+        "Database pool connections by state.",
+    );
+    let _ = writeln!(
+        out,
+        "signet_db_pool_connections{{state=\"idle\"}} {idle}\nsignet_db_pool_connections{{state=\"busy\"}} {}",
+        (size as usize).saturating_sub(idle)
+    );
+    family(
+        &mut out,
+        "signet_lockouts_active",
+        "gauge",
+        "Agents and source addresses locked by brute-force protection (this node).",
+    );
+    let locks = state.lockouts.locks(state.now());
+    for kind in ["agent", "source"] {
+        let n = locks.iter().filter(|l| l.kind.as_str() == kind).count();
+        let _ = writeln!(out, "signet_lockouts_active{{kind=\"{kind}\"}} {n}");
+    }
+    let mut response = out.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,92 @@
+//! `/metrics` parses with the Prometheus client library's parser (Python `prometheus_client`,
+//! installed by `scripts/test`) and counts what happened, without per-agent labels.
+
+mod common;
+
+use common::{TestAgent, TestApp};
+use serde_json::Value;
+
+fn value(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .find(|s| s[0] == name && labels.iter().all(|(k, v)| s[1][*k].as_str() == Some(*v)))
+        .and_then(|s| s[2].as_f64())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_parse_and_count_token_requests() {
+    let available = std::process::Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        assert!(
+            std::env::var("SIGNET_REQUIRE_INTEROP").is_err(),
+            "SIGNET_REQUIRE_INTEROP is set but Python's prometheus_client is missing"
+        );
+        eprintln!(
+            "SKIPPED: Python's prometheus_client is not installed (scripts/test installs it)"
+        );
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let agent = app.secret_agent().await;
+    for _ in 0..3 {
+        app.access_token(&agent).await;
+    }
+    let wrong = TestAgent {
+        id: agent.id.clone(),
+        secret: signet_core::client_auth::AgentSecret::generate()
+            .expose()
+            .to_string(),
+    };
+    assert_eq!(
+        app.token(&wrong, "grant_type=client_credentials")
+            .await
+            .status(),
+        401
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/parse_metrics.py"
+    );
+    let output = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(&app.url)
+        .output()
+        .await
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let parsed: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert!(
+        parsed["content_type"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("text/plain; version=0.0.4"))
+    );
+    let samples = parsed["samples"].as_array().cloned().unwrap_or_default();
+    let requests = "signet_token_requests_total";
+    let ok = [("method", "client_secret_basic"), ("outcome", "success")];
+    assert_eq!(value(&samples, requests, &ok), 3.0);
+    let failed = [("method", "client_secret_basic"), ("outcome", "failure")];
+    assert_eq!(value(&samples, requests, &failed), 1.0);
+    assert_eq!(
+        value(
+            &samples,
+            "signet_token_failures_total",
+            &[("reason", "wrong_secret")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&samples, "signet_token_request_duration_seconds_count", &[]),
+        4.0
+    );
+    assert!(value(&samples, "signet_audit_batch_size_count", &[]) >= 1.0);
+    // No per-agent labels.
+    assert!(!output.stdout.windows(4).any(|w| w == b"agt_"));
+}
