@@ -32,6 +32,7 @@ pub mod event {
     pub const LOCKOUT_STARTED: &str = "lockout_started";
     pub const LOCKOUT_ENDED: &str = "lockout_ended";
     pub const LOCKOUT_LIFTED: &str = "lockout_lifted";
+    pub const ALERT_ACKNOWLEDGED: &str = "alert_acknowledged";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,6 +38,13 @@ pub struct Config {
     pub housekeeping_seconds: u64,
     /// Brute-force protection: failures per agent and per source before a lock, and its timing.
     pub lockout: crate::lockout::LockoutPolicy,
+    /// Anomaly detection rules.
+    pub anomaly: crate::anomaly::AnomalyPolicy,
+    /// Where new alerts are POSTed, signed with `alert_webhook_secret` (HMAC-SHA-256).
+    pub alert_webhook_url: Option<String>,
+    pub alert_webhook_secret: Option<Sensitive>,
+    /// The first retry's delay; each further retry doubles it (five attempts in all).
+    pub alert_webhook_retry_seconds: u64,
     /// Audit records older than this are deleted (the chain stays verifiable from a
     /// checkpoint); `None`: kept forever.
     pub audit_retention_seconds: Option<u64>,
@@ -145,6 +152,13 @@ struct FileConfig {
     housekeeping_seconds: Option<u64>,
     audit_retention_days: Option<u64>,
     lockout_threshold: Option<u64>,
+    alert_failure_burst: Option<u64>,
+    alert_failure_window_seconds: Option<u64>,
+    alert_credential_rules: Option<bool>,
+    alert_webhook_url: Option<String>,
+    alert_webhook_secret: Option<String>,
+    alert_webhook_secret_file: Option<String>,
+    alert_webhook_retry_seconds: Option<u64>,
     lockout_window_seconds: Option<u64>,
     lockout_seconds: Option<u64>,
     lockout_max_seconds: Option<u64>,
@@ -361,6 +375,64 @@ impl Config {
             )?
             .clamp(1, 7 * 86_400) as i64,
         };
+        let anomaly = crate::anomaly::AnomalyPolicy {
+            burst_failures: number(
+                "SIGNET_ALERT_FAILURE_BURST",
+                env,
+                file.alert_failure_burst,
+                20,
+            )?
+            .min(1_000_000) as u32,
+            burst_window: number(
+                "SIGNET_ALERT_FAILURE_WINDOW_SECONDS",
+                env,
+                file.alert_failure_window_seconds,
+                60,
+            )?
+            .clamp(1, 86_400) as i64,
+            credential_rules: match env
+                .get("SIGNET_ALERT_CREDENTIAL_RULES")
+                .filter(|v| !v.is_empty())
+            {
+                Some(v) if v == "false" || v == "0" => false,
+                Some(v) if v == "true" || v == "1" => true,
+                Some(v) => {
+                    return Err(error(
+                        "SIGNET_ALERT_CREDENTIAL_RULES",
+                        format!("`{v}` is not true or false"),
+                    ));
+                }
+                None => file.alert_credential_rules.unwrap_or(true),
+            },
+        };
+        let alert_webhook_url = get("ALERT_WEBHOOK_URL", file.alert_webhook_url.clone())
+            .map(|u| {
+                if u.starts_with("https://") || u.starts_with("http://") {
+                    Ok(u)
+                } else {
+                    Err(error("SIGNET_ALERT_WEBHOOK_URL", "must be an http(s) URL"))
+                }
+            })
+            .transpose()?;
+        let alert_webhook_secret = secret(
+            env,
+            "ALERT_WEBHOOK_SECRET",
+            file.alert_webhook_secret.clone(),
+            file.alert_webhook_secret_file.clone(),
+        )?;
+        if alert_webhook_url.is_some() && alert_webhook_secret.is_none() {
+            return Err(error(
+                "SIGNET_ALERT_WEBHOOK_SECRET",
+                "a webhook needs a secret to sign its deliveries (e.g. `openssl rand -hex 32`)",
+            ));
+        }
+        let alert_webhook_retry_seconds = number(
+            "SIGNET_ALERT_WEBHOOK_RETRY_SECONDS",
+            env,
+            file.alert_webhook_retry_seconds,
+            1,
+        )?
+        .clamp(1, 3600);
         let audit_retention_days = number(
             "SIGNET_AUDIT_RETENTION_DAYS",
             env,
@@ -555,6 +627,10 @@ impl Config {
             signing_key_prepublish_seconds,
             housekeeping_seconds,
             lockout,
+            anomaly,
+            alert_webhook_url,
+            alert_webhook_secret,
+            alert_webhook_retry_seconds,
             audit_retention_seconds: (audit_retention_days > 0)
                 .then_some(audit_retention_days * 86_400),
             issuer,

@@ -8,6 +8,7 @@
 //! written to the audit log; the HTTP crate maps them to deliberately vague wire errors.
 
 pub mod agent;
+pub mod anomaly;
 pub mod audit;
 pub mod cidr;
 pub mod client_auth;

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod agent_ca;
+pub mod alerts;
 mod body;
 mod health;
 pub mod jwks_uri;

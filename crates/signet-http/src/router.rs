@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use crate::admin::problem::Problem;
 use crate::admin::{
-    agents, audit, audit_verify, certificates, expiring, keys, lockouts, signing_keys,
+    agents, alerts, audit, audit_verify, certificates, expiring, keys, lockouts, signing_keys,
 };
 use crate::agent_ca;
 use crate::health;
@@ -94,6 +94,9 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(self_service::revoke_key))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit_verify::verify_audit))
+        .routes(routes!(alerts::list_alerts))
+        .routes(routes!(alerts::acknowledge_alert))
+        .routes(routes!(alerts::alert_deliveries))
         .routes(routes!(lockouts::list_lockouts))
         .routes(routes!(lockouts::lift_lockout))
         .routes(routes!(signing_keys::list_signing_keys))

@@ -48,6 +48,8 @@ pub struct AppState {
     pub lockouts: Arc<Lockouts>,
     /// Counters for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Anomaly detection and alert delivery.
+    pub alerts: Arc<crate::alerts::Alerts>,
 }
 
 impl AppState {
@@ -82,6 +84,7 @@ impl AppState {
         });
         store.audit().use_clock(clock.clone());
         let lockouts = Arc::new(Lockouts::new(config.lockout));
+        let alerts = Arc::new(crate::alerts::Alerts::new(&config));
         Self {
             jwks_fetcher,
             config: Arc::new(config),
@@ -95,6 +98,7 @@ impl AppState {
             clock,
             lockouts,
             metrics: Arc::default(),
+            alerts,
             mtls_base_url: mtls_base_url.map(Into::into),
         }
     }

@@ -13,8 +13,9 @@ mod sqlite;
 pub use group_commit::{AuditLog, BATCH_SIZE_BOUNDS, WriterStats};
 pub use migrations::MIGRATIONS;
 pub use sqlite::{
-    ChainReport, Durability, ExpiringCredential, IssuedRecord, MAX_CERTIFICATES_PER_AGENT, Page,
-    RevocationRecord, StaleUse, Store, StoredAgentCa, StoredCertificate, StoredSigningKey,
+    AlertRecord, ChainReport, DeliveryRecord, Durability, ExpiringCredential, IssuedRecord,
+    MAX_CERTIFICATES_PER_AGENT, Page, RevocationRecord, StaleUse, Store, StoredAgentCa,
+    StoredCertificate, StoredSigningKey,
 };
 
 /// A storage failure.

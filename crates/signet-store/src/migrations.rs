@@ -43,6 +43,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_audit_chain",
         include_str!("../migrations/sqlite/0009_audit_chain.sql"),
     ),
+    (
+        "0010_alerts",
+        include_str!("../migrations/sqlite/0010_alerts.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

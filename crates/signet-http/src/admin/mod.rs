@@ -2,6 +2,7 @@
 //! problem details (see [`problem`]). One file per resource.
 
 pub mod agents;
+pub mod alerts;
 pub mod audit;
 pub mod audit_verify;
 pub mod certificates;

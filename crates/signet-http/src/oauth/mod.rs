@@ -108,9 +108,13 @@ pub(crate) async fn audited(
             return OAuthError::temporarily_unavailable().into_response();
         }
     }
+    let observed = (event.outcome == signet_core::audit::Outcome::Failure).then(|| event.clone());
     if let Err(e) = state.store.audit().record(event).await {
         tracing::error!(error = %e, "request could not be audited; refusing it");
         return OAuthError::temporarily_unavailable().into_response();
+    }
+    if let Some(event) = observed {
+        state.alerts.observe(&state.store, &event, state.now());
     }
     response
 }

@@ -3,6 +3,7 @@
 
 mod agent_keys;
 mod agents;
+mod alerts;
 mod audit;
 mod certificates;
 mod keys;
@@ -21,6 +22,7 @@ use crate::group_commit::AuditLog;
 use crate::migrations::migrate;
 
 pub use agents::{ExpiringCredential, Page, StaleUse};
+pub use alerts::{AlertRecord, DeliveryRecord};
 pub use audit::ChainReport;
 pub use certificates::{
     IssuedRecord, MAX_CERTIFICATES_PER_AGENT, RevocationRecord, StoredAgentCa, StoredCertificate,

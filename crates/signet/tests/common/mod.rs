@@ -157,6 +157,17 @@ impl TestApp {
         self.child.as_ref().and_then(|c| c.id()).expect("running")
     }
 
+    /// Kills the server with SIGKILL (no chance to flush anything) and starts a new one on the
+    /// same data directory.
+    pub async fn crash_and_restart(mut self) -> Self {
+        let mut child = self.child.take().expect("running");
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        let mut next = Self::start(&self.data_dir, &self.env).await;
+        next._tmp = self._tmp.take();
+        next
+    }
+
     /// Stops the server and starts a new one on the same data directory.
     pub async fn restart(mut self) -> Self {
         self.stop().await;

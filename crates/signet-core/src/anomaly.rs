@@ -1,0 +1,216 @@
+//! Anomaly detection over the live stream of audit events. Each rule turns events into alert
+//! signals; the store deduplicates them (an open alert for the same rule and subject counts up
+//! instead of multiplying), so a storm makes one alert with a count.
+//!
+//! Rules: a burst of failed authentications per agent and per source address; use of a stale,
+//! expired or revoked credential; authentication from outside the agent's `allowed_cidrs`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::UnixTime;
+use crate::audit::{AuditEvent, Outcome, event};
+
+/// Which rules run and their thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnomalyPolicy {
+    /// Failures within `burst_window` that make a burst; 0 turns the burst rules off.
+    pub burst_failures: u32,
+    pub burst_window: i64,
+    /// Alert on use of stale, expired or revoked credentials, and on `source_not_allowed`.
+    pub credential_rules: bool,
+}
+
+/// The kinds of alert, with their stable names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rule {
+    FailureBurstAgent,
+    FailureBurstSource,
+    StaleCredential,
+    ExpiredCredential,
+    RevokedCredential,
+    OutsideAllowedNetworks,
+}
+
+impl Rule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FailureBurstAgent => "failure_burst_agent",
+            Self::FailureBurstSource => "failure_burst_source",
+            Self::StaleCredential => "stale_credential",
+            Self::ExpiredCredential => "expired_credential",
+            Self::RevokedCredential => "revoked_credential",
+            Self::OutsideAllowedNetworks => "outside_allowed_networks",
+        }
+    }
+}
+
+/// An alert to raise (or to count on the open one for the same rule and subject).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    pub rule: Rule,
+    /// What the alert is about: the agent ID, or the source address for source rules.
+    pub subject: String,
+    pub agent_id: Option<String>,
+    pub source: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    start: UnixTime,
+    count: u32,
+}
+
+/// Per-node detector state (sliding counts for the burst rules).
+#[derive(Debug)]
+pub struct Detector {
+    policy: AnomalyPolicy,
+    windows: Mutex<HashMap<(Rule, String), Window>>,
+}
+
+const MAX_WINDOWS: usize = 100_000;
+
+impl Detector {
+    pub fn new(policy: AnomalyPolicy) -> Self {
+        Self {
+            policy,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The signals `event` raises.
+    pub fn observe(&self, audit: &AuditEvent, now: UnixTime) -> Vec<Signal> {
+        let mut signals = Vec::new();
+        let authentication = matches!(
+            audit.event_type.as_str(),
+            event::TOKEN_REQUEST | event::INTROSPECTION | event::REVOCATION
+        );
+        if !authentication || audit.outcome != Outcome::Failure {
+            return signals;
+        }
+        let reason = audit.reason.as_deref().unwrap_or_default();
+        let signal = |rule: Rule, subject: &str| Signal {
+            rule,
+            subject: subject.to_string(),
+            agent_id: audit.agent_id.clone(),
+            source: audit.source.clone(),
+            detail: serde_json::json!({ "reason": reason, "method": audit.method }),
+        };
+        if self.policy.credential_rules
+            && let Some(agent) = audit.agent_id.as_deref()
+        {
+            let rule = match reason {
+                "stale_secret" | "stale_certificate" => Some(Rule::StaleCredential),
+                "expired_secret" | "key_expired" | "certificate_expired" => {
+                    Some(Rule::ExpiredCredential)
+                }
+                "key_revoked" | "certificate_revoked" | "certificate_revoked_crl" => {
+                    Some(Rule::RevokedCredential)
+                }
+                "source_not_allowed" => Some(Rule::OutsideAllowedNetworks),
+                _ => None,
+            };
+            if let Some(rule) = rule {
+                signals.push(signal(rule, agent));
+            }
+        }
+        // Only failed authentication counts towards a burst, not a refused scope.
+        let client_failure = !matches!(
+            reason,
+            "missing_grant_type"
+                | "unsupported_grant_type"
+                | "scope_not_allowed"
+                | "malformed_scope"
+                | "audience_not_allowed"
+                | "store_unavailable"
+                | "missing_token"
+        );
+        if self.policy.burst_failures > 0 && client_failure {
+            let keys = [
+                (Rule::FailureBurstAgent, audit.agent_id.as_deref()),
+                (Rule::FailureBurstSource, audit.source.as_deref()),
+            ];
+            let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+            if windows.len() >= MAX_WINDOWS {
+                let window = self.policy.burst_window;
+                windows.retain(|_, w| now - w.start < window);
+            }
+            for (rule, subject) in keys {
+                let Some(subject) = subject else { continue };
+                let window = windows.entry((rule, subject.to_string())).or_default();
+                if now - window.start >= self.policy.burst_window {
+                    window.start = now;
+                    window.count = 0;
+                }
+                window.count += 1;
+                // One signal when the burst is reached, then one per further threshold's worth:
+                // the open alert's count grows without a write per failure.
+                if window.count % self.policy.burst_failures == 0 {
+                    let mut s = signal(rule, subject);
+                    s.detail = serde_json::json!({
+                        "failures": window.count,
+                        "window_seconds": self.policy.burst_window,
+                        "last_reason": reason,
+                    });
+                    signals.push(s);
+                }
+            }
+        }
+        signals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> AnomalyPolicy {
+        AnomalyPolicy {
+            burst_failures: 3,
+            burst_window: 60,
+            credential_rules: true,
+        }
+    }
+
+    fn failure(reason: &str, agent: &str, source: &str) -> AuditEvent {
+        AuditEvent::failure(event::TOKEN_REQUEST, reason)
+            .with_agent(Some(agent))
+            .with_source(Some(source.to_string()), None)
+    }
+
+    #[test]
+    fn bursts_signal_at_the_threshold_per_agent_and_source() {
+        let d = Detector::new(policy());
+        let e = failure("wrong_secret", "agt_a", "10.0.0.1");
+        assert!(d.observe(&e, 0).is_empty());
+        assert!(d.observe(&e, 1).is_empty());
+        let signals = d.observe(&e, 2);
+        let rules: Vec<Rule> = signals.iter().map(|s| s.rule).collect();
+        assert_eq!(rules, [Rule::FailureBurstAgent, Rule::FailureBurstSource]);
+        assert!(d.observe(&e, 3).is_empty());
+        // A new window starts over.
+        assert!(d.observe(&e, 100).is_empty());
+    }
+
+    #[test]
+    fn credential_rules_and_quiet_traffic() {
+        let d = Detector::new(policy());
+        let stale = d.observe(&failure("stale_secret", "agt_a", "10.0.0.1"), 0);
+        assert_eq!(stale[0].rule, Rule::StaleCredential);
+        assert_eq!(stale[0].subject, "agt_a");
+        let outside = d.observe(&failure("source_not_allowed", "agt_b", "10.0.0.2"), 0);
+        assert_eq!(outside[0].rule, Rule::OutsideAllowedNetworks);
+        let ok = AuditEvent::success(event::TOKEN_REQUEST).with_agent(Some("agt_a"));
+        for t in 0..100 {
+            assert!(d.observe(&ok, t).is_empty());
+        }
+        let scope = failure("scope_not_allowed", "agt_c", "10.0.0.3");
+        for t in 0..10 {
+            assert!(
+                d.observe(&scope, t).is_empty(),
+                "a refused scope is not an attack"
+            );
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Alerts from the live event stream: every audited authentication failure goes through the
+//! anomaly detector (`signet_core::anomaly`); its signals become stored, deduplicated alerts,
+//! and a new alert is POSTed to the configured webhook, signed, retried with back-off, each
+//! attempt logged. All of it runs beside the request, never in its way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use signet_core::anomaly::{Detector, Signal};
+use signet_core::audit::{AuditEvent, Outcome};
+use signet_core::config::Config;
+use signet_core::crypto::hmac_sha256;
+use signet_store::{AlertRecord, Store};
+
+use crate::admin::rfc3339;
+
+/// Five attempts in all: the first, then retries after 1, 2, 4 and 8 times the base delay.
+const ATTEMPTS: u32 = 5;
+
+/// The detector and where alerts go.
+#[derive(Debug)]
+pub struct Alerts {
+    detector: Detector,
+    webhook: Option<Webhook>,
+}
+
+#[derive(Debug)]
+struct Webhook {
+    url: String,
+    secret: Vec<u8>,
+    retry_base: Duration,
+    client: reqwest::Client,
+}
+
+impl Alerts {
+    pub fn new(config: &Config) -> Self {
+        let webhook = match (&config.alert_webhook_url, &config.alert_webhook_secret) {
+            (Some(url), Some(secret)) => Some(Webhook {
+                url: url.clone(),
+                secret: secret.expose().as_bytes().to_vec(),
+                retry_base: Duration::from_secs(config.alert_webhook_retry_seconds),
+                client: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .user_agent(concat!("signet/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        Self {
+            detector: Detector::new(config.anomaly),
+            webhook,
+        }
+    }
+
+    /// Feeds an audited event to the detector; raising and delivering happen in the background.
+    pub fn observe(self: &Arc<Self>, store: &Store, event: &AuditEvent, now: i64) {
+        if event.outcome != Outcome::Failure {
+            return;
+        }
+        let signals = self.detector.observe(event, now);
+        if signals.is_empty() {
+            return;
+        }
+        let (alerts, store) = (self.clone(), store.clone());
+        tokio::spawn(async move {
+            for signal in signals {
+                alerts.raise(&store, &signal, now).await;
+            }
+        });
+    }
+
+    async fn raise(self: &Arc<Self>, store: &Store, signal: &Signal, now: i64) {
+        match store.raise_alert(signal, now).await {
+            Ok((alert, true)) => {
+                tracing::warn!(rule = %alert.rule, subject = %alert.subject, "alert raised");
+                if self.webhook.is_some() {
+                    let (alerts, store) = (self.clone(), store.clone());
+                    tokio::spawn(async move { alerts.deliver(&store, &alert).await });
+                }
+            }
+            Ok((_, false)) => {}
+            Err(e) => tracing::error!(error = %e, "an alert could not be stored"),
+        }
+    }
+
+    /// POSTs the alert until the receiver answers 2xx or the attempts run out.
+    async fn deliver(&self, store: &Store, alert: &AlertRecord) {
+        let Some(webhook) = &self.webhook else {
+            return;
+        };
+        let body = serde_json::to_string(&payload(alert)).unwrap_or_default();
+        for attempt in 1..=ATTEMPTS {
+            let timestamp = signet_core::now();
+            let signature = signature(&webhook.secret, timestamp, &body);
+            let outcome = webhook
+                .client
+                .post(&webhook.url)
+                .header("content-type", "application/json")
+                .header("x-signet-timestamp", timestamp.to_string())
+                .header("x-signet-signature", format!("sha256={signature}"))
+                .body(body.clone())
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .map_err(|e| e.to_string());
+            let delivered = matches!(outcome, Ok(s) if (200..300).contains(&s));
+            if let Err(e) = store
+                .record_delivery(alert.id, attempt, timestamp, outcome)
+                .await
+            {
+                tracing::warn!(error = %e, "an alert delivery could not be logged");
+            }
+            if delivered {
+                return;
+            }
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(webhook.retry_base * 2u32.pow(attempt - 1)).await;
+            }
+        }
+        tracing::error!(
+            alert = alert.id,
+            "the alert webhook did not accept the alert"
+        );
+    }
+}
+
+/// `hex(HMAC-SHA-256(secret, "<timestamp>.<body>"))`: receivers recompute it and refuse old
+/// timestamps, so a captured delivery cannot be replayed later.
+pub fn signature(secret: &[u8], timestamp: i64, body: &str) -> String {
+    let mac = hmac_sha256(secret, format!("{timestamp}.{body}").as_bytes());
+    mac.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The JSON an alert is shown and delivered as.
+pub fn payload(alert: &AlertRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": alert.id,
+        "rule": alert.rule,
+        "subject": alert.subject,
+        "agent_id": alert.agent_id,
+        "source": alert.source,
+        "count": alert.count,
+        "first_at": rfc3339(alert.first_at),
+        "last_at": rfc3339(alert.last_at),
+        "status": alert.status,
+        "acknowledged_by": alert.acknowledged_by,
+        "acknowledged_at": alert.acknowledged_at.map(rfc3339),
+        "detail": alert.detail,
+    })
+}

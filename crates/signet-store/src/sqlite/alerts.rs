@@ -1,0 +1,201 @@
+//! Alerts and their webhook deliveries.
+
+use signet_core::UnixTime;
+use signet_core::anomaly::Signal;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::Store;
+use crate::StoreError;
+
+/// An alert as stored.
+#[derive(Debug, Clone)]
+pub struct AlertRecord {
+    pub id: i64,
+    pub rule: String,
+    pub subject: String,
+    pub agent_id: Option<String>,
+    pub source: Option<String>,
+    pub detail: Option<serde_json::Value>,
+    pub count: i64,
+    pub first_at: UnixTime,
+    pub last_at: UnixTime,
+    pub status: String,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<UnixTime>,
+}
+
+/// One webhook delivery attempt.
+#[derive(Debug, Clone)]
+pub struct DeliveryRecord {
+    pub attempt: i64,
+    pub at: UnixTime,
+    pub ok: bool,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+}
+
+macro_rules! alert_columns {
+    () => {
+        "id, rule, subject, agent_id, source, detail, count, first_at, last_at, status, acknowledged_by, acknowledged_at"
+    };
+}
+
+fn alert_from_row(r: &SqliteRow) -> Result<AlertRecord, StoreError> {
+    let detail: Option<String> = r.try_get("detail")?;
+    Ok(AlertRecord {
+        id: r.try_get("id")?,
+        rule: r.try_get("rule")?,
+        subject: r.try_get("subject")?,
+        agent_id: r.try_get("agent_id")?,
+        source: r.try_get("source")?,
+        detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+        count: r.try_get("count")?,
+        first_at: r.try_get("first_at")?,
+        last_at: r.try_get("last_at")?,
+        status: r.try_get("status")?,
+        acknowledged_by: r.try_get("acknowledged_by")?,
+        acknowledged_at: r.try_get("acknowledged_at")?,
+    })
+}
+
+impl Store {
+    /// Raises `signal`: counts up the open alert for its rule and subject, or opens one. Returns
+    /// the alert and whether it is new (new alerts go to the webhook).
+    pub async fn raise_alert(
+        &self,
+        signal: &Signal,
+        now: UnixTime,
+    ) -> Result<(AlertRecord, bool), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE alerts SET count = count + 1, last_at = ?, detail = ? WHERE rule = ? AND subject = ? AND status = 'open'",
+        )
+        .bind(now)
+        .bind(signal.detail.to_string())
+        .bind(signal.rule.as_str())
+        .bind(&signal.subject)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let created = updated == 0;
+        if created {
+            sqlx::query(
+                "INSERT INTO alerts (rule, subject, agent_id, source, detail, count, first_at, last_at, status) VALUES (?, ?, ?, ?, ?, 1, ?, ?, 'open')",
+            )
+            .bind(signal.rule.as_str())
+            .bind(&signal.subject)
+            .bind(signal.agent_id.as_deref())
+            .bind(signal.source.as_deref())
+            .bind(signal.detail.to_string())
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            alert_columns!(),
+            " FROM alerts WHERE rule = ? AND subject = ? AND status = 'open'"
+        ))
+        .bind(signal.rule.as_str())
+        .bind(&signal.subject)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((alert_from_row(&row)?, created))
+    }
+
+    /// Alerts, newest first; `status` filters by `open` or `acknowledged`.
+    pub async fn list_alerts(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AlertRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            alert_columns!(),
+            " FROM alerts WHERE (?1 IS NULL OR status = ?1) ORDER BY last_at DESC, id DESC LIMIT ?2"
+        ))
+        .bind(status)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
+    /// Acknowledges an open alert; `None` if there is no open alert with this id.
+    pub async fn acknowledge_alert(
+        &self,
+        id: i64,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<Option<AlertRecord>, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE alerts SET status = 'acknowledged', acknowledged_by = ?, acknowledged_at = ? WHERE id = ? AND status = 'open'",
+        )
+        .bind(actor)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            alert_columns!(),
+            " FROM alerts WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Some(alert_from_row(&row)?))
+    }
+
+    pub async fn record_delivery(
+        &self,
+        alert_id: i64,
+        attempt: u32,
+        at: UnixTime,
+        outcome: Result<u16, String>,
+    ) -> Result<(), StoreError> {
+        let (ok, status, error) = match &outcome {
+            Ok(status) => ((200..300).contains(status), Some(i64::from(*status)), None),
+            Err(e) => (false, None, Some(e.clone())),
+        };
+        sqlx::query(
+            "INSERT INTO alert_deliveries (alert_id, attempt, at, ok, status_code, error) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(alert_id)
+        .bind(i64::from(attempt))
+        .bind(at)
+        .bind(ok)
+        .bind(status)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn alert_deliveries(&self, alert_id: i64) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT attempt, at, ok, status_code, error FROM alert_deliveries WHERE alert_id = ? ORDER BY id",
+        )
+        .bind(alert_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeliveryRecord {
+                    attempt: r.try_get("attempt")?,
+                    at: r.try_get("at")?,
+                    ok: r.try_get("ok")?,
+                    status_code: r.try_get("status_code")?,
+                    error: r.try_get("error")?,
+                })
+            })
+            .collect()
+    }
+}

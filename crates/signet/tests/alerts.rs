@@ -1,0 +1,250 @@
+//! Anomaly alerts on scripted scenarios: a failure burst per agent and per source makes one
+//! alert with a count; stale credentials and requests from outside `allowed_cidrs` raise
+//! theirs; normal traffic raises nothing. New alerts reach a local webhook receiver with a valid
+//! signature, and a failed delivery is retried and logged.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lc_rs::hmac;
+use common::{TestAgent, TestApp};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SECRET: &str = "webhook-secret-for-tests-0123456789";
+
+/// One delivery as the receiver saw it.
+#[derive(Debug, Clone)]
+struct Delivery {
+    timestamp: String,
+    signature: String,
+    body: String,
+}
+
+/// A minimal HTTP receiver: answers 500 to the first request, 200 afterwards.
+async fn receiver() -> (String, Arc<Mutex<Vec<Delivery>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let seen: Arc<Mutex<Vec<Delivery>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buffer = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body) = loop {
+                let Ok(n) = stream.read(&mut chunk).await else {
+                    break (String::new(), String::new());
+                };
+                if n == 0 {
+                    break (String::new(), String::new());
+                }
+                buffer.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buffer).to_string();
+                if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if rest.len() >= length {
+                        break (head.to_string(), rest[..length].to_string());
+                    }
+                }
+            };
+            let header = |name: &str| {
+                head.lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                    })
+                    .unwrap_or_default()
+            };
+            let delivery = Delivery {
+                timestamp: header("x-signet-timestamp"),
+                signature: header("x-signet-signature"),
+                body,
+            };
+            let first = {
+                let mut log = log.lock().expect("lock");
+                log.push(delivery);
+                log.len() == 1
+            };
+            let status = if first {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = stream
+                .write_all(
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await;
+        }
+    });
+    (url, seen)
+}
+
+async fn alerts(app: &TestApp) -> Vec<Value> {
+    app.get_json("/api/v1/alerts").await["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn until<F: Fn(&[Value]) -> bool>(app: &TestApp, what: &str, check: F) -> Vec<Value> {
+    for _ in 0..100 {
+        let list = alerts(app).await;
+        if check(&list) {
+            return list;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: {:?}", alerts(app).await);
+}
+
+fn wrong(agent: &TestAgent) -> TestAgent {
+    TestAgent {
+        id: agent.id.clone(),
+        secret: signet_core::client_auth::AgentSecret::generate()
+            .expose()
+            .to_string(),
+    }
+}
+
+#[tokio::test]
+async fn scripted_scenarios_raise_deduplicated_alerts_and_reach_the_webhook() {
+    let (url, seen) = receiver().await;
+    let app = TestApp::spawn_with(&[
+        ("SIGNET_ALERT_FAILURE_BURST", "5"),
+        ("SIGNET_ALERT_WEBHOOK_URL", &url),
+        ("SIGNET_ALERT_WEBHOOK_SECRET", SECRET),
+        ("SIGNET_ALERT_WEBHOOK_RETRY_SECONDS", "1"),
+    ])
+    .await;
+    let agent = app.secret_agent().await;
+    // Normal traffic: nothing.
+    for _ in 0..20 {
+        app.access_token(&agent).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(alerts(&app).await.is_empty());
+
+    // A storm of wrong secrets: one alert per agent and per source, counting.
+    for _ in 0..12 {
+        assert_eq!(
+            app.token(&wrong(&agent), "grant_type=client_credentials")
+                .await
+                .status(),
+            401
+        );
+    }
+    let list = until(&app, "burst alerts", |l| {
+        l.iter()
+            .filter(|a| {
+                a["rule"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("failure_burst"))
+            })
+            .count()
+            == 2
+            && l.iter().all(|a| a["count"] == 2)
+    })
+    .await;
+    let by_agent = list
+        .iter()
+        .find(|a| a["rule"] == "failure_burst_agent")
+        .expect("agent burst");
+    assert_eq!(by_agent["subject"], json!(agent.id));
+    assert_eq!(list.len(), 2, "a storm makes one alert each, not dozens");
+
+    // A stale secret, and a request from outside allowed_cidrs.
+    let response = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{}/secret/regenerate", agent.id),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    app.token(&agent, "grant_type=client_credentials").await;
+    let fenced = app
+        .create_agent(json!({ "name": "fenced", "allowed_cidrs": ["10.0.0.0/8"] }))
+        .await;
+    let fenced = TestAgent {
+        id: fenced["agent_id"].as_str().expect("id").into(),
+        secret: fenced["agent_secret"].as_str().expect("secret").into(),
+    };
+    app.token(&fenced, "grant_type=client_credentials").await;
+    until(&app, "credential alerts", |l| {
+        l.iter()
+            .any(|a| a["rule"] == "stale_credential" && a["subject"] == json!(agent.id))
+            && l.iter().any(|a| {
+                a["rule"] == "outside_allowed_networks" && a["subject"] == json!(fenced.id)
+            })
+    })
+    .await;
+
+    // Every new alert reached the webhook with a valid signature; the first was retried.
+    let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET.as_bytes());
+    for _ in 0..100 {
+        if seen.lock().expect("lock").len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deliveries = seen.lock().expect("lock").clone();
+    assert!(deliveries.len() >= 5, "{deliveries:?}");
+    for d in &deliveries {
+        let expected = hmac::sign(&key, format!("{}.{}", d.timestamp, d.body).as_bytes());
+        let hex: String = expected
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(d.signature, format!("sha256={hex}"));
+        let body: Value = serde_json::from_str(&d.body).expect("json");
+        assert!(body["rule"].is_string());
+    }
+    let first: Value = serde_json::from_str(&deliveries[0].body).expect("json");
+    let first_id = first["id"].as_i64().expect("id");
+    let log = app
+        .get_json(&format!("/api/v1/alerts/{first_id}/deliveries"))
+        .await;
+    let attempts = log["items"].as_array().cloned().unwrap_or_default();
+    assert!(attempts.len() >= 2, "{attempts:?}");
+    assert_eq!(attempts[0]["ok"], json!(false));
+    assert_eq!(attempts[0]["status_code"], json!(500));
+    assert_eq!(attempts[1]["ok"], json!(true));
+
+    // Acknowledged: the next burst opens a new alert.
+    let response = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/alerts/{}/acknowledge", by_agent["id"]),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let acknowledged: Value = response.json().await.expect("json");
+    assert_eq!(acknowledged["status"], "acknowledged");
+    assert_eq!(acknowledged["acknowledged_by"], "admin-token");
+    let open = app.get_json("/api/v1/alerts?status=open").await;
+    assert!(
+        !open["items"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|a| a["id"] == by_agent["id"]))
+    );
+}
