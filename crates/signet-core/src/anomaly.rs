@@ -146,7 +146,7 @@ impl Detector {
                 window.count += 1;
                 // One signal when the burst is reached, then one per further threshold's worth:
                 // the open alert's count grows without a write per failure.
-                if window.count % self.policy.burst_failures == 0 {
+                if window.count.is_multiple_of(self.policy.burst_failures) {
                     let mut s = signal(rule, subject);
                     s.detail = serde_json::json!({
                         "failures": window.count,
