@@ -3,7 +3,8 @@
 //! instead of multiplying), so a storm makes one alert with a count.
 //!
 //! Rules: a burst of failed authentications per agent and per source address; use of a stale,
-//! expired or revoked credential; authentication from outside the agent's `allowed_cidrs`.
+//! expired or revoked credential; authentication from outside the agent's `allowed_cidrs`; an
+//! agent authenticating from a network (IPv4 /24, IPv6 /64) it has not used recently.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +20,9 @@ pub struct AnomalyPolicy {
     pub burst_window: i64,
     /// Alert on use of stale, expired or revoked credentials, and on `source_not_allowed`.
     pub credential_rules: bool,
+    /// Alert when an agent authenticates from a network it has not used in this many days;
+    /// 0 turns the rule off.
+    pub new_network_days: u64,
 }
 
 /// The kinds of alert, with their stable names.
@@ -30,6 +34,7 @@ pub enum Rule {
     ExpiredCredential,
     RevokedCredential,
     OutsideAllowedNetworks,
+    NewNetwork,
 }
 
 impl Rule {
@@ -41,6 +46,7 @@ impl Rule {
             Self::ExpiredCredential => "expired_credential",
             Self::RevokedCredential => "revoked_credential",
             Self::OutsideAllowedNetworks => "outside_allowed_networks",
+            Self::NewNetwork => "new_network",
         }
     }
 }
@@ -62,12 +68,31 @@ struct Window {
     count: u32,
 }
 
-/// Per-node detector state (sliding counts for the burst rules).
+/// Per-node detector state (sliding counts for the burst rules, and when each agent's network
+/// was last checked against the store).
 #[derive(Debug)]
 pub struct Detector {
     policy: AnomalyPolicy,
     windows: Mutex<HashMap<(Rule, String), Window>>,
+    networks: Mutex<HashMap<(String, String), UnixTime>>,
 }
+
+/// The network an address belongs to for the new-network rule: IPv4 /24, IPv6 /64.
+pub fn network_of(address: std::net::IpAddr) -> String {
+    match address {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+/// How often the store is asked about an (agent, network) pair this node has seen.
+const NETWORK_CHECK_INTERVAL: i64 = 3600;
 
 const MAX_WINDOWS: usize = 100_000;
 
@@ -76,7 +101,40 @@ impl Detector {
         Self {
             policy,
             windows: Mutex::new(HashMap::new()),
+            networks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// For a successful authentication: the network to check against the agent's history, or
+    /// `None` when the rule is off or this node checked the pair within the last hour (so the
+    /// store is asked rarely, not per token).
+    pub fn network_to_check(
+        &self,
+        agent_id: &str,
+        source: std::net::IpAddr,
+        now: UnixTime,
+    ) -> Option<String> {
+        if self.policy.new_network_days == 0 {
+            return None;
+        }
+        let network = network_of(source);
+        let mut networks = self.networks.lock().unwrap_or_else(|e| e.into_inner());
+        if networks.len() >= MAX_WINDOWS {
+            networks.retain(|_, t| now - *t < NETWORK_CHECK_INTERVAL);
+        }
+        let key = (agent_id.to_string(), network.clone());
+        match networks.get(&key) {
+            Some(t) if now - *t < NETWORK_CHECK_INTERVAL => None,
+            _ => {
+                networks.insert(key, now);
+                Some(network)
+            }
+        }
+    }
+
+    /// How far back the new-network rule looks.
+    pub fn new_network_days(&self) -> u64 {
+        self.policy.new_network_days
     }
 
     /// The signals `event` raises.
@@ -170,7 +228,23 @@ mod tests {
             burst_failures: 3,
             burst_window: 60,
             credential_rules: true,
+            new_network_days: 30,
         }
+    }
+
+    #[test]
+    fn networks_are_checked_once_an_hour_per_agent() {
+        let d = Detector::new(policy());
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        assert_eq!(network_of(ip("10.1.2.3")), "10.1.2.0/24");
+        assert_eq!(network_of(ip("2001:db8:1:2:3::4")), "2001:db8:1:2::/64");
+        assert_eq!(
+            d.network_to_check("agt_a", ip("10.1.2.3"), 0).as_deref(),
+            Some("10.1.2.0/24")
+        );
+        assert_eq!(d.network_to_check("agt_a", ip("10.1.2.99"), 10), None);
+        assert!(d.network_to_check("agt_a", ip("10.9.9.9"), 10).is_some());
+        assert!(d.network_to_check("agt_a", ip("10.1.2.3"), 4000).is_some());
     }
 
     fn failure(reason: &str, agent: &str, source: &str) -> AuditEvent {

@@ -155,6 +155,7 @@ struct FileConfig {
     alert_failure_burst: Option<u64>,
     alert_failure_window_seconds: Option<u64>,
     alert_credential_rules: Option<bool>,
+    alert_new_network_days: Option<u64>,
     alert_webhook_url: Option<String>,
     alert_webhook_secret: Option<String>,
     alert_webhook_secret_file: Option<String>,
@@ -404,6 +405,13 @@ impl Config {
                 }
                 None => file.alert_credential_rules.unwrap_or(true),
             },
+            new_network_days: number(
+                "SIGNET_ALERT_NEW_NETWORK_DAYS",
+                env,
+                file.alert_new_network_days,
+                30,
+            )?
+            .min(3650),
         };
         let alert_webhook_url = get("ALERT_WEBHOOK_URL", file.alert_webhook_url.clone())
             .map(|u| {

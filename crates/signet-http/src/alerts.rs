@@ -3,10 +3,11 @@
 //! and a new alert is POSTed to the configured webhook, signed, retried with back-off, each
 //! attempt logged. All of it runs beside the request, never in its way.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_core::anomaly::{Detector, Signal};
+use signet_core::anomaly::{Detector, Rule, Signal};
 use signet_core::audit::{AuditEvent, Outcome};
 use signet_core::config::Config;
 use signet_core::crypto::hmac_sha256;
@@ -66,6 +67,41 @@ impl Alerts {
         tokio::spawn(async move {
             for signal in signals {
                 alerts.raise(&store, &signal, now).await;
+            }
+        });
+    }
+
+    /// For a successful authentication: checks, now and then, whether the agent comes from a
+    /// network it has not used recently (in the background).
+    pub fn observe_success(
+        self: &Arc<Self>,
+        store: &Store,
+        agent_id: &str,
+        source: IpAddr,
+        now: i64,
+    ) {
+        let Some(network) = self.detector.network_to_check(agent_id, source, now) else {
+            return;
+        };
+        let since = now - (self.detector.new_network_days() * 86_400) as i64;
+        let (alerts, store, agent_id) = (self.clone(), store.clone(), agent_id.to_string());
+        tokio::spawn(async move {
+            match store
+                .note_agent_network(&agent_id, &network, now, since)
+                .await
+            {
+                Ok(true) => {
+                    let signal = Signal {
+                        rule: Rule::NewNetwork,
+                        subject: agent_id.clone(),
+                        agent_id: Some(agent_id),
+                        source: Some(source.to_string()),
+                        detail: serde_json::json!({ "network": network, "source": source.to_string() }),
+                    };
+                    alerts.raise(&store, &signal, now).await;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "agent network could not be recorded"),
             }
         });
     }

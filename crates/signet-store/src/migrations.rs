@@ -47,6 +47,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_alerts",
         include_str!("../migrations/sqlite/0010_alerts.sql"),
     ),
+    (
+        "0011_agent_networks",
+        include_str!("../migrations/sqlite/0011_agent_networks.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

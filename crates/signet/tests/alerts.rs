@@ -248,3 +248,46 @@ async fn scripted_scenarios_raise_deduplicated_alerts_and_reach_the_webhook() {
             .is_some_and(|l| l.iter().any(|a| a["id"] == by_agent["id"]))
     );
 }
+
+#[tokio::test]
+async fn an_agent_from_a_network_it_has_not_used_raises_an_alert() {
+    let app = TestApp::spawn_with(&[("SIGNET_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    let agent = app.secret_agent().await;
+    let from = |network: Option<&'static str>| {
+        let mut request = app
+            .http
+            .post(format!("{}/oauth2/token", app.url))
+            .basic_auth(&agent.id, Some(&agent.secret))
+            .form(&[("grant_type", "client_credentials")]);
+        if let Some(address) = network {
+            request = request.header("x-forwarded-for", address);
+        }
+        request.send()
+    };
+    // The first network an agent uses is its baseline, not an anomaly.
+    for _ in 0..3 {
+        assert_eq!(from(None).await.expect("send").status(), 200);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(alerts(&app).await.is_empty());
+    // Then a network it never used.
+    assert_eq!(from(Some("203.0.113.9")).await.expect("send").status(), 200);
+    let list = until(&app, "new network alert", |l| {
+        l.iter().any(|a| a["rule"] == "new_network")
+    })
+    .await;
+    let alert = list
+        .iter()
+        .find(|a| a["rule"] == "new_network")
+        .expect("alert");
+    assert_eq!(alert["subject"], json!(agent.id));
+    assert_eq!(alert["detail"]["network"], "203.0.113.0/24");
+    // The same network again is no news; another new one counts on the open alert.
+    from(Some("203.0.113.77")).await.expect("send");
+    from(Some("198.51.100.1")).await.expect("send");
+    until(&app, "counted", |l| {
+        l.iter()
+            .any(|a| a["rule"] == "new_network" && a["count"] == 2)
+    })
+    .await;
+}

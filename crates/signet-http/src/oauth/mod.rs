@@ -15,6 +15,7 @@ use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 
 use axum::response::{IntoResponse, Response};
+use signet_core::agent::AgentId;
 use signet_core::audit::{AuditEvent, event};
 
 use crate::body;
@@ -113,8 +114,17 @@ pub(crate) async fn audited(
         tracing::error!(error = %e, "request could not be audited; refusing it");
         return OAuthError::temporarily_unavailable().into_response();
     }
-    if let Some(event) = observed {
-        state.alerts.observe(&state.store, &event, state.now());
+    match observed {
+        Some(event) => state.alerts.observe(&state.store, &event, state.now()),
+        None => {
+            if let Some(agent_id) = attempt.claimed_agent_id.as_deref()
+                && AgentId::is_well_formed(agent_id)
+            {
+                state
+                    .alerts
+                    .observe_success(&state.store, agent_id, caller.ip, state.now());
+            }
+        }
     }
     response
 }

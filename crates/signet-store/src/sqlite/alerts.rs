@@ -154,6 +154,44 @@ impl Store {
         Ok(Some(alert_from_row(&row)?))
     }
 
+    /// Records that `agent_id` authenticated from `network` at `now`. Returns whether the agent
+    /// had used other networks before and this one not since `recent_since` (a new network
+    /// for an agent with a history).
+    pub async fn note_agent_network(
+        &self,
+        agent_id: &str,
+        network: &str,
+        now: UnixTime,
+        recent_since: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let last_seen: Option<i64> = sqlx::query_scalar(
+            "SELECT last_seen FROM agent_networks WHERE agent_id = ? AND network = ?",
+        )
+        .bind(agent_id)
+        .bind(network)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM agent_networks WHERE agent_id = ? AND network <> ?",
+        )
+        .bind(agent_id)
+        .bind(network)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO agent_networks (agent_id, network, first_seen, last_seen) SELECT ?1, ?2, ?3, ?3 WHERE EXISTS (SELECT 1 FROM agents WHERE agent_id = ?1) ON CONFLICT (agent_id, network) DO UPDATE SET last_seen = excluded.last_seen",
+        )
+        .bind(agent_id)
+        .bind(network)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let recent = last_seen.is_some_and(|t| t >= recent_since);
+        Ok(others > 0 && !recent)
+    }
+
     pub async fn record_delivery(
         &self,
         alert_id: i64,
