@@ -268,7 +268,17 @@ async fn an_agent_from_a_network_it_has_not_used_raises_an_alert() {
     for _ in 0..3 {
         assert_eq!(from(None).await.expect("send").status(), 200);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Recorded in the background; the agent shows where it authenticates from.
+    let mut recorded = false;
+    for _ in 0..100 {
+        let shown = app.get_json(&format!("/api/v1/agents/{}", agent.id)).await;
+        if shown["networks"][0]["network"] == "127.0.0.0/24" {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recorded, "the baseline network is recorded");
     assert!(alerts(&app).await.is_empty());
     // Then a network it never used.
     assert_eq!(from(Some("203.0.113.9")).await.expect("send").status(), 200);

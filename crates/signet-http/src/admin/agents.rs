@@ -63,6 +63,17 @@ pub struct AgentView {
     /// single-agent reads: which service still uses old credentials, from where, since when.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     stale_credential_use: Vec<StaleUseView>,
+    /// Networks (IPv4 /24, IPv6 /64) the agent authenticated from, most recent first, on
+    /// single-agent reads (recorded at most hourly per network).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    networks: Vec<NetworkView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NetworkView {
+    network: String,
+    first_seen: String,
+    last_seen: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -119,6 +130,7 @@ impl AgentView {
             updated_at: rfc3339(agent.updated_at),
             secret: None,
             stale_credential_use: Vec::new(),
+            networks: Vec::new(),
         }
     }
 
@@ -655,6 +667,17 @@ async fn agent_view(state: &AppState, agent_id: &str) -> Result<Json<AgentView>,
             last_at: rfc3339(u.last_at),
             last_source: u.last_source,
             last_user_agent: u.last_user_agent,
+        })
+        .collect();
+    view.networks = state
+        .store
+        .agent_networks(agent_id)
+        .await?
+        .into_iter()
+        .map(|(network, first, last)| NetworkView {
+            network,
+            first_seen: rfc3339(first),
+            last_seen: rfc3339(last),
         })
         .collect();
     Ok(Json(view))

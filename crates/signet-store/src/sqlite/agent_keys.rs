@@ -79,7 +79,7 @@ impl Store {
         agent_id: &str,
         keys: &[AgentKey],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         insert_keys(&mut tx, agent_id, keys).await?;
         tx.commit().await?;
         self.cache.invalidate(agent_id);

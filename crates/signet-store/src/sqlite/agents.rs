@@ -34,7 +34,7 @@ impl Store {
         secret: Option<&StoredSecret>,
         keys: &[AgentKey],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO agents (agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, tls_binding_kind, tls_binding_value, tls_binding_canonical, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -227,7 +227,7 @@ impl Store {
         now: UnixTime,
         grace_seconds: u64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE agent_secrets SET replaced_at = ? WHERE agent_id = ? AND replaced_at > ?",
         )
@@ -342,7 +342,7 @@ impl Store {
         if agents.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO agents (agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, created_at, updated_at) ",
         );

@@ -67,7 +67,7 @@ impl Store {
         signal: &Signal,
         now: UnixTime,
     ) -> Result<(AlertRecord, bool), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let updated = sqlx::query(
             "UPDATE alerts SET count = count + 1, last_at = ?, detail = ? WHERE rule = ? AND subject = ? AND status = 'open'",
         )
@@ -164,7 +164,7 @@ impl Store {
         now: UnixTime,
         recent_since: UnixTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let last_seen: Option<i64> = sqlx::query_scalar(
             "SELECT last_seen FROM agent_networks WHERE agent_id = ? AND network = ?",
         )
@@ -190,6 +190,19 @@ impl Store {
         tx.commit().await?;
         let recent = last_seen.is_some_and(|t| t >= recent_since);
         Ok(others > 0 && !recent)
+    }
+
+    /// The networks the agent authenticated from, most recent first (at most 50).
+    pub async fn agent_networks(
+        &self,
+        agent_id: &str,
+    ) -> Result<Vec<(String, UnixTime, UnixTime)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT network, first_seen, last_seen FROM agent_networks WHERE agent_id = ? ORDER BY last_seen DESC LIMIT 50",
+        )
+        .bind(agent_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn record_delivery(

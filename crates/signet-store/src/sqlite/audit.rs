@@ -181,7 +181,7 @@ impl Store {
     /// deleted record's id and hash) so the rest of the chain still verifies. Returns how many
     /// records were deleted.
     pub async fn prune_audit(&self, before_ms: i64, now: i64) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let last: Option<(i64, Option<Vec<u8>>)> = sqlx::query_as(
             "SELECT id, hash FROM audit_events WHERE ts_ms < ? ORDER BY id DESC LIMIT 1",
         )

@@ -58,7 +58,7 @@ impl Store {
         certificates: &[Certificate],
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let existing: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM agent_certificates WHERE agent_id = ?")
                 .bind(agent_id)
@@ -141,7 +141,7 @@ impl Store {
         thumbprint: &str,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let result =
             sqlx::query("DELETE FROM agent_certificates WHERE agent_id = ? AND thumbprint = ?")
                 .bind(agent_id)
@@ -185,7 +185,7 @@ impl Store {
         actor: &str,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let (thumbprint, issuer, serial) = match revocation {
             Revocation::Thumbprint(t) => (Some(t.as_str()), None, None),
             Revocation::IssuerSerial { issuer, serial } => {

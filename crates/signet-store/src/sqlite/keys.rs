@@ -48,7 +48,7 @@ impl Store {
         key: &StoredSigningKey,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         // A next key made for the previous algorithm must not take over later.
         sqlx::query("DELETE FROM signing_keys WHERE status = 'next'")
             .execute(&mut *tx)
@@ -95,7 +95,7 @@ impl Store {
     /// Makes the next key the active one and retires the active key; `false` if there was no
     /// next key.
     pub async fn promote_next_signing_key(&self, now: UnixTime) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let next: Option<String> =
             sqlx::query_scalar("SELECT kid FROM signing_keys WHERE status = 'next'")
                 .fetch_optional(&mut *tx)
@@ -125,7 +125,7 @@ impl Store {
         key: &StoredSigningKey,
         now: UnixTime,
     ) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let removed: Vec<String> = sqlx::query_scalar("SELECT kid FROM signing_keys")
             .fetch_all(&mut *tx)
             .await?;

@@ -91,6 +91,16 @@ impl Store {
         (self.pool.size(), self.pool.num_idle())
     }
 
+    /// A write transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`, waiting
+    /// up to the busy timeout). A deferred transaction that reads first and writes later fails
+    /// with SQLITE_BUSY in WAL mode when another connection (the audit writer) commits between
+    /// its read and its write; this one waits its turn instead.
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     pub fn audit(&self) -> &AuditLog {
         &self.audit
     }
