@@ -74,7 +74,8 @@ struct Window {
 pub struct Detector {
     policy: AnomalyPolicy,
     windows: Mutex<HashMap<(Rule, String), Window>>,
-    networks: Mutex<HashMap<(String, String), UnixTime>>,
+    /// Hash of (agent, network) → when it was last checked.
+    networks: Mutex<HashMap<u64, UnixTime>>,
 }
 
 /// The network an address belongs to for the new-network rule: IPv4 /24, IPv6 /64.
@@ -117,17 +118,23 @@ impl Detector {
         if self.policy.new_network_days == 0 {
             return None;
         }
-        let network = network_of(source);
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        agent_id.hash(&mut hasher);
+        match source {
+            std::net::IpAddr::V4(v4) => v4.octets()[..3].hash(&mut hasher),
+            std::net::IpAddr::V6(v6) => v6.segments()[..4].hash(&mut hasher),
+        }
+        let key = hasher.finish();
         let mut networks = self.networks.lock().unwrap_or_else(|e| e.into_inner());
         if networks.len() >= MAX_WINDOWS {
             networks.retain(|_, t| now - *t < NETWORK_CHECK_INTERVAL);
         }
-        let key = (agent_id.to_string(), network.clone());
         match networks.get(&key) {
             Some(t) if now - *t < NETWORK_CHECK_INTERVAL => None,
             _ => {
                 networks.insert(key, now);
-                Some(network)
+                Some(network_of(source))
             }
         }
     }

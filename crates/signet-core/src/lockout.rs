@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::UnixTime;
 
@@ -78,6 +79,8 @@ pub enum LockEvent {
 pub struct Lockouts {
     policy: LockoutPolicy,
     entries: Mutex<HashMap<(LockKind, String), Entry>>,
+    /// How many entries exist, so that the usual case (no failures anywhere) takes no lock.
+    tracked: AtomicUsize,
 }
 
 /// Entries kept at most; beyond, idle ones are dropped (an attacker rotating addresses cannot
@@ -89,6 +92,7 @@ impl Lockouts {
         Self {
             policy,
             entries: Mutex::new(HashMap::new()),
+            tracked: AtomicUsize::new(0),
         }
     }
 
@@ -99,7 +103,7 @@ impl Lockouts {
     /// Seconds until the first of `keys` that is locked opens again, counting the refusal; the
     /// events of locks that have ended in the meantime.
     pub fn check(&self, keys: &[(LockKind, &str)], now: UnixTime) -> (Option<i64>, Vec<LockEvent>) {
-        if !self.enabled() {
+        if !self.enabled() || self.tracked.load(Ordering::Relaxed) == 0 {
             return (None, Vec::new());
         }
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -169,12 +173,13 @@ impl Lockouts {
                 entry.failures = 0;
             }
         }
+        self.tracked.store(entries.len(), Ordering::Relaxed);
         events
     }
 
     /// A successful authentication clears the agent's and the source's failure counts.
     pub fn success(&self, keys: &[(LockKind, &str)]) {
-        if !self.enabled() {
+        if !self.enabled() || self.tracked.load(Ordering::Relaxed) == 0 {
             return;
         }
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());

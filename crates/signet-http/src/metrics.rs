@@ -26,33 +26,34 @@ const MAX_REASONS: usize = 128;
 /// The counters, updated on the hot path with relaxed atomics (a short lock for reasons).
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// (method, success?) → count.
-    requests: Mutex<HashMap<(&'static str, bool), u64>>,
+    /// Per method (in [`METHODS`] order), successes and failures.
+    requests: [[AtomicU64; 2]; METHODS.len()],
     failures: Mutex<HashMap<String, u64>>,
     latency_buckets: [AtomicU64; LATENCY_BOUNDS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
 }
 
-/// The method label: one of the registered names, or `none` before one was recognised.
-fn method_label(method: Option<&str>) -> &'static str {
-    match method {
-        Some("client_secret_basic") => "client_secret_basic",
-        Some("client_secret_post") => "client_secret_post",
-        Some("private_key_jwt") => "private_key_jwt",
-        Some("tls_client_auth") => "tls_client_auth",
-        Some("self_signed_tls_client_auth") => "self_signed_tls_client_auth",
-        _ => "none",
-    }
+/// The method labels: the registered names, and `none` before one was recognised.
+const METHODS: [&str; 6] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "tls_client_auth",
+    "self_signed_tls_client_auth",
+    "none",
+];
+
+fn method_index(method: Option<&str>) -> usize {
+    method
+        .and_then(|m| METHODS.iter().position(|known| *known == m))
+        .unwrap_or(METHODS.len() - 1)
 }
 
 impl Metrics {
     /// Counts one token request and its latency.
     pub fn token_request(&self, method: Option<&str>, failure: Option<&str>, elapsed: Duration) {
-        let method = method_label(method);
-        if let Ok(mut requests) = self.requests.lock() {
-            *requests.entry((method, failure.is_none())).or_default() += 1;
-        }
+        self.requests[method_index(method)][usize::from(failure.is_some())].fetch_add(1, Relaxed);
         if let Some(reason) = failure
             && let Ok(mut failures) = self.failures.lock()
         {
@@ -94,15 +95,15 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "counter",
         "Token requests by client authentication method and outcome.",
     );
-    if let Ok(requests) = m.requests.lock() {
-        let mut rows: Vec<_> = requests.iter().collect();
-        rows.sort();
-        for ((method, ok), count) in rows {
-            let outcome = if *ok { "success" } else { "failure" };
-            let _ = writeln!(
-                out,
-                "signet_token_requests_total{{method=\"{method}\",outcome=\"{outcome}\"}} {count}"
-            );
+    for (method, counts) in METHODS.iter().zip(&m.requests) {
+        for (outcome, count) in ["success", "failure"].iter().zip(counts) {
+            let count = count.load(Relaxed);
+            if count > 0 {
+                let _ = writeln!(
+                    out,
+                    "signet_token_requests_total{{method=\"{method}\",outcome=\"{outcome}\"}} {count}"
+                );
+            }
         }
     }
     family(
