@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use signet_core::audit::{AuditEvent, event};
-use signet_core::client_auth::{self, AuthContext, ClientAuthError, PresentedCredentials};
+use signet_core::client_auth::{ClientAuthError, PresentedCredentials};
 
 use crate::admin::certificates::{IssueRequest, IssuedCertificateResponse, issue, issued_detail};
 use crate::admin::json::ApiJson;
@@ -133,16 +133,8 @@ async fn authenticate(
         agent_id: issued.agent_id.clone(),
         chain,
     };
-    let (trust, revoked) = (state.pki.trust(), state.pki.revoked());
-    let context = AuthContext {
-        master_key: &state.master_key,
-        assertion_policy: &state.assertion_policy,
-        trust: &trust,
-        revoked_certificates: &revoked,
-        source: caller.ip,
-        now: state.now(),
-    };
-    client_auth::authenticate(&presented, credentials.as_deref(), &context)
+    state
+        .check_credentials(&presented, credentials.as_deref(), caller.ip)
         .map(|a| a.agent.clone())
         .map_err(|e| (e, Some(issued.agent_id.clone())))
 }

@@ -9,9 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 use signet_core::agent::AgentId;
 use signet_core::audit::{AuditEvent, event};
-use signet_core::client_auth::{
-    self, Assertion, AuthContext, ClientAuthError, PresentedCredentials,
-};
+use signet_core::client_auth::{Assertion, ClientAuthError, PresentedCredentials};
 use utoipa::ToSchema;
 
 use crate::admin::json::ApiJson;
@@ -84,16 +82,8 @@ async fn authenticate(
         agent_id: None,
         assertion,
     };
-    let (trust, revoked) = (state.pki.trust(), state.pki.revoked());
-    let context = AuthContext {
-        master_key: &state.master_key,
-        assertion_policy: &state.assertion_policy,
-        trust: &trust,
-        revoked_certificates: &revoked,
-        source: caller.ip,
-        now: state.now(),
-    };
-    let verified = client_auth::authenticate(&presented, credentials.as_deref(), &context)
+    let verified = state
+        .check_credentials(&presented, credentials.as_deref(), caller.ip)
         .map(|a| a.assertion);
     let verified = match verified {
         Ok(Some(v)) => v,

@@ -3,37 +3,19 @@
 //! one keeps working for a short grace period so that the agent's replicas can pick up the new
 //! one. `signet token rotate` drives it from a cron job or sidecar, so no person sees a secret.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use signet_core::audit::{AuditEvent, event};
 use signet_core::client_auth::{AgentSecret, ClientAuthError, PresentedCredentials, StoredSecret};
-use utoipa::ToSchema;
 
+use crate::admin::agents::RegeneratedSecret;
 use crate::admin::problem::Problem;
-use crate::admin::rfc3339;
 use crate::oauth::client_auth::{self, Attempt, Failure};
 use crate::oauth::read_form;
 use crate::request::Caller;
 use crate::state::AppState;
-
-/// The agent's new secret.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RotatedSecret {
-    agent_id: String,
-    /// The new secret. Store it now: it cannot be shown again.
-    agent_secret: String,
-    created_at: String,
-    /// When the new secret expires (credential age policy), if it does.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires_at: Option<String>,
-    /// Until when the previous secret still works.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    previous_secret_valid_until: Option<String>,
-}
 
 /// An agent rotates its own secret. Authenticate as at the token endpoint
 /// (`Authorization: Basic`, or `client_id` and `client_secret` in the form) with the current
@@ -43,7 +25,7 @@ pub struct RotatedSecret {
     post, path = "/api/v1/self/secret/rotate", tag = "self-service",
     request_body(content = String, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "Rotated", body = RotatedSecret),
+        (status = 200, description = "Rotated", body = RegeneratedSecret),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Authentication failed", body = Problem, content_type = "application/problem+json"),
     ),
@@ -152,19 +134,7 @@ pub async fn rotate_secret(
         .with_source(caller.source(), caller.user_agent.as_deref())
         .with_detail(serde_json::json!({ "self_service": true, "grace_period_seconds": grace }));
     state.store.audit().record(audit).await?;
-    let body = RotatedSecret {
-        agent_id,
-        agent_secret: secret.expose().to_string(),
-        created_at: rfc3339(now),
-        expires_at: state
-            .config
-            .secret_max_age_seconds
-            .map(|age| rfc3339(now + age as i64)),
-        previous_secret_valid_until: (grace > 0).then(|| rfc3339(now + grace as i64)),
-    };
-    Ok((
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(body),
-    )
-        .into_response())
+    Ok(RegeneratedSecret::response(
+        &state, agent_id, &secret, now, grace,
+    ))
 }

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use signet_core::client_auth::AssertionPolicy;
+use signet_core::client_auth::{
+    self, AgentCredentials, AssertionPolicy, AuthContext, Authenticated, ClientAuthError,
+    PresentedCredentials,
+};
 use signet_core::clock::Clock;
 use signet_core::config::Config;
 use signet_core::crypto::MasterKey;
@@ -101,6 +104,26 @@ impl AppState {
             alerts,
             mtls_base_url: mtls_base_url.map(Into::into),
         }
+    }
+
+    /// Checks presented credentials against the agent's with everything else authentication
+    /// needs from the server: master key, assertion rules, trusted CAs, revocations, clock.
+    pub fn check_credentials<'a>(
+        &self,
+        presented: &PresentedCredentials,
+        credentials: Option<&'a AgentCredentials>,
+        source: std::net::IpAddr,
+    ) -> Result<Authenticated<'a>, ClientAuthError> {
+        let (trust, revoked) = (self.pki.trust(), self.pki.revoked());
+        let context = AuthContext {
+            master_key: &self.master_key,
+            assertion_policy: &self.assertion_policy,
+            trust: &trust,
+            revoked_certificates: &revoked,
+            source,
+            now: self.now(),
+        };
+        client_auth::authenticate(presented, credentials, &context)
     }
 
     /// The current time by the server's clock.

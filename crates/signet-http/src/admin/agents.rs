@@ -279,6 +279,34 @@ pub struct RegeneratedSecret {
     previous_secret_valid_until: Option<String>,
 }
 
+impl RegeneratedSecret {
+    /// The answer to a regeneration or rotation: the new secret (this once, never cached), when
+    /// it expires under the age policy, and until when the previous one still works.
+    pub(crate) fn response(
+        state: &AppState,
+        agent_id: String,
+        secret: &AgentSecret,
+        now: i64,
+        grace: u64,
+    ) -> Response {
+        let body = Self {
+            agent_id,
+            agent_secret: secret.expose().to_string(),
+            created_at: rfc3339(now),
+            expires_at: state
+                .config
+                .secret_max_age_seconds
+                .map(|age| rfc3339(now + age as i64)),
+            previous_secret_valid_until: (grace > 0).then(|| rfc3339(now + grace as i64)),
+        };
+        (
+            [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            Json(body),
+        )
+            .into_response()
+    }
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
@@ -597,21 +625,9 @@ pub async fn regenerate_secret(
         .event(event::AGENT_SECRET_REGENERATED, &agent_id)
         .with_detail(json!({ "grace_period_seconds": grace }));
     state.store.audit().record(audit).await?;
-    let body = RegeneratedSecret {
-        agent_id,
-        agent_secret: secret.expose().to_string(),
-        created_at: rfc3339(now),
-        expires_at: state
-            .config
-            .secret_max_age_seconds
-            .map(|age| rfc3339(now + age as i64)),
-        previous_secret_valid_until: (grace > 0).then(|| rfc3339(now + grace as i64)),
-    };
-    Ok((
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(body),
-    )
-        .into_response())
+    Ok(RegeneratedSecret::response(
+        &state, agent_id, &secret, now, grace,
+    ))
 }
 
 /// A `jwks_uri` must satisfy the server's fetch policy (allow-list, https, addresses).

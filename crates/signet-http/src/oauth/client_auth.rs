@@ -12,8 +12,8 @@ use signet_core::agent::AgentId;
 use signet_core::agent::AuthMethod;
 use signet_core::audit::{AuditEvent, event};
 use signet_core::client_auth::{
-    self, AgentCredentials, AgentSecret, Assertion, AuthContext, ClientAuthError,
-    PresentedCredentials, SecretForm, VerifiedAssertion,
+    AgentCredentials, AgentSecret, Assertion, ClientAuthError, PresentedCredentials, SecretForm,
+    VerifiedAssertion,
 };
 use signet_core::lockout::{LockEvent, LockKind};
 use signet_store::StoreError;
@@ -218,23 +218,14 @@ pub async fn authenticate(
     {
         attempt.method = Some(c.agent.token_endpoint_auth_method.as_str());
     }
-    let (trust, revoked) = (state.pki.trust(), state.pki.revoked());
-    let context = AuthContext {
-        master_key: &state.master_key,
-        assertion_policy: &state.assertion_policy,
-        trust: &trust,
-        revoked_certificates: &revoked,
-        source: caller.ip,
-        now: state.now(),
+    let authenticated = match state.check_credentials(&presented, credentials.as_deref(), caller.ip)
+    {
+        Ok(authenticated) => authenticated,
+        Err(e) => {
+            record_lock_events(state, state.lockouts.failure(&keys, now));
+            return Err(Failure::Client(e));
+        }
     };
-    let authenticated =
-        match client_auth::authenticate(&presented, credentials.as_deref(), &context) {
-            Ok(authenticated) => authenticated,
-            Err(e) => {
-                record_lock_events(state, state.lockouts.failure(&keys, now));
-                return Err(Failure::Client(e));
-            }
-        };
     state.lockouts.success(&keys);
     let assertion = authenticated.assertion;
     let credentials = credentials.ok_or(Failure::Client(ClientAuthError::UnknownAgent))?;
