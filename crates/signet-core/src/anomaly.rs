@@ -4,7 +4,8 @@
 //!
 //! Rules: a burst of failed authentications per agent and per source address; use of a stale,
 //! expired or revoked credential; authentication from outside the agent's `allowed_cidrs`; an
-//! agent authenticating from a network (IPv4 /24, IPv6 /64) it has not used recently.
+//! agent authenticating from a network (IPv4 /24, IPv6 /64) it has not used recently; an agent
+//! getting tokens far faster than its own baseline (per-minute counts, exponentially averaged).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,6 +24,14 @@ pub struct AnomalyPolicy {
     /// Alert when an agent authenticates from a network it has not used in this many days;
     /// 0 turns the rule off.
     pub new_network_days: u64,
+    /// Alert when an agent's tokens in one minute exceed this many times its baseline; 0 turns
+    /// the rule off.
+    pub rate_factor: u32,
+    /// Tokens in one minute below which no rate alert is raised, whatever the baseline.
+    pub rate_min_per_minute: u32,
+    /// Minutes of an agent's history (on this node) before its baseline counts, and the span
+    /// of the moving average.
+    pub rate_learning_minutes: u32,
 }
 
 /// The kinds of alert, with their stable names.
@@ -35,6 +44,7 @@ pub enum Rule {
     RevokedCredential,
     OutsideAllowedNetworks,
     NewNetwork,
+    TokenRateSpike,
 }
 
 impl Rule {
@@ -47,6 +57,7 @@ impl Rule {
             Self::RevokedCredential => "revoked_credential",
             Self::OutsideAllowedNetworks => "outside_allowed_networks",
             Self::NewNetwork => "new_network",
+            Self::TokenRateSpike => "token_rate_spike",
         }
     }
 }
@@ -68,14 +79,49 @@ struct Window {
     count: u32,
 }
 
-/// Per-node detector state (sliding counts for the burst rules, and when each agent's network
-/// was last checked against the store).
+/// One agent's token rate: the current minute's count and the moving average of past minutes.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    minute: i64,
+    count: u32,
+    baseline: f64,
+    minutes_seen: u32,
+}
+
+impl Rate {
+    /// Folds the finished minute, and the empty minutes since, into the baseline.
+    fn advance(&mut self, minute: i64, alpha: f64) {
+        if minute <= self.minute {
+            return;
+        }
+        let count = f64::from(self.count);
+        self.baseline = if self.minutes_seen == 0 {
+            count
+        } else {
+            self.baseline + alpha * (count - self.baseline)
+        };
+        let idle = (minute - self.minute - 1).clamp(0, 100_000);
+        self.baseline *= (1.0 - alpha).powi(idle as i32);
+        self.minutes_seen = self
+            .minutes_seen
+            .saturating_add(1 + u32::try_from(idle).unwrap_or(u32::MAX));
+        self.minute = minute;
+        self.count = 0;
+    }
+}
+
+/// Agents' rates, sharded so that concurrent token requests rarely share a lock.
+const RATE_SHARDS: usize = 16;
+
+/// Per-node detector state (sliding counts for the burst rules, when each agent's network was
+/// last checked against the store, and each agent's token rate).
 #[derive(Debug)]
 pub struct Detector {
     policy: AnomalyPolicy,
     windows: Mutex<HashMap<(Rule, String), Window>>,
     /// Hash of (agent, network) → when it was last checked.
     networks: Mutex<HashMap<u64, UnixTime>>,
+    rates: [Mutex<HashMap<Box<str>, Rate>>; RATE_SHARDS],
 }
 
 /// The network an address belongs to for the new-network rule: IPv4 /24, IPv6 /64.
@@ -103,7 +149,62 @@ impl Detector {
             policy,
             windows: Mutex::new(HashMap::new()),
             networks: Mutex::new(HashMap::new()),
+            rates: std::array::from_fn(|_| Mutex::new(HashMap::new())),
         }
+    }
+
+    /// For an issued token: a signal when the agent's tokens this minute reach `factor` times
+    /// its baseline (and at least the minimum), once per minute. An agent with less history
+    /// than the learning period has no baseline yet and raises nothing.
+    pub fn observe_issued(&self, agent_id: &str, now: UnixTime) -> Option<Signal> {
+        let policy = &self.policy;
+        if policy.rate_factor == 0 {
+            return None;
+        }
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(agent_id);
+        let minute = now.div_euclid(60);
+        let learning = policy.rate_learning_minutes.max(1);
+        let alpha = 2.0 / (f64::from(learning) + 1.0);
+        let mut rates = self.rates[hash as usize % RATE_SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let rate = match rates.get_mut(agent_id) {
+            Some(rate) => rate,
+            None => {
+                if rates.len() >= MAX_WINDOWS / RATE_SHARDS {
+                    // Agents idle for a learning period have no baseline worth keeping.
+                    rates.retain(|_, r| minute - r.minute < i64::from(learning));
+                }
+                let fresh = Rate {
+                    minute,
+                    count: 0,
+                    baseline: 0.0,
+                    minutes_seen: 0,
+                };
+                rates.entry(agent_id.into()).or_insert(fresh)
+            }
+        };
+        rate.advance(minute, alpha);
+        rate.count = rate.count.saturating_add(1);
+        if rate.minutes_seen < learning {
+            return None;
+        }
+        let threshold = (rate.baseline * f64::from(policy.rate_factor))
+            .ceil()
+            .max(f64::from(policy.rate_min_per_minute).max(1.0));
+        (f64::from(rate.count) == threshold.min(f64::from(u32::MAX))).then(|| Signal {
+            rule: Rule::TokenRateSpike,
+            subject: agent_id.to_string(),
+            agent_id: Some(agent_id.to_string()),
+            source: None,
+            detail: serde_json::json!({
+                "tokens_this_minute": rate.count,
+                "baseline_per_minute": (rate.baseline * 100.0).round() / 100.0,
+                "factor": policy.rate_factor,
+            }),
+        })
     }
 
     /// For a successful authentication: the network to check against the agent's history, or
@@ -236,7 +337,61 @@ mod tests {
             burst_window: 60,
             credential_rules: true,
             new_network_days: 30,
+            rate_factor: 5,
+            rate_min_per_minute: 20,
+            rate_learning_minutes: 3,
         }
+    }
+
+    #[test]
+    fn a_token_rate_far_above_the_agents_baseline_signals_once_a_minute() {
+        let d = Detector::new(policy());
+        // Learning: 2 tokens a minute for five minutes, then steady traffic stays quiet.
+        for minute in 0..10 {
+            for second in [1, 30] {
+                assert!(d.observe_issued("agt_a", minute * 60 + second).is_none());
+            }
+        }
+        // 20 is the minimum (5 x 2 = 10 is below it): the 20th token this minute signals.
+        let spike: Vec<Signal> = (0..40)
+            .filter_map(|i| d.observe_issued("agt_a", 600 + i))
+            .collect();
+        assert_eq!(spike.len(), 1);
+        assert_eq!(spike[0].rule, Rule::TokenRateSpike);
+        assert_eq!(spike[0].subject, "agt_a");
+        assert_eq!(spike[0].detail["tokens_this_minute"], 20);
+        // Another agent without history: no baseline, no alert.
+        assert!((0..100).all(|i| d.observe_issued("agt_new", 600 + i % 60).is_none()));
+    }
+
+    #[test]
+    fn a_busy_agent_needs_factor_times_its_baseline() {
+        let d = Detector::new(policy());
+        for minute in 0..6 {
+            for i in 0..50 {
+                assert!(d.observe_issued("agt_busy", minute * 60 + i).is_none());
+            }
+        }
+        // Baseline 50 a minute: 100 tokens is busy, not a spike; 250 is.
+        let signals = (0..300)
+            .filter_map(|i| d.observe_issued("agt_busy", 360 + i / 6))
+            .count();
+        assert_eq!(signals, 1);
+        // Idle minutes decay the baseline.
+        let d = Detector::new(policy());
+        for minute in 0..4 {
+            for i in 0..30 {
+                d.observe_issued("agt_b", minute * 60 + i);
+            }
+        }
+        let late: Vec<_> = (0..20)
+            .filter_map(|i| d.observe_issued("agt_b", 100 * 60 + i))
+            .collect();
+        assert_eq!(
+            late.len(),
+            1,
+            "after a long idle stretch the minimum applies"
+        );
     }
 
     #[test]

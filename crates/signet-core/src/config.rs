@@ -156,6 +156,9 @@ struct FileConfig {
     alert_failure_window_seconds: Option<u64>,
     alert_credential_rules: Option<bool>,
     alert_new_network_days: Option<u64>,
+    alert_token_rate_factor: Option<u64>,
+    alert_token_rate_min_per_minute: Option<u64>,
+    alert_token_rate_learning_minutes: Option<u64>,
     alert_webhook_url: Option<String>,
     alert_webhook_secret: Option<String>,
     alert_webhook_secret_file: Option<String>,
@@ -412,6 +415,27 @@ impl Config {
                 30,
             )?
             .min(3650),
+            rate_factor: number(
+                "SIGNET_ALERT_TOKEN_RATE_FACTOR",
+                env,
+                file.alert_token_rate_factor,
+                10,
+            )?
+            .min(1_000_000) as u32,
+            rate_min_per_minute: number(
+                "SIGNET_ALERT_TOKEN_RATE_MIN_PER_MINUTE",
+                env,
+                file.alert_token_rate_min_per_minute,
+                60,
+            )?
+            .min(u64::from(u32::MAX)) as u32,
+            rate_learning_minutes: number(
+                "SIGNET_ALERT_TOKEN_RATE_LEARNING_MINUTES",
+                env,
+                file.alert_token_rate_learning_minutes,
+                60,
+            )?
+            .clamp(1, 7 * 24 * 60) as u32,
         };
         let alert_webhook_url = get("ALERT_WEBHOOK_URL", file.alert_webhook_url.clone())
             .map(|u| {

@@ -71,6 +71,15 @@ impl Alerts {
         });
     }
 
+    /// For an issued token: counts it towards the agent's rate, raising an alert (in the
+    /// background) when the rate is far above the agent's baseline.
+    pub fn observe_issued(self: &Arc<Self>, store: &Store, agent_id: &str, now: i64) {
+        if let Some(signal) = self.detector.observe_issued(agent_id, now) {
+            let (alerts, store) = (self.clone(), store.clone());
+            tokio::spawn(async move { alerts.raise(&store, &signal, now).await });
+        }
+    }
+
     /// For a successful authentication: checks, now and then, whether the agent comes from a
     /// network it has not used recently (in the background).
     pub fn observe_success(

@@ -301,3 +301,61 @@ async fn an_agent_from_a_network_it_has_not_used_raises_an_alert() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_token_rate_far_above_the_agents_baseline_raises_an_alert() {
+    let app = TestApp::spawn_with(&[
+        ("SIGNET_TESTING_CLOCK", "1"),
+        ("SIGNET_ALERT_TOKEN_RATE_FACTOR", "5"),
+        ("SIGNET_ALERT_TOKEN_RATE_MIN_PER_MINUTE", "20"),
+        ("SIGNET_ALERT_TOKEN_RATE_LEARNING_MINUTES", "3"),
+    ])
+    .await;
+    let steady = app.secret_agent().await;
+    let spiky = app.secret_agent().await;
+    let newcomer = app.secret_agent().await;
+    let tokens = |agent: &TestAgent, n: usize| {
+        let agent = agent.clone();
+        let app = &app;
+        async move {
+            for _ in 0..n {
+                let response = app.token(&agent, "grant_type=client_credentials").await;
+                assert_eq!(response.status(), 200);
+            }
+        }
+    };
+    // Each scripted minute starts one second into a minute of the server's clock.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64;
+    let align = 61 - now.rem_euclid(60);
+    // Five minutes of normal traffic: two tokens a minute each.
+    for minute in 0..5 {
+        app.set_clock_offset(align + minute * 60).await;
+        tokens(&steady, 2).await;
+        tokens(&spiky, 2).await;
+    }
+    // Then a minute in which one agent takes thirty, the steady one three, and an agent with
+    // no history thirty: only the first is an anomaly.
+    app.set_clock_offset(align + 5 * 60).await;
+    tokens(&newcomer, 30).await;
+    tokens(&steady, 3).await;
+    tokens(&spiky, 30).await;
+    let list = until(&app, "token rate alert", |l| {
+        l.iter().any(|a| a["rule"] == "token_rate_spike")
+    })
+    .await;
+    let spikes: Vec<&Value> = list
+        .iter()
+        .filter(|a| a["rule"] == "token_rate_spike")
+        .collect();
+    assert_eq!(spikes.len(), 1, "{list:?}");
+    assert_eq!(spikes[0]["subject"], json!(spiky.id));
+    assert_eq!(
+        spikes[0]["count"], 1,
+        "one alert for the minute, not one per token"
+    );
+    assert_eq!(spikes[0]["detail"]["tokens_this_minute"], 20);
+    assert_eq!(spikes[0]["detail"]["baseline_per_minute"], 2.0);
+}

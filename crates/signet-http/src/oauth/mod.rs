@@ -110,6 +110,7 @@ pub(crate) async fn audited(
         }
     }
     let observed = (event.outcome == signet_core::audit::Outcome::Failure).then(|| event.clone());
+    let issued = event.event_type == event::TOKEN_REQUEST;
     if let Err(e) = state.store.audit().record(event).await {
         tracing::error!(error = %e, "request could not be audited; refusing it");
         return OAuthError::temporarily_unavailable().into_response();
@@ -120,9 +121,13 @@ pub(crate) async fn audited(
             if let Some(agent_id) = attempt.claimed_agent_id.as_deref()
                 && AgentId::is_well_formed(agent_id)
             {
+                let now = state.now();
                 state
                     .alerts
-                    .observe_success(&state.store, agent_id, caller.ip, state.now());
+                    .observe_success(&state.store, agent_id, caller.ip, now);
+                if issued {
+                    state.alerts.observe_issued(&state.store, agent_id, now);
+                }
             }
         }
     }
