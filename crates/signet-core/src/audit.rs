@@ -81,6 +81,10 @@ pub struct AuditEvent {
     /// Event-specific facts (changed fields, granted scope), never secrets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<serde_json::Value>,
+    /// The HTTP request that caused the event (also in the server's log lines and the
+    /// `X-Request-Id` response header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl AuditEvent {
@@ -102,6 +106,7 @@ impl AuditEvent {
             actor: None,
             jti: None,
             detail: None,
+            request_id: None,
         }
     }
 
@@ -179,6 +184,8 @@ pub struct ChainFields<'a> {
     pub actor: Option<&'a str>,
     pub jti: Option<&'a str>,
     pub detail: Option<&'a str>,
+    /// Hashed only when present, so records from before request ids still verify.
+    pub request_id: Option<&'a str>,
 }
 
 /// The hash before the first record of a chain.
@@ -214,6 +221,10 @@ pub fn chain_hash(previous: &[u8; 32], record: &ChainFields<'_>) -> [u8; 32] {
             }
         }
     }
+    if let Some(request_id) = record.request_id {
+        input.extend_from_slice(&(request_id.len() as u32).to_be_bytes());
+        input.extend_from_slice(request_id.as_bytes());
+    }
     crate::crypto::sha256(&input)
 }
 
@@ -225,6 +236,7 @@ pub struct AuditQuery {
     pub outcome: Option<Outcome>,
     pub reason: Option<String>,
     pub source: Option<String>,
+    pub request_id: Option<String>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
     /// Return records with `id` below this (newest first paging).
@@ -256,6 +268,7 @@ mod tests {
             actor: None,
             jti: Some("j"),
             detail: Some("{}"),
+            request_id: None,
         };
         let base = chain_hash(&CHAIN_GENESIS, &record);
         assert_eq!(base, chain_hash(&CHAIN_GENESIS, &record));
@@ -270,6 +283,16 @@ mod tests {
                 &CHAIN_GENESIS,
                 &ChainFields {
                     reason: Some(""),
+                    ..record
+                }
+            )
+        );
+        assert_ne!(
+            base,
+            chain_hash(
+                &CHAIN_GENESIS,
+                &ChainFields {
+                    request_id: Some(""),
                     ..record
                 }
             )

@@ -70,6 +70,12 @@ pub struct Config {
     /// Where agents' `jwks_uri` may point: host names, `*.example.com` for subdomains.
     pub jwks_uri: JwksUriConfig,
     pub log_format: LogFormat,
+    /// One log line per HTTP request (method, path, status, duration, request id).
+    pub access_log: bool,
+    /// Where audit records are also written as JSON lines, for SIEM shipping.
+    pub audit_sink: Option<AuditSink>,
+    /// Audit records are not written at all: only for measuring what durable audit costs.
+    pub audit_off_for_benchmarks: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +193,8 @@ struct FileConfig {
     jwks_uri_cache_seconds: Option<u64>,
     jwks_uri_min_refetch_seconds: Option<u64>,
     log_format: Option<String>,
+    access_log: Option<bool>,
+    audit_sink: Option<String>,
 }
 
 /// Where configuration comes from; tests pass their own environment.
@@ -645,7 +653,14 @@ impl Config {
                 ));
             }
         };
+        let audit_sink = get("AUDIT_SINK", file.audit_sink.clone()).map(|v| match v.as_str() {
+            "stdout" | "-" => AuditSink::Stdout,
+            path => AuditSink::File(PathBuf::from(path)),
+        });
         Ok(Config {
+            access_log: flag("SIGNET_ACCESS_LOG", file.access_log)?,
+            audit_sink,
+            audit_off_for_benchmarks: flag("SIGNET_AUDIT_OFF_FOR_BENCHMARKS", None)?,
             listen,
             tls_listen,
             mtls,
@@ -688,6 +703,13 @@ impl Config {
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("signet.db").display()))
     }
+}
+
+/// A JSON-lines copy of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditSink {
+    Stdout,
+    File(PathBuf),
 }
 
 fn parse_addr(

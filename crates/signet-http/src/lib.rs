@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod pki;
 pub mod request;
+pub mod request_id;
 pub mod router;
 pub mod self_service;
 pub mod self_service_secret;

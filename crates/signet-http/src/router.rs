@@ -126,6 +126,10 @@ pub fn app(state: AppState) -> Router {
         })
         // Bodies are read by the endpoints themselves, with the configured limit and a clean 413.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::request_id::assign,
+        ))
         .with_state(state)
 }
 

@@ -20,6 +20,11 @@ use tokio::sync::{mpsc, oneshot};
 use crate::StoreError;
 use crate::sqlite::Durability;
 
+tokio::task_local! {
+    /// The id of the HTTP request being served: records written while serving it carry it.
+    pub static REQUEST_ID: std::sync::Arc<str>;
+}
+
 /// Most writes in one transaction.
 const MAX_BATCH: usize = 512;
 /// Writes waiting beyond this make callers wait for room (back-pressure).
@@ -56,6 +61,8 @@ pub struct AuditLog {
     stats: std::sync::Arc<WriterStats>,
     /// The server's clock, once set: records are stamped with its time.
     clock: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<signet_core::clock::Clock>>>,
+    /// Set only to measure what audit costs: records are dropped, not written.
+    off: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn failed(message: String) -> StoreError {
@@ -82,6 +89,7 @@ impl AuditLog {
             sender,
             stats,
             clock: Default::default(),
+            off: Default::default(),
         })
     }
 
@@ -99,10 +107,21 @@ impl AuditLog {
         let _ = self.clock.set(clock);
     }
 
+    /// Drops every record from now on. Only for benchmarks that measure what audit costs.
+    pub fn turn_off_for_benchmarks(&self) {
+        self.off.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Records `event` and returns once it is committed.
     pub async fn record(&self, mut event: AuditEvent) -> Result<(), StoreError> {
+        if self.off.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
         if let Some(clock) = self.clock.get() {
             event.ts_ms = clock.now_ms();
+        }
+        if event.request_id.is_none() {
+            event.request_id = REQUEST_ID.try_with(|id| id.to_string()).ok();
         }
         let (ack, done) = oneshot::channel();
         self.sender
@@ -292,7 +311,7 @@ fn write_batch(
             "INSERT INTO used_jtis (agent_id, jti, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT (agent_id, jti) DO NOTHING",
         )?;
         let mut insert_event = tx.prepare_cached(
-            "INSERT INTO audit_events (id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT INTO audit_events (id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, hash, request_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
         for write in batch {
             let rows = match write {
@@ -320,6 +339,7 @@ fn write_batch(
                             actor: e.actor.as_deref(),
                             jti: e.jti.as_deref(),
                             detail: detail.as_deref(),
+                            request_id: e.request_id.as_deref(),
                         },
                     );
                     let rows = insert_event.execute(params![
@@ -336,6 +356,7 @@ fn write_batch(
                         e.jti,
                         detail,
                         &hash[..],
+                        e.request_id,
                     ])?;
                     head = ChainHead { id, hash };
                     rows

@@ -10,7 +10,7 @@ mod group_commit;
 mod migrations;
 mod sqlite;
 
-pub use group_commit::{AuditLog, BATCH_SIZE_BOUNDS, WriterStats};
+pub use group_commit::{AuditLog, BATCH_SIZE_BOUNDS, REQUEST_ID, WriterStats};
 pub use migrations::MIGRATIONS;
 pub use sqlite::{
     AlertRecord, ChainReport, DeliveryRecord, Durability, ExpiringCredential, IssuedRecord,

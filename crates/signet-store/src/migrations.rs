@@ -51,6 +51,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_agent_networks",
         include_str!("../migrations/sqlite/0011_agent_networks.sql"),
     ),
+    (
+        "0012_audit_request_id",
+        include_str!("../migrations/sqlite/0012_audit_request_id.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

@@ -5,7 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use signet_core::audit::{AuditQuery, Outcome};
+use signet_core::audit::{AuditEvent, AuditQuery, Outcome};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::Problem;
@@ -24,6 +24,8 @@ pub struct AuditParams {
     reason: Option<String>,
     /// Source IP address.
     source: Option<String>,
+    /// The `X-Request-Id` of the request that caused the records.
+    request_id: Option<String>,
     /// RFC 3339 lower bound (inclusive).
     since: Option<String>,
     /// RFC 3339 upper bound (exclusive).
@@ -101,6 +103,7 @@ pub async fn list_audit(
         outcome,
         reason: params.reason,
         source: params.source,
+        request_id: params.request_id,
         since_ms: time("since", params.since)?,
         until_ms: time("until", params.until)?,
         before_id,
@@ -110,14 +113,14 @@ pub async fn list_audit(
     let next_cursor = (events.len() == limit as usize)
         .then(|| events.last().map(|e| e.id.to_string()))
         .flatten();
-    let items = events
-        .into_iter()
-        .map(|e| {
-            let time = super::rfc3339(e.ts_ms / 1000);
-            let mut value = serde_json::to_value(&e).unwrap_or_default();
-            value["time"] = Value::String(time);
-            value
-        })
-        .collect();
+    let items = events.iter().map(record_json).collect();
     Ok(Json(AuditPage { items, next_cursor }))
+}
+
+/// An audit record as the API, `signet audit export` and the JSON-lines sink show it: the
+/// stored fields and the time in RFC 3339.
+pub fn record_json(event: &AuditEvent) -> Value {
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    value["time"] = Value::String(super::rfc3339(event.ts_ms / 1000));
+    value
 }

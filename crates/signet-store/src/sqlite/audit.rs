@@ -11,13 +11,14 @@ impl Store {
     /// Audit events matching `query`, newest first.
     pub async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail FROM audit_events WHERE 1 = 1",
+            "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id FROM audit_events WHERE 1 = 1",
         );
         let text_filters = [
             ("agent_id", &query.agent_id),
             ("event_type", &query.event_type),
             ("reason", &query.reason),
             ("source", &query.source),
+            ("request_id", &query.request_id),
         ];
         for (column, value) in text_filters {
             if let Some(value) = value {
@@ -42,6 +43,31 @@ impl Store {
         let rows = sql.build().fetch_all(&self.pool).await?;
         rows.iter().map(event_from_row).collect()
     }
+
+    /// Up to `limit` records after `after_id`, oldest first: for tailing the log.
+    pub async fn audit_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id FROM audit_events WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// The id of the newest audit record (0 for none).
+    pub async fn last_audit_id(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM audit_events")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
 }
 
 fn event_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
@@ -64,6 +90,7 @@ fn event_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
         actor: row.try_get("actor")?,
         jti: row.try_get("jti")?,
         detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+        request_id: row.try_get("request_id")?,
     })
 }
 
@@ -104,7 +131,7 @@ impl Store {
         let mut chained = false;
         loop {
             let rows = sqlx::query(
-                "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, hash FROM audit_events WHERE id > ? ORDER BY id LIMIT 5000",
+                "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id, hash FROM audit_events WHERE id > ? ORDER BY id LIMIT 5000",
             )
             .bind(after)
             .fetch_all(&self.pool)
@@ -134,11 +161,12 @@ impl Store {
                     text("method")?,
                     text("source")?,
                 );
-                let (user_agent, actor, jti, detail) = (
+                let (user_agent, actor, jti, detail, request_id) = (
                     text("user_agent")?,
                     text("actor")?,
                     text("jti")?,
                     text("detail")?,
+                    text("request_id")?,
                 );
                 let expected = chain_hash(
                     &previous,
@@ -155,6 +183,7 @@ impl Store {
                         actor: actor.as_deref(),
                         jti: jti.as_deref(),
                         detail: detail.as_deref(),
+                        request_id: request_id.as_deref(),
                     },
                 );
                 if stored.as_slice() != expected.as_slice() {

@@ -51,6 +51,9 @@ pub struct Filters {
     reason: Option<String>,
     #[arg(long)]
     source: Option<String>,
+    /// The X-Request-Id of the request behind the records.
+    #[arg(long)]
+    request_id: Option<String>,
     /// RFC 3339 lower bound.
     #[arg(long)]
     since: Option<String>,
@@ -67,6 +70,7 @@ impl Filters {
             ("outcome", &self.outcome),
             ("reason", &self.reason),
             ("source", &self.source),
+            ("request_id", &self.request_id),
             ("since", &self.since),
             ("until", &self.until),
         ];

@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod audit;
+pub mod audit_sink;
 pub mod cert;
 pub mod client;
 pub mod serve;

@@ -234,6 +234,17 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
             "SIGNET_TESTING_CLOCK=1: the clock can be moved through PUT /api/v1/testing/clock; never use this in production"
         );
     }
+    if config.audit_off_for_benchmarks {
+        state.store.audit().turn_off_for_benchmarks();
+        tracing::warn!(
+            "SIGNET_AUDIT_OFF_FOR_BENCHMARKS=1: no audit record is written; only for measuring what audit costs"
+        );
+    }
+    if let Some(sink) = config.audit_sink.clone() {
+        super::audit_sink::spawn(state.store.clone(), sink)
+            .await
+            .map_err(CliError::failure)?;
+    }
     spawn_housekeeping(state.clone());
     spawn_tls_reload(state.clone(), tls.as_ref().map(|t| t.certificate.clone()));
     print_banner(

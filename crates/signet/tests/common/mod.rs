@@ -31,6 +31,8 @@ pub struct TestApp {
     pub issuer: String,
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
+    /// Lines the server wrote to stdout after its start banner.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     child: Option<Child>,
     stderr: Option<tokio::task::JoinHandle<String>>,
     _tmp: Option<tempfile::TempDir>,
@@ -113,7 +115,13 @@ impl TestApp {
             panic!("signet exited before listening ({status}):\n{log}");
         }
         // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let kept = stdout.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().expect("lock").push(line);
+            }
+        });
         let issuer = env
             .iter()
             .find(|(k, _)| k == "SIGNET_ISSUER")
@@ -125,6 +133,7 @@ impl TestApp {
             issuer,
             data_dir: data_dir.to_path_buf(),
             http: reqwest::Client::new(),
+            stdout,
             child: Some(child),
             stderr: Some(stderr),
             _tmp: None,
