@@ -30,6 +30,8 @@ const MAX_BATCH: usize = 512;
 /// Writes waiting beyond this make callers wait for room (back-pressure).
 const QUEUE: usize = 8192;
 
+// Records travel by value: the queue's blocks are reused, a box would be an allocation per record.
+#[allow(clippy::large_enum_variant)]
 enum Write {
     Audit(AuditEvent, oneshot::Sender<Result<(), String>>),
     /// Record a used `jti`; answers whether it was new.
