@@ -88,6 +88,10 @@ pub struct RunArgs {
     /// The server's TLS listener, for the mtls modes.
     #[arg(long, default_value = "https://127.0.0.1:8443")]
     pub tls_url: String,
+    /// Do not wait after a 503 with `Retry-After` (by default a connection waits as long as
+    /// the server asks, at most 5 s, as a well-behaved client does).
+    #[arg(long)]
+    pub ignore_retry_after: bool,
     /// CA certificate (PEM) of the TLS listener's certificate, for the mtls modes (e.g.
     /// signet-data/tls/dev-ca.pem).
     #[arg(long)]
@@ -127,6 +131,7 @@ struct Template {
     token: Option<String>,
     /// The server CA's certificates, for the mtls modes.
     server_roots: Option<Arc<rustls::RootCertStore>>,
+    ignore_retry_after: bool,
 }
 
 impl Template {
@@ -280,6 +285,7 @@ pub async fn drive(
         agents,
         token,
         server_roots,
+        ignore_retry_after: args.ignore_retry_after,
     };
     let started = Instant::now();
     let window = Arc::new(Window {
@@ -416,8 +422,13 @@ async fn work(worker: usize, template: Template, window: Arc<Window>) -> WorkerS
             let outcome = match sender.send_request(request).await {
                 Ok(response) => {
                     let status = response.status().as_u16();
+                    let retry_after = response
+                        .headers()
+                        .get(hyper::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<f64>().ok());
                     let body = response.into_body().collect().await.map(|b| b.to_bytes());
-                    Ok((status, body.ok()))
+                    Ok((status, retry_after, body.ok()))
                 }
                 Err(e) => Err(e),
             };
@@ -435,8 +446,13 @@ async fn work(worker: usize, template: Template, window: Arc<Window>) -> WorkerS
             }
             stats.signing += signing;
             match outcome {
-                Ok((status, body)) => {
+                Ok((status, retry_after, body)) => {
                     stats.record(status, latency);
+                    if let Some(wait) = retry_after.filter(|_| !template.ignore_retry_after) {
+                        let wait = Duration::from_secs_f64(wait.clamp(0.0, 5.0));
+                        let until = (Instant::now() + wait).min(window.stop_at);
+                        tokio::time::sleep_until(until.into()).await;
+                    }
                     if status != 200 {
                         let code = body
                             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())

@@ -11,6 +11,7 @@ use crate::load::{Mode, merge_counts};
 /// What one worker saw during the measured period.
 #[derive(Debug, Default)]
 pub struct WorkerStats {
+    /// Latencies of successful (200) responses: what a client that got a token waited.
     pub latencies_us: Vec<u32>,
     pub statuses: HashMap<u16, u64>,
     pub errors: HashMap<String, u64>,
@@ -20,8 +21,10 @@ pub struct WorkerStats {
 
 impl WorkerStats {
     pub fn record(&mut self, status: u16, latency: Duration) {
-        self.latencies_us
-            .push(latency.as_micros().min(u128::from(u32::MAX)) as u32);
+        if status == 200 {
+            self.latencies_us
+                .push(latency.as_micros().min(u128::from(u32::MAX)) as u32);
+        }
         *self.statuses.entry(status).or_default() += 1;
     }
 }
@@ -89,7 +92,7 @@ impl Report {
             signing += s.signing;
         }
         latencies.sort_unstable();
-        let requests = latencies.len() as u64;
+        let requests = statuses.values().sum::<u64>();
         let successes = statuses.get(&200).copied().unwrap_or(0);
         let seconds = elapsed.as_secs_f64();
         Self {
@@ -141,7 +144,7 @@ impl Report {
         ));
         out.push_str(&format!("throughput      {:.0} OK/s\n", self.per_second));
         out.push_str(&format!(
-            "latency ms      p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\n",
+            "latency ms (OK) p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\n",
             self.latency.p50_ms, self.latency.p90_ms, self.latency.p99_ms, self.latency.max_ms
         ));
         if let Some(us) = self.client_signing_us {

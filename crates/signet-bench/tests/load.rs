@@ -31,6 +31,7 @@ fn args(mode: Mode, duration: f64, requests: Option<u64>) -> RunArgs {
         allow_remote: false,
         tls_url: String::new(),
         ca_file: None,
+        ignore_retry_after: false,
     }
 }
 
@@ -101,6 +102,46 @@ async fn it_reports_errors_by_status_and_code() {
     assert_eq!(report.statuses.get(&404), Some(&50));
     assert_eq!(report.errors.get("http_404"), Some(&50));
     assert_eq!(report.per_second, 0.0);
+}
+
+/// A server that sheds everything: 503, `Retry-After: 1`, an OAuth error body.
+async fn shedding() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [("retry-after", "1")],
+            r#"{"error":"temporarily_unavailable"}"#,
+        )
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_waits_as_long_as_retry_after_asks_unless_told_not_to() {
+    let addr = shedding().await;
+    let mut polite = args(Mode::SecretBasic, 1.5, None);
+    polite.warmup = 0.0;
+    let report = drive(&polite, addr, agents(), None, None).await;
+    // Four connections, each waiting a second after every answer: two requests each at most.
+    assert!(
+        (4..=8).contains(&report.requests),
+        "{}",
+        report.requests
+    );
+    assert_eq!(report.statuses.get(&503), Some(&report.requests));
+    assert_eq!(
+        report.errors.get("temporarily_unavailable"),
+        Some(&report.requests)
+    );
+    assert_eq!(report.latency.max_ms, 0.0, "latency is of successful responses");
+    polite.ignore_retry_after = true;
+    let impatient = drive(&polite, addr, agents(), None, None).await;
+    assert!(impatient.requests > 100, "{}", impatient.requests);
 }
 
 #[test]

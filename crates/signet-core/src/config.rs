@@ -61,6 +61,8 @@ pub struct Config {
     pub access_token_ttl: u64,
     /// Largest accepted request body in bytes at the OAuth and admin endpoints.
     pub max_body_bytes: usize,
+    /// Requests in flight past which new ones get 503 (0: no limit).
+    pub max_concurrent_requests: usize,
     /// Seconds that a shutdown waits for in-flight requests.
     pub shutdown_grace_seconds: u64,
     /// Longest accepted `exp - iat` of a client assertion (private_key_jwt), in seconds.
@@ -184,6 +186,7 @@ struct FileConfig {
     token_signing_alg: Option<String>,
     access_token_ttl: Option<u64>,
     max_body_bytes: Option<usize>,
+    max_concurrent_requests: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
     client_assertion_max_lifetime: Option<u64>,
     clock_skew_seconds: Option<u64>,
@@ -657,7 +660,15 @@ impl Config {
             "stdout" | "-" => AuditSink::Stdout,
             path => AuditSink::File(PathBuf::from(path)),
         });
+        let max_concurrent_requests = number(
+            "SIGNET_MAX_CONCURRENT_REQUESTS",
+            env,
+            file.max_concurrent_requests,
+            512,
+        )?
+        .min(1_000_000) as usize;
         Ok(Config {
+            max_concurrent_requests,
             access_log: flag("SIGNET_ACCESS_LOG", file.access_log)?,
             audit_sink,
             audit_off_for_benchmarks: flag("SIGNET_AUDIT_OFF_FOR_BENCHMARKS", None)?,

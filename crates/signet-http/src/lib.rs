@@ -14,6 +14,7 @@ pub mod jwks_uri;
 pub mod keyring;
 pub mod metrics;
 pub mod oauth;
+pub mod overload;
 pub mod pki;
 pub mod request;
 pub mod request_id;

@@ -184,6 +184,28 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "signet_audit_queue_depth {}",
         state.store.audit().queue_depth()
     );
+    family(
+        &mut out,
+        "signet_requests_in_flight",
+        "gauge",
+        "HTTP requests being served (SIGNET_MAX_CONCURRENT_REQUESTS is the limit).",
+    );
+    let _ = writeln!(
+        out,
+        "signet_requests_in_flight {}",
+        state.admission.in_flight()
+    );
+    family(
+        &mut out,
+        "signet_requests_shed_total",
+        "counter",
+        "Requests answered 503 because too many were in flight.",
+    );
+    let _ = writeln!(
+        out,
+        "signet_requests_shed_total {}",
+        state.admission.shed()
+    );
     let (size, idle) = state.store.pool_stats();
     family(
         &mut out,

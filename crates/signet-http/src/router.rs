@@ -130,6 +130,11 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             crate::request_id::assign,
         ))
+        // Outermost: a shed request costs as little as possible.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::overload::admit,
+        ))
         .with_state(state)
 }
 

@@ -53,6 +53,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Anomaly detection and alert delivery.
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// Requests in flight, and load shedding past the limit.
+    pub admission: Arc<crate::overload::Admission>,
 }
 
 impl AppState {
@@ -88,7 +90,11 @@ impl AppState {
         store.audit().use_clock(clock.clone());
         let lockouts = Arc::new(Lockouts::new(config.lockout));
         let alerts = Arc::new(crate::alerts::Alerts::new(&config));
+        let admission = Arc::new(crate::overload::Admission::new(
+            config.max_concurrent_requests,
+        ));
         Self {
+            admission,
             jwks_fetcher,
             config: Arc::new(config),
             store,
