@@ -40,11 +40,40 @@ pub enum Mode {
     /// self_signed_tls_client_auth with a new TLS connection (full handshake, no resumption)
     /// for every request.
     MtlsNewConnection,
+    /// tls_client_auth (a certificate issued by Signet's agent CA, bound to the agent's
+    /// identity) on keep-alive TLS connections.
+    TlsClientAuth,
+    /// tls_client_auth with a new TLS connection (full handshake, no resumption) per request.
+    TlsClientAuthNewConnection,
 }
 
 impl Mode {
-    fn is_mtls(self) -> bool {
-        matches!(self, Self::Mtls | Self::MtlsNewConnection)
+    /// The credentials the mode's agents need.
+    pub fn agent_kind(self) -> AgentKind {
+        match self {
+            Self::PrivateKeyJwt => AgentKind::PrivateKeyJwt,
+            Self::Mtls | Self::MtlsNewConnection => AgentKind::SelfSignedCertificate,
+            Self::TlsClientAuth | Self::TlsClientAuthNewConnection => AgentKind::IssuedCertificate,
+            Self::SecretBasic | Self::SecretPost | Self::Introspect => AgentKind::Secret,
+        }
+    }
+
+    /// Whether the mode talks to the TLS listener with a client certificate.
+    pub fn is_mtls(self) -> bool {
+        matches!(
+            self,
+            Self::Mtls
+                | Self::MtlsNewConnection
+                | Self::TlsClientAuth
+                | Self::TlsClientAuthNewConnection
+        )
+    }
+
+    fn new_connection_per_request(self) -> bool {
+        matches!(
+            self,
+            Self::MtlsNewConnection | Self::TlsClientAuthNewConnection
+        )
     }
 }
 
@@ -187,7 +216,10 @@ impl Template {
                 Some(agent.basic_header()),
                 format!("token={}", self.token.as_deref().unwrap_or_default()),
             ),
-            Mode::Mtls | Mode::MtlsNewConnection => (
+            Mode::Mtls
+            | Mode::MtlsNewConnection
+            | Mode::TlsClientAuth
+            | Mode::TlsClientAuthNewConnection => (
                 "/oauth2/token",
                 None,
                 format!("grant_type=client_credentials&client_id={}", agent.agent_id),
@@ -231,11 +263,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         return Err("--warmup must be between 0 and 60 seconds".into());
     }
     let addr = target(&args.url, args.allow_remote)?;
-    let kind = match args.mode {
-        Mode::PrivateKeyJwt => AgentKind::PrivateKeyJwt,
-        Mode::Mtls | Mode::MtlsNewConnection => AgentKind::SelfSignedCertificate,
-        _ => AgentKind::Secret,
-    };
+    let kind = args.mode.agent_kind();
     let agents = match (&args.agents_file, &args.admin_token) {
         (Some(path), _) if kind == AgentKind::Secret => setup::read_agents_file(path, args.agents.max(1))?,
         (_, Some(token)) => setup::create_agents(addr, token, args.agents.max(1), kind).await?,
@@ -342,7 +370,7 @@ async fn work(worker: usize, template: Template, window: Arc<Window>) -> WorkerS
                 .clone()
                 .unwrap_or_else(|| Arc::new(rustls::RootCertStore::empty())),
             agent,
-            template.mode == Mode::Mtls,
+            !template.mode.new_connection_per_request(),
         )
     });
     let tls = match tls {
@@ -391,7 +419,7 @@ async fn work(worker: usize, template: Template, window: Arc<Window>) -> WorkerS
                 continue;
             }
         };
-        let one_per_connection = template.mode == Mode::MtlsNewConnection;
+        let one_per_connection = template.mode.new_connection_per_request();
         let mut sent_on_connection = 0u32;
         loop {
             if one_per_connection && sent_on_connection == 1 {

@@ -68,6 +68,8 @@ pub enum AgentKind {
     Secret,
     PrivateKeyJwt,
     SelfSignedCertificate,
+    /// tls_client_auth with a certificate Signet's agent CA issues from a CSR.
+    IssuedCertificate,
 }
 
 /// The CA certificates in a PEM file, as rustls roots.
@@ -112,6 +114,45 @@ pub fn tls_connector(
     Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
         config,
     )))
+}
+
+/// A new key and a certificate for it issued by the agent CA: (DER, PKCS#8 key).
+async fn issued_certificate(
+    addr: SocketAddr,
+    headers: &[(&str, String)],
+    agent_id: &str,
+) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr = params
+        .serialize_request(&key)
+        .and_then(|r| r.pem())
+        .map_err(|e| e.to_string())?;
+    let (status, response) = request(
+        addr,
+        "POST",
+        &format!("/api/v1/agents/{agent_id}/certificates/issue"),
+        headers,
+        json!({ "csr": csr }).to_string().into_bytes(),
+    )
+    .await?;
+    if !(200..300).contains(&status) {
+        return Err(format!(
+            "issuing a bench certificate failed with HTTP {status}: {}",
+            String::from_utf8_lossy(&response)
+        ));
+    }
+    let issued: Value = serde_json::from_slice(&response).map_err(|e| e.to_string())?;
+    let der = signet_core::pki::certificate::pem_certificates(
+        issued["certificate"].as_str().unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?
+    .into_iter()
+    .next()
+    .ok_or("the issued certificate is missing")?;
+    Ok((der, key.serialize_der()))
 }
 
 /// A self-signed ECDSA P-256 client certificate: (DER, PKCS#8 key, PEM).
@@ -168,6 +209,13 @@ pub async fn create_agents(
                 "certificates": [pem],
             });
             (body, None)
+        } else if kind == AgentKind::IssuedCertificate {
+            let body = json!({
+                "name": format!("bench-{i}"),
+                "token_endpoint_auth_method": "tls_client_auth",
+                "scopes": ["bench"],
+            });
+            (body, None)
         } else if kind == AgentKind::PrivateKeyJwt {
             let (key, pkcs8) =
                 SigningKey::generate(SigningAlgorithm::Es256).map_err(|e| e.to_string())?;
@@ -203,6 +251,10 @@ pub async fn create_agents(
             ));
         }
         let created: Value = serde_json::from_slice(&response).map_err(|e| e.to_string())?;
+        if kind == AgentKind::IssuedCertificate {
+            let agent_id = created["agent_id"].as_str().unwrap_or_default();
+            certificate = Some(issued_certificate(addr, &headers, agent_id).await?);
+        }
         agents.push(BenchAgent {
             agent_id: created["agent_id"].as_str().unwrap_or_default().to_string(),
             secret: created["agent_secret"].as_str().map(str::to_string),

@@ -128,17 +128,16 @@ async fn it_waits_as_long_as_retry_after_asks_unless_told_not_to() {
     polite.warmup = 0.0;
     let report = drive(&polite, addr, agents(), None, None).await;
     // Four connections, each waiting a second after every answer: two requests each at most.
-    assert!(
-        (4..=8).contains(&report.requests),
-        "{}",
-        report.requests
-    );
+    assert!((4..=8).contains(&report.requests), "{}", report.requests);
     assert_eq!(report.statuses.get(&503), Some(&report.requests));
     assert_eq!(
         report.errors.get("temporarily_unavailable"),
         Some(&report.requests)
     );
-    assert_eq!(report.latency.max_ms, 0.0, "latency is of successful responses");
+    assert_eq!(
+        report.latency.max_ms, 0.0,
+        "latency is of successful responses"
+    );
     polite.ignore_retry_after = true;
     let impatient = drive(&polite, addr, agents(), None, None).await;
     assert!(impatient.requests > 100, "{}", impatient.requests);

@@ -201,11 +201,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "counter",
         "Requests answered 503 because too many were in flight.",
     );
-    let _ = writeln!(
-        out,
-        "signet_requests_shed_total {}",
-        state.admission.shed()
-    );
+    let _ = writeln!(out, "signet_requests_shed_total {}", state.admission.shed());
     let (size, idle) = state.store.pool_stats();
     family(
         &mut out,

@@ -12,12 +12,7 @@ use signet_bench::setup;
 async fn smoke(mode: Mode) {
     let app = TestApp::spawn().await;
     let addr = target(&app.url, false).expect("loopback");
-    let kind = match mode {
-        Mode::PrivateKeyJwt => setup::AgentKind::PrivateKeyJwt,
-        Mode::Mtls | Mode::MtlsNewConnection => setup::AgentKind::SelfSignedCertificate,
-        _ => setup::AgentKind::Secret,
-    };
-    let agents = setup::create_agents(addr, ADMIN_TOKEN, 2, kind)
+    let agents = setup::create_agents(addr, ADMIN_TOKEN, 2, mode.agent_kind())
         .await
         .expect("agents");
     let token = match mode {
@@ -39,15 +34,17 @@ async fn smoke(mode: Mode) {
         allow_remote: false,
         tls_url: app.tls_url.clone().expect("tls"),
         ca_file: Some(app.data_dir.join("tls/dev-ca.pem")),
+        ignore_retry_after: false,
     };
-    let (addr, roots) = match mode {
-        Mode::Mtls | Mode::MtlsNewConnection => (
+    let (addr, roots) = if mode.is_mtls() {
+        (
             target(&args.tls_url, false).expect("loopback"),
             Some(Arc::new(
                 setup::root_store(args.ca_file.as_deref().expect("ca")).expect("roots"),
             )),
-        ),
-        _ => (addr, None),
+        )
+    } else {
+        (addr, None)
     };
     let report = drive(&args, addr, Arc::new(agents), token, roots).await;
     assert_eq!(report.requests, 200, "{mode:?}");
@@ -84,4 +81,14 @@ async fn mtls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_new_connection() {
     smoke(Mode::MtlsNewConnection).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_auth() {
+    smoke(Mode::TlsClientAuth).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_auth_new_connection() {
+    smoke(Mode::TlsClientAuthNewConnection).await;
 }

@@ -58,7 +58,9 @@ async fn past_the_limit_requests_are_shed_with_503_and_service_resumes() {
     let shed = app.token(&agent, "grant_type=client_credentials").await;
     assert_eq!(shed.status(), 503);
     assert_eq!(
-        shed.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        shed.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
         Some("1")
     );
     let body: Value = shed.json().await.expect("json");
@@ -94,18 +96,30 @@ async fn past_the_limit_requests_are_shed_with_503_and_service_resumes() {
         .text()
         .await
         .expect("text");
-    assert!(metrics.contains("signet_requests_shed_total 2"), "{metrics}");
+    assert!(
+        metrics.contains("signet_requests_shed_total 2"),
+        "{metrics}"
+    );
 
     // Places free up as soon as the stalled requests go away.
     drop(held);
     let mut served = false;
     for _ in 0..100 {
-        if app.token(&agent, "grant_type=client_credentials").await.status() == 200 {
+        if app
+            .token(&agent, "grant_type=client_credentials")
+            .await
+            .status()
+            == 200
+        {
             served = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(served, "service resumes");
-    assert_eq!(in_flight(&app).await, 0, "the metrics request itself is not counted");
+    assert_eq!(
+        in_flight(&app).await,
+        0,
+        "the metrics request itself is not counted"
+    );
 }
