@@ -1,6 +1,7 @@
 //! The admin REST API (`/api/v1`): bearer admin token, JSON in and out, errors as RFC 9457
 //! problem details (see [`problem`]). One file per resource.
 
+pub mod agent_view;
 pub mod agents;
 pub mod alerts;
 pub mod audit;
