@@ -2,30 +2,12 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::client::{http, json as read_json, unreachable};
-use super::{CliError, env_secret};
-
-/// Where the server is and how to authenticate to its admin API.
-#[derive(Debug, Args)]
-pub struct AdminConnection {
-    /// Base URL of the Signet server.
-    #[arg(
-        long,
-        env = "SIGNET_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    url: String,
-    /// Admin token (default: SIGNET_ADMIN_TOKEN or the file in SIGNET_ADMIN_TOKEN_FILE).
-    #[arg(long, global = true, hide_env_values = true)]
-    admin_token: Option<String>,
-    /// Print the server's JSON instead of a summary.
-    #[arg(long, global = true)]
-    pub(super) json: bool,
-}
+use super::CliError;
+use super::admin_api::AdminConnection;
+use super::admin_api::{Api, print_json, segment};
 
 // Parsed once per process; the size of the biggest variant does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -163,56 +145,6 @@ pub enum AgentCommand {
         #[arg(long, short)]
         yes: bool,
     },
-}
-
-pub(super) struct Api {
-    url: String,
-    token: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    pub(super) fn new(connection: &AdminConnection) -> Result<Self, CliError> {
-        let token = match &connection.admin_token {
-            Some(token) => token.clone(),
-            None => env_secret("ADMIN_TOKEN")?.ok_or_else(|| {
-                CliError::failure("no admin token: pass --admin-token or set SIGNET_ADMIN_TOKEN (or SIGNET_ADMIN_TOKEN_FILE)")
-            })?,
-        };
-        Ok(Self {
-            url: connection.url.trim_end_matches('/').to_string(),
-            token,
-            client: http(),
-        })
-    }
-
-    pub(super) async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-        what: &str,
-    ) -> Result<Value, CliError> {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| unreachable(&self.url, e))?;
-        if response.status() == reqwest::StatusCode::NO_CONTENT {
-            return Ok(Value::Null);
-        }
-        read_json(response, what).await
-    }
-}
-
-pub(super) fn segment(id: &str) -> String {
-    super::client::form_encode(id)
 }
 
 pub async fn run(command: AgentCommand) -> Result<(), CliError> {
@@ -596,14 +528,6 @@ async fn set_status(
     println!(
         "Agent {agent_id} is now {}.",
         agent["status"].as_str().unwrap_or(status)
-    );
-    Ok(())
-}
-
-pub(super) fn print_json(value: &Value) -> Result<(), CliError> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
     );
     Ok(())
 }

@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::agent::{AdminConnection, Api, print_json};
+use super::admin_api::{AdminConnection, Api, print_json};
 use super::{CliError, EXIT_FAILURE};
 
 #[derive(Debug, Subcommand)]

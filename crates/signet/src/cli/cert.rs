@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::agent::{AdminConnection, Api, print_json, segment};
+use super::admin_api::{AdminConnection, Api, print_json, segment};
 use super::client::{json as read_json, mtls_client, unreachable};
 use super::{CliError, EXIT_FAILURE, write_private};
 

@@ -10,6 +10,7 @@
 //! | 5 | server unreachable or unavailable (connection refused, 5xx, 503) |
 //! | 6 | the server refused the request (validation, `invalid_scope`, …) |
 
+pub mod admin_api;
 pub mod agent;
 pub mod audit;
 pub mod audit_sink;

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::CliError;
-use super::agent::{AdminConnection, Api, print_json};
+use super::admin_api::{AdminConnection, Api, print_json};
 
 #[derive(Debug, Subcommand)]
 pub enum SigningKeyCommand {
