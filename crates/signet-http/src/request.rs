@@ -40,6 +40,16 @@ pub struct Caller {
     pub ignored_certificate_header: bool,
 }
 
+/// Whether the request's peer is one of `SIGNET_TRUSTED_PROXIES` (whose forwarding headers
+/// are believed).
+pub fn from_trusted_proxy(extensions: &axum::http::Extensions, state: &AppState) -> bool {
+    let trusted = &state.config.trusted_proxies;
+    !trusted.is_empty()
+        && extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|peer| trusted.iter().any(|c| c.contains(peer.0.ip())))
+}
+
 impl Caller {
     /// A caller known only by address and headers (the plain HTTP listener, no proxy header).
     pub fn new(peer: SocketAddr, headers: &HeaderMap) -> Self {
@@ -63,11 +73,7 @@ impl Caller {
             .map(|c| c.0)
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let mut caller = Self::new(peer, &parts.headers);
-        let from_proxy = state
-            .config
-            .trusted_proxies
-            .iter()
-            .any(|c| c.contains(peer.ip()));
+        let from_proxy = from_trusted_proxy(&parts.extensions, state);
         if from_proxy {
             caller.ip = forwarded_client(&parts.headers, peer.ip(), &state.config.trusted_proxies);
         }

@@ -3,18 +3,18 @@
 //! request is served, and stored with every audit record the request causes, so one id leads
 //! from a client's error report to the server's log and the audit log.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use signet_store::REQUEST_ID;
 use tracing::Instrument;
 
+use crate::request::from_trusted_proxy;
 use crate::state::AppState;
 
 pub const X_REQUEST_ID: &str = "x-request-id";
@@ -43,13 +43,7 @@ fn acceptable(value: &HeaderValue) -> Option<&str> {
 
 /// The middleware: assigns the id, serves the request inside it, and returns it in the header.
 pub async fn assign(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let trusted = &state.config.trusted_proxies;
-    let from_proxy = !trusted.is_empty()
-        && request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .is_some_and(|peer| trusted.iter().any(|c| c.contains(peer.0.ip())));
-    let forwarded = from_proxy
+    let forwarded = from_trusted_proxy(request.extensions(), &state)
         .then(|| request.headers().get(X_REQUEST_ID).and_then(acceptable))
         .flatten()
         .map(Arc::<str>::from);

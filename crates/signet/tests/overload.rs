@@ -26,17 +26,21 @@ async fn stalled_request(app: &TestApp) -> tokio::net::TcpStream {
     stream
 }
 
-async fn in_flight(app: &TestApp) -> u64 {
-    let text = app
-        .http
+async fn metrics(app: &TestApp) -> String {
+    app.http
         .get(format!("{}/metrics", app.url))
         .send()
         .await
         .expect("send")
         .text()
         .await
-        .expect("text");
-    text.lines()
+        .expect("text")
+}
+
+async fn in_flight(app: &TestApp) -> u64 {
+    metrics(app)
+        .await
+        .lines()
         .find_map(|l| l.strip_prefix("signet_requests_in_flight "))
         .and_then(|v| v.trim().parse().ok())
         .expect("in-flight gauge")
@@ -87,15 +91,7 @@ async fn past_the_limit_requests_are_shed_with_503_and_service_resumes() {
         .await
         .expect("send");
     assert_eq!(health.status(), 200);
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics(&app).await;
     assert!(
         metrics.contains("signet_requests_shed_total 2"),
         "{metrics}"
