@@ -19,7 +19,7 @@ pub fn verify(
         return Err(ClientAuthError::CertificateRevoked);
     }
     trust
-        .verify_client_chain(&chain.der, now)
+        .verify_presented_chain(chain, now)
         .map_err(ClientAuthError::from)?;
     match binding {
         Some(binding) if binding.matches(&chain.leaf) => Ok(()),

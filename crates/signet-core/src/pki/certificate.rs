@@ -119,12 +119,32 @@ impl Certificate {
 }
 
 /// The chain a client presented in the TLS handshake (or a trusted proxy forwarded): the leaf
-/// parsed once per connection, and every certificate's DER for path building.
-#[derive(Debug, Clone)]
+/// parsed once per connection, and every certificate's DER for path building. It remembers
+/// the trust store it last verified under (see `TrustStore::verify_presented_chain`).
+#[derive(Debug)]
 pub struct CertificateChain {
     pub leaf: Certificate,
     /// Leaf first, then the intermediates as presented.
     pub der: Vec<Vec<u8>>,
+    /// When every presented certificate is valid (latest `notBefore`, earliest `notAfter`);
+    /// `None` when an intermediate could not be read (then nothing is remembered).
+    validity: Option<(UnixTime, UnixTime)>,
+    /// The generation of the trust store this chain verified under; 0 for none.
+    verified_under: std::sync::atomic::AtomicU64,
+}
+
+impl Clone for CertificateChain {
+    fn clone(&self) -> Self {
+        Self {
+            leaf: self.leaf.clone(),
+            der: self.der.clone(),
+            validity: self.validity,
+            verified_under: std::sync::atomic::AtomicU64::new(
+                self.verified_under
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        }
+    }
 }
 
 impl CertificateChain {
@@ -136,10 +156,40 @@ impl CertificateChain {
                 "more than 10 certificates in the chain".into(),
             ));
         }
+        let leaf = Certificate::parse(first)?;
+        let mut validity = Some((leaf.not_before, leaf.not_after));
+        for intermediate in &der[1..] {
+            validity = match (validity, Certificate::parse(intermediate)) {
+                (Some((from, until)), Ok(c)) => {
+                    Some((from.max(c.not_before), until.min(c.not_after)))
+                }
+                _ => None,
+            };
+        }
         Ok(Self {
-            leaf: Certificate::parse(first)?,
+            leaf,
             der,
+            validity,
+            verified_under: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Whether the chain verified under trust store `generation` and every certificate in it
+    /// is still within its validity period at `now`.
+    pub(crate) fn verified_under(&self, generation: u64, now: UnixTime) -> bool {
+        generation != 0
+            && self
+                .verified_under
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == generation
+            && self
+                .validity
+                .is_some_and(|(from, until)| from <= now && now <= until)
+    }
+
+    pub(crate) fn mark_verified(&self, generation: u64) {
+        self.verified_under
+            .store(generation, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -10,7 +10,7 @@ use webpki::{
 };
 
 use super::PkiError;
-use super::certificate::Certificate;
+use super::certificate::{Certificate, CertificateChain};
 use crate::UnixTime;
 
 /// Trust anchors and CRLs, parsed once (and again when their files change).
@@ -20,12 +20,19 @@ pub struct TrustStore {
     crls: Vec<CertRevocationList<'static>>,
     /// The CA certificates, for listing to operators.
     authorities: Vec<Certificate>,
+    /// Unique per store built with [`TrustStore::new`] (0 for the empty default): a reload
+    /// makes a new store, so chains verified under the old one are verified again.
+    generation: u64,
 }
 
 impl TrustStore {
     /// A store trusting the CA certificates `cas` (DER), honouring the CRLs `crls` (DER).
     pub fn new(cas: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Self, PkiError> {
-        let mut store = Self::default();
+        static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let mut store = Self {
+            generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ..Self::default()
+        };
         for der in cas {
             let certificate = Certificate::parse(der)?;
             let cert_der = CertificateDer::from(der.as_slice());
@@ -53,6 +60,24 @@ impl TrustStore {
 
     pub fn is_empty(&self) -> bool {
         self.anchors.is_empty()
+    }
+
+    /// [`Self::verify_client_chain`] for a chain parsed once per connection: a chain that
+    /// verified under this store stays verified while every presented certificate is within
+    /// its validity period, so a keep-alive connection pays for the signature checks once.
+    /// CA or CRL changes build a new store, under which the chain is verified again; operator
+    /// revocations and the binding are checked by the caller on every request.
+    pub fn verify_presented_chain(
+        &self,
+        chain: &CertificateChain,
+        now: UnixTime,
+    ) -> Result<(), PkiError> {
+        if chain.verified_under(self.generation, now) {
+            return Ok(());
+        }
+        self.verify_client_chain(&chain.der, now)?;
+        chain.mark_verified(self.generation);
+        Ok(())
     }
 
     /// Verifies that `chain` (leaf first, then intermediates, DER) builds a path to a trust
@@ -105,5 +130,91 @@ fn from_webpki(error: webpki::Error) -> PkiError {
             PkiError::Malformed(format!("client certificate chain: {error}"))
         }
         other => PkiError::InvalidChain(format!("{other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+        IsCa, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256,
+    };
+
+    use super::*;
+
+    const T0: i64 = 1_700_000_000;
+
+    fn params(name: &str, ca: bool, from: i64, until: i64) -> CertificateParams {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, name);
+        if ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        } else {
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        params.not_before = time::OffsetDateTime::from_unix_timestamp(from).expect("time");
+        params.not_after = time::OffsetDateTime::from_unix_timestamp(until).expect("time");
+        params
+    }
+
+    fn key() -> KeyPair {
+        KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("key")
+    }
+
+    #[test]
+    fn a_verified_chain_is_remembered_per_store_and_only_while_every_certificate_is_valid() {
+        // Root → intermediate (valid for 1000 s) → leaf (valid far longer).
+        let root_key = key();
+        let root_params = params("root", true, T0 - 10, T0 + 1_000_000);
+        let root = root_params.self_signed(&root_key).expect("root");
+        let root_issuer = Issuer::new(root_params, root_key);
+        let intermediate_key = key();
+        let intermediate_params = params("intermediate", true, T0 - 10, T0 + 1000);
+        let intermediate = intermediate_params
+            .signed_by(&intermediate_key, &root_issuer)
+            .expect("intermediate");
+        let intermediate_issuer = Issuer::new(intermediate_params, intermediate_key);
+        let leaf = params("agent", false, T0 - 10, T0 + 500_000)
+            .signed_by(&key(), &intermediate_issuer)
+            .expect("leaf");
+        let chain = CertificateChain::parse(vec![leaf.der().to_vec(), intermediate.der().to_vec()])
+            .expect("chain");
+
+        let store = TrustStore::new(&[root.der().to_vec()], &[]).expect("store");
+        store.verify_presented_chain(&chain, T0).expect("verifies");
+        assert!(chain.verified_under(store.generation, T0 + 10));
+        store
+            .verify_presented_chain(&chain, T0 + 10)
+            .expect("remembered");
+        // The leaf is still valid, the intermediate is not: verified again, and refused.
+        assert!(!chain.verified_under(store.generation, T0 + 2000));
+        assert_eq!(
+            store.verify_presented_chain(&chain, T0 + 2000),
+            Err(PkiError::Expired)
+        );
+        // A reloaded store is a new one: the chain is verified against it, not remembered.
+        let without_root = TrustStore::new(&[], &[]).expect("empty");
+        assert_eq!(
+            without_root.verify_presented_chain(&chain, T0 + 10),
+            Err(PkiError::UntrustedIssuer)
+        );
+        let other_root_key = key();
+        let other_root = params("other root", true, T0 - 10, T0 + 1_000_000)
+            .self_signed(&other_root_key)
+            .expect("other root");
+        let other = TrustStore::new(&[other_root.der().to_vec()], &[]).expect("other");
+        assert_eq!(
+            other.verify_presented_chain(&chain, T0 + 10),
+            Err(PkiError::UntrustedIssuer)
+        );
+        let reloaded = TrustStore::new(&[root.der().to_vec()], &[]).expect("reloaded");
+        assert_ne!(reloaded.generation, store.generation);
+        assert!(!chain.verified_under(reloaded.generation, T0 + 10));
+        reloaded
+            .verify_presented_chain(&chain, T0 + 10)
+            .expect("verified again");
+        // The empty default store never counts as verified.
+        assert!(!chain.verified_under(TrustStore::default().generation, T0 + 10));
     }
 }
