@@ -6,17 +6,17 @@
 //! [`StoreError`]; `StoreError::Unavailable` means "try again later" (HTTP 503).
 
 mod cache;
+mod db;
 mod group_commit;
 mod migrations;
-mod sqlite;
 
+pub use db::{
+    AlertRecord, Backend, ChainReport, DatabaseOptions, DeliveryRecord, Durability,
+    ExpiringCredential, IssuedRecord, MAX_CERTIFICATES_PER_AGENT, Page, RevocationRecord, StaleUse,
+    Store, StoredAgentCa, StoredCertificate, StoredSigningKey,
+};
 pub use group_commit::{AuditLog, BATCH_SIZE_BOUNDS, REQUEST_ID, WriterStats};
 pub use migrations::MIGRATIONS;
-pub use sqlite::{
-    AlertRecord, ChainReport, DeliveryRecord, Durability, ExpiringCredential, IssuedRecord,
-    MAX_CERTIFICATES_PER_AGENT, Page, RevocationRecord, StaleUse, Store, StoredAgentCa,
-    StoredCertificate, StoredSigningKey,
-};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

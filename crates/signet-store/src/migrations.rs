@@ -1,88 +1,95 @@
 //! Schema migrations, embedded in the binary and applied in order at start. Each has a name that
-//! is the same for every database; the applied names are recorded in `signet_migrations`.
+//! is the same for every database and a script for each; the applied names are recorded in
+//! `signet_migrations`.
 
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
+use sqlx::{Acquire, AnyConnection};
 
 use crate::StoreError;
+use crate::db::Backend;
 
-/// The migrations, in order: (name, SQLite SQL).
-pub const MIGRATIONS: &[(&str, &str)] = &[
-    (
-        "0001_init",
-        include_str!("../migrations/sqlite/0001_init.sql"),
-    ),
-    (
-        "0002_agent_keys",
-        include_str!("../migrations/sqlite/0002_agent_keys.sql"),
-    ),
-    (
-        "0003_jwks_uri",
-        include_str!("../migrations/sqlite/0003_jwks_uri.sql"),
-    ),
-    (
-        "0004_tokens_revoked_before",
-        include_str!("../migrations/sqlite/0004_tokens_revoked_before.sql"),
-    ),
-    (
-        "0005_mtls",
-        include_str!("../migrations/sqlite/0005_mtls.sql"),
-    ),
-    (
-        "0006_signing_key_rotation",
-        include_str!("../migrations/sqlite/0006_signing_key_rotation.sql"),
-    ),
-    (
-        "0007_stale_credentials",
-        include_str!("../migrations/sqlite/0007_stale_credentials.sql"),
-    ),
-    (
-        "0008_expiry_warnings",
-        include_str!("../migrations/sqlite/0008_expiry_warnings.sql"),
-    ),
-    (
-        "0009_audit_chain",
-        include_str!("../migrations/sqlite/0009_audit_chain.sql"),
-    ),
-    (
-        "0010_alerts",
-        include_str!("../migrations/sqlite/0010_alerts.sql"),
-    ),
-    (
-        "0011_agent_networks",
-        include_str!("../migrations/sqlite/0011_agent_networks.sql"),
-    ),
-    (
-        "0012_audit_request_id",
-        include_str!("../migrations/sqlite/0012_audit_request_id.sql"),
-    ),
+/// Includes a migration's two scripts by name.
+macro_rules! migration {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../migrations/sqlite/", $name, ".sql")),
+            include_str!(concat!("../migrations/postgres/", $name, ".sql")),
+        )
+    };
+}
+
+/// The migrations, in order: (name, SQLite script, PostgreSQL script).
+pub const MIGRATIONS: &[(&str, &str, &str)] = &[
+    migration!("0001_init"),
+    migration!("0002_agent_keys"),
+    migration!("0003_jwks_uri"),
+    migration!("0004_tokens_revoked_before"),
+    migration!("0005_mtls"),
+    migration!("0006_signing_key_rotation"),
+    migration!("0007_stale_credentials"),
+    migration!("0008_expiry_warnings"),
+    migration!("0009_audit_chain"),
+    migration!("0010_alerts"),
+    migration!("0011_agent_networks"),
+    migration!("0012_audit_request_id"),
 ];
 
+/// PostgreSQL: the advisory lock held while one node migrates (others wait, then find nothing
+/// left to do).
+const MIGRATION_LOCK: i64 = 0x5349_474e_4554_0002;
+
 /// Applies every migration not yet recorded, each in its own transaction.
-pub async fn migrate(pool: &SqlitePool) -> Result<Vec<&'static str>, StoreError> {
+pub async fn migrate(pool: &AnyPool, backend: Backend) -> Result<Vec<&'static str>, StoreError> {
+    let mut connection = pool.acquire().await?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT 1 FROM pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *connection)
+            .await?;
+    }
+    let result = migrate_on(&mut connection, backend).await;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT 1 FROM pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *connection)
+            .await?;
+    }
+    result
+}
+
+async fn migrate_on(
+    connection: &mut AnyConnection,
+    backend: Backend,
+) -> Result<Vec<&'static str>, StoreError> {
     sqlx::query(
-        "CREATE TABLE IF NOT EXISTS signet_migrations (name TEXT PRIMARY KEY NOT NULL, applied_at INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS signet_migrations (name TEXT PRIMARY KEY NOT NULL, applied_at BIGINT NOT NULL)",
     )
-    .execute(pool)
+    .execute(&mut *connection)
     .await?;
     let applied: Vec<String> = sqlx::query_scalar("SELECT name FROM signet_migrations")
-        .fetch_all(pool)
+        .fetch_all(&mut *connection)
         .await?;
     if let Some(unknown) = applied
         .iter()
-        .find(|name| !MIGRATIONS.iter().any(|(m, _)| m == name))
+        .find(|name| !MIGRATIONS.iter().any(|(m, _, _)| m == name))
     {
         return Err(StoreError::Corrupt(format!(
             "the database has migration `{unknown}`, which this binary does not know: it was written by a newer Signet"
         )));
     }
     let mut newly_applied = Vec::new();
-    for (name, sql) in MIGRATIONS {
+    for (name, sqlite, postgres) in MIGRATIONS {
         if applied.iter().any(|a| a == name) {
             continue;
         }
-        let mut tx = pool.begin().await?;
-        sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO signet_migrations (name, applied_at) VALUES (?, ?)")
+        let script = match backend {
+            Backend::Sqlite => *sqlite,
+            Backend::Postgres => *postgres,
+        };
+        let mut tx = connection.begin().await?;
+        sqlx::raw_sql(script).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO signet_migrations (name, applied_at) VALUES ($1, $2)")
             .bind(*name)
             .bind(signet_core::now())
             .execute(&mut *tx)

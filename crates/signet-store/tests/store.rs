@@ -1,18 +1,18 @@
-//! The storage suite: runs against a real SQLite file in a fresh directory per test.
+//! The storage suite, run against both databases: a real SQLite file in a fresh directory, and a
+//! fresh database on a real PostgreSQL server (`SIGNET_TEST_POSTGRES_URL`, which `scripts/test`
+//! starts; without it the PostgreSQL half says so and skips, unless `SIGNET_REQUIRE_POSTGRES=1`).
+
+mod test_db;
 
 use signet_core::agent::NewAgent;
 use signet_core::audit::{AuditEvent, AuditQuery, Outcome, event};
 use signet_core::client_auth::{AgentSecret, StoredSecret};
 use signet_core::crypto::MasterKey;
 use signet_store::Store;
+use test_db::TestDb;
 
-async fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("signet.db").display()
-    ))
-    .await
-    .expect("open store")
+async fn open(db: &TestDb) -> Store {
+    Store::open(db.url()).await.expect("open store")
 }
 
 fn agent(name: &str) -> signet_core::agent::Agent {
@@ -25,21 +25,19 @@ fn agent(name: &str) -> signet_core::agent::Agent {
     .expect("valid")
 }
 
-#[tokio::test]
-async fn agents_round_trip_and_survive_reopening() {
-    let dir = tempfile::tempdir().expect("tmp");
+async fn agents_round_trip_and_survive_reopening(db: TestDb) {
     let (key, _) = MasterKey::generate();
     let secret = AgentSecret::generate();
     let a = agent("alpha");
     {
-        let store = open(&dir).await;
+        let store = open(&db).await;
         store
             .create_agent(&a, Some(&StoredSecret::new(&key, &secret, 1)), &[])
             .await
             .expect("create");
         store.close().await;
     }
-    let store = open(&dir).await;
+    let store = open(&db).await;
     assert_eq!(
         store.find_agent(a.agent_id.as_str()).await.expect("find"),
         Some(a.clone())
@@ -62,10 +60,8 @@ async fn agents_round_trip_and_survive_reopening() {
     );
 }
 
-#[tokio::test]
-async fn replacing_a_secret_invalidates_the_cache() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = open(&dir).await;
+async fn replacing_a_secret_invalidates_the_cache(db: TestDb) {
+    let store = open(&db).await;
     let (key, _) = MasterKey::generate();
     let a = agent("alpha");
     store
@@ -114,10 +110,8 @@ async fn replacing_a_secret_invalidates_the_cache() {
     );
 }
 
-#[tokio::test]
-async fn listing_pages_and_searches() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = open(&dir).await;
+async fn listing_pages_and_searches(db: TestDb) {
+    let store = open(&db).await;
     for i in 0..5 {
         store
             .create_agent(&agent(&format!("worker-{i}")), None, &[])
@@ -165,10 +159,8 @@ async fn listing_pages_and_searches() {
     );
 }
 
-#[tokio::test]
-async fn concurrent_audit_records_are_all_committed() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = open(&dir).await;
+async fn concurrent_audit_records_are_all_committed(db: TestDb) {
+    let store = open(&db).await;
     let mut tasks = Vec::new();
     for i in 0..500 {
         let audit = store.audit().clone();
@@ -212,12 +204,10 @@ async fn concurrent_audit_records_are_all_committed() {
     assert_eq!(page.first().map(|e| e.id), Some(all[10].id));
 }
 
-#[tokio::test]
-async fn keys_are_stored_revoked_and_cached_and_jtis_are_recorded_once() {
+async fn keys_are_stored_revoked_and_cached_and_jtis_are_recorded_once(db: TestDb) {
     use signet_core::jwk::{KeyInput, parse_keys};
     use signet_core::token::{SigningAlgorithm, SigningKey};
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = open(&dir).await;
+    let store = open(&db).await;
     let (signing, _) = SigningKey::generate(SigningAlgorithm::Es256).expect("key");
     let keys = parse_keys(KeyInput::Jwk(signing.public_jwk()), None, None, 1).expect("valid");
     let a = agent("jwt");
@@ -269,10 +259,8 @@ async fn keys_are_stored_revoked_and_cached_and_jtis_are_recorded_once() {
     assert_eq!(store.purge_used_jtis(101).await.expect("purge"), 2);
 }
 
-#[tokio::test]
-async fn concurrent_uses_of_one_jti_have_exactly_one_winner() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = open(&dir).await;
+async fn concurrent_uses_of_one_jti_have_exactly_one_winner(db: TestDb) {
+    let store = open(&db).await;
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let store = store.clone();
@@ -287,4 +275,13 @@ async fn concurrent_uses_of_one_jti_have_exactly_one_winner() {
         }
     }
     assert_eq!(fresh, 1);
+}
+
+test_db::both_databases! {
+    keys_are_stored_revoked_and_cached_and_jtis_are_recorded_once,
+    agents_round_trip_and_survive_reopening,
+    replacing_a_secret_invalidates_the_cache,
+    listing_pages_and_searches,
+    concurrent_audit_records_are_all_committed,
+    concurrent_uses_of_one_jti_have_exactly_one_winner,
 }

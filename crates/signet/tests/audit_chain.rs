@@ -23,19 +23,9 @@ async fn verify(app: &TestApp) -> (i32, String, String) {
     )
 }
 
-/// Runs SQL against the server's database behind its back, as an intruder with file access would.
+/// Runs SQL against the server's database behind its back, as an intruder with access would.
 fn tamper(app: &TestApp, sql: &str) {
-    let db = app.data_dir.join("signet.db");
-    let status = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
-            &db.to_string_lossy(),
-            sql,
-        ])
-        .status()
-        .expect("python3");
-    assert!(status.success(), "{sql}");
+    app.execute_sql(sql);
 }
 
 async fn busy_log(app: &TestApp) {

@@ -117,12 +117,15 @@ async fn changing_the_algorithm_keeps_the_old_key_published() {
     let agent = app.secret_agent().await;
     let old_token = app.access_token(&agent).await;
     let data_dir = app.data_dir.clone();
+    let database_url = app.database_url();
     let mut first = app;
     first.stop().await; // `first` keeps the temporary data directory alive until the end.
-    // Same data directory, new algorithm: a new key signs, the old one stays published.
+    // Same data directory and database, new algorithm: a new key signs, the old one stays
+    // published.
     let env = [
         ("SIGNET_TOKEN_SIGNING_ALG", "EdDSA"),
         ("SIGNET_DATA_DIR", data_dir.to_str().expect("utf8")),
+        ("SIGNET_DATABASE_URL", database_url.as_str()),
     ];
     let app = TestApp::spawn_with(&env).await;
     let jwks: Value = app

@@ -221,6 +221,7 @@ async fn a_wrong_master_key_is_refused_with_a_clear_message() {
         .env_clear()
         .env("SIGNET_LISTEN", "127.0.0.1:0")
         .env("SIGNET_DATA_DIR", &app.data_dir)
+        .env("SIGNET_DATABASE_URL", app.database_url())
         .env(
             "SIGNET_MASTER_KEY",
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",

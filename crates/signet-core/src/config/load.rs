@@ -302,18 +302,48 @@ impl Config {
             .transpose()?;
         let data_dir =
             PathBuf::from(get("DATA_DIR", file.data_dir).unwrap_or_else(|| "./signet-data".into()));
-        let database_url = get("DATABASE_URL", file.database_url);
+        // May carry a password: also from SIGNET_DATABASE_URL_FILE (a secrets manager's file).
+        let database_url = secret(
+            env,
+            "DATABASE_URL",
+            file.database_url.clone(),
+            file.database_url_file.clone(),
+        )?
+        .map(|url| url.expose().to_owned());
         if let Some(url) = &database_url
             && !url.starts_with("sqlite:")
+            && !url.starts_with("postgres://")
+            && !url.starts_with("postgresql://")
         {
             return Err(error(
                 "SIGNET_DATABASE_URL",
                 format!(
-                    "`{}…` is not supported: use sqlite://PATH (PostgreSQL support is coming)",
+                    "`{}…` is not supported: use sqlite://PATH or postgres://USER@HOST/DATABASE",
                     url.chars().take(12).collect::<String>()
                 ),
             ));
         }
+        let database_pool_size = number(
+            "SIGNET_DATABASE_POOL_SIZE",
+            env,
+            file.database_pool_size,
+            if database_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("postgres"))
+            {
+                16
+            } else {
+                4
+            },
+        )?
+        .clamp(1, 1000) as u32;
+        let database_statement_timeout_seconds = number(
+            "SIGNET_DATABASE_STATEMENT_TIMEOUT_SECONDS",
+            env,
+            file.database_statement_timeout_seconds,
+            5,
+        )?
+        .clamp(1, 3600);
         let sqlite_synchronous_full = match get("SQLITE_SYNCHRONOUS", file.sqlite_synchronous)
             .as_deref()
             .map(str::to_ascii_lowercase)
@@ -494,6 +524,8 @@ impl Config {
             issuer,
             data_dir,
             database_url,
+            database_pool_size,
+            database_statement_timeout_seconds,
             sqlite_synchronous_full,
             admin_token,
             master_key,

@@ -50,6 +50,10 @@ pub struct Config {
     pub issuer: Option<String>,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
+    /// Connections in the database pool (the audit writer has one more of its own).
+    pub database_pool_size: u32,
+    /// PostgreSQL: statements (and lock waits) running longer are cancelled.
+    pub database_statement_timeout_seconds: u64,
     /// `full` (default): every commit is on disk before it is acknowledged; `normal`: survives
     /// a process crash, may lose the last commits on power loss.
     pub sqlite_synchronous_full: bool,
@@ -143,6 +147,28 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("signet.db").display()))
+    }
+
+    /// The database URL without its password, for messages and logs.
+    pub fn database_url_redacted(&self) -> String {
+        redact_url_password(&self.database_url())
+    }
+}
+
+/// `scheme://user:password@host…` with the password replaced by `***`; other URLs unchanged.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            let password = if user_info.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{password}@{host}{tail}")
+        }
+        None => url.to_owned(),
     }
 }
 

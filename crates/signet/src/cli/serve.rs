@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use signet_core::config::{Config, LogFormat, Sources};
@@ -17,7 +18,7 @@ use signet_http::tls::{ServerCertificate, server_config};
 /// so that its use is recognised as stale rather than wrong: 90 days.
 const STALE_SECRET_RETENTION_SECONDS: i64 = 90 * 86_400;
 use signet_http::{AppState, KeyRing, PkiState, TlsListener};
-use signet_store::{Durability, Store};
+use signet_store::{DatabaseOptions, Durability, Store};
 
 use super::{CliError, write_private};
 
@@ -144,17 +145,21 @@ async fn admin_token(
 
 async fn open_store(config: &Config) -> Result<Store, CliError> {
     prepare_data_dir(&config.data_dir)?;
-    let durability = if config.sqlite_synchronous_full {
-        Durability::Full
-    } else {
-        Durability::Normal
+    let options = DatabaseOptions {
+        durability: if config.sqlite_synchronous_full {
+            Durability::Full
+        } else {
+            Durability::Normal
+        },
+        max_connections: config.database_pool_size,
+        statement_timeout: Duration::from_secs(config.database_statement_timeout_seconds),
     };
-    Store::open_with(&config.database_url(), durability)
+    Store::open_with(&config.database_url(), &options)
         .await
         .map_err(|e| {
             CliError::failure(format!(
                 "cannot open the database {}: {e}",
-                config.database_url()
+                config.database_url_redacted()
             ))
         })
 }

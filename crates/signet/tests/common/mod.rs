@@ -39,6 +39,33 @@ pub struct TestApp {
     env: Vec<(String, String)>,
 }
 
+/// With `SIGNET_TEST_DATABASE=postgres` (the second pass of `scripts/test`), every test server
+/// runs on a fresh database of the PostgreSQL server at `SIGNET_TEST_POSTGRES_URL`.
+pub fn postgres_database() -> Option<String> {
+    if std::env::var("SIGNET_TEST_DATABASE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let admin = std::env::var("SIGNET_TEST_POSTGRES_URL")
+        .expect("SIGNET_TEST_DATABASE=postgres needs SIGNET_TEST_POSTGRES_URL");
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "signet_it_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    run_psql(&admin, &format!("CREATE DATABASE {name}"));
+    let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
+    Some(format!("{base}/{name}"))
+}
+
+fn run_psql(url: &str, sql: &str) {
+    let status = std::process::Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .status()
+        .expect("run psql");
+    assert!(status.success(), "psql: {sql}");
+}
+
 /// An agent registered through the admin API.
 #[derive(Debug, Clone)]
 pub struct TestAgent {
@@ -55,10 +82,15 @@ impl TestApp {
     pub async fn spawn_with(env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().join("data");
-        let env: Vec<(String, String)> = env
+        let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        if !env.iter().any(|(k, _)| k == "SIGNET_DATABASE_URL")
+            && let Some(url) = postgres_database()
+        {
+            env.push(("SIGNET_DATABASE_URL".into(), url));
+        }
         let mut app = Self::start(&data_dir, &env).await;
         app._tmp = Some(tmp);
         app
@@ -318,6 +350,36 @@ impl TestApp {
             .await
             .expect("send");
         assert_eq!(response.status(), 200);
+    }
+
+    /// The server's database URL.
+    pub fn database_url(&self) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "SIGNET_DATABASE_URL")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("signet.db").display()))
+    }
+
+    /// Runs SQL against the server's database behind its back, as an intruder with access to
+    /// the database would (psql, or Python's sqlite3 for the SQLite file).
+    pub fn execute_sql(&self, sql: &str) {
+        let url = self.database_url();
+        match url.strip_prefix("sqlite://") {
+            None => run_psql(&url, sql),
+            Some(path) => {
+                let status = std::process::Command::new("python3")
+                    .args([
+                        "-c",
+                        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
+                        path,
+                        sql,
+                    ])
+                    .status()
+                    .expect("python3");
+                assert!(status.success(), "{sql}");
+            }
+        }
     }
 
     pub fn env_map(&self) -> HashMap<String, String> {

@@ -7,10 +7,11 @@ use signet_core::agent::{Agent, AgentId};
 use signet_core::client_auth::{AgentCredentials, StoredSecret};
 use signet_core::jwk::{AgentKey, VerifyingKey};
 use signet_core::pki::{BindingKind, CertificateBinding};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::Store;
+use super::statement::Statement;
 use crate::StoreError;
 
 /// One page of a listing, with the cursor of the next page if there is one.
@@ -36,7 +37,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO agents (agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, tls_binding_kind, tls_binding_value, tls_binding_canonical, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO agents (agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, tls_binding_kind, tls_binding_value, tls_binding_canonical, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(agent.agent_id.as_str())
         .bind(&agent.name)
@@ -68,7 +69,7 @@ impl Store {
         let row = sqlx::query(concat!(
             "SELECT ",
             agent_columns!(),
-            " FROM agents WHERE agent_id = ?"
+            " FROM agents WHERE agent_id = $1"
         ))
         .bind(agent_id)
         .fetch_optional(&self.pool)
@@ -88,7 +89,7 @@ impl Store {
             return Ok(None);
         };
         let rows = sqlx::query(
-            "SELECT secret_hash, created_at, expires_at, replaced_at FROM agent_secrets WHERE agent_id = ? ORDER BY id",
+            "SELECT secret_hash, created_at, expires_at, replaced_at FROM agent_secrets WHERE agent_id = $1 ORDER BY id",
         )
         .bind(agent_id)
         .fetch_all(&self.pool)
@@ -139,7 +140,7 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<Agent>, StoreError> {
-        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(concat!(
+        let mut query = Statement::new(concat!(
             "SELECT ",
             agent_columns!(),
             " FROM agents WHERE 1 = 1"
@@ -152,22 +153,24 @@ impl Store {
                     .replace('%', "\\%")
                     .replace('_', "\\_")
             );
+            // Case-insensitive on both databases (SQLite's LIKE is, PostgreSQL's is not).
+            let pattern = pattern.to_lowercase();
             query
-                .push(" AND (agent_id LIKE ")
-                .push_bind(pattern.clone())
-                .push(" ESCAPE '\\' OR name LIKE ")
-                .push_bind(pattern.clone())
-                .push(" ESCAPE '\\' OR description LIKE ")
-                .push_bind(pattern)
+                .push(" AND (LOWER(agent_id) LIKE ")
+                .bind(pattern.clone())
+                .push(" ESCAPE '\\' OR LOWER(name) LIKE ")
+                .bind(pattern.clone())
+                .push(" ESCAPE '\\' OR LOWER(description) LIKE ")
+                .bind(pattern)
                 .push(" ESCAPE '\\')");
         }
         if let Some(after) = after {
-            query.push(" AND agent_id > ").push_bind(after.to_string());
+            query.push(" AND agent_id > ").bind(after.to_string());
         }
         query
             .push(" ORDER BY agent_id LIMIT ")
-            .push_bind(i64::from(limit) + 1);
-        let rows = query.build().fetch_all(&self.pool).await?;
+            .bind(i64::from(limit) + 1);
+        let rows = query.query()?.fetch_all(&self.pool).await?;
         let mut items = rows
             .iter()
             .map(agent_from_row)
@@ -184,7 +187,7 @@ impl Store {
     /// Writes an updated agent (settings and status).
     pub async fn update_agent(&self, agent: &Agent) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE agents SET name = ?, description = ?, status = ?, token_endpoint_auth_method = ?, scopes = ?, audiences = ?, access_token_ttl = ?, allowed_cidrs = ?, jwks_uri = ?, tls_binding_kind = ?, tls_binding_value = ?, tls_binding_canonical = ?, updated_at = ? WHERE agent_id = ?",
+            "UPDATE agents SET name = $1, description = $2, status = $3, token_endpoint_auth_method = $4, scopes = $5, audiences = $6, access_token_ttl = $7, allowed_cidrs = $8, jwks_uri = $9, tls_binding_kind = $10, tls_binding_value = $11, tls_binding_canonical = $12, updated_at = $13 WHERE agent_id = $14",
         )
         .bind(&agent.name)
         .bind(&agent.description)
@@ -209,7 +212,7 @@ impl Store {
 
     /// Deletes an agent and its credentials; `false` if there was none.
     pub async fn delete_agent(&self, agent_id: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM agents WHERE agent_id = ?")
+        let result = sqlx::query("DELETE FROM agents WHERE agent_id = $1")
             .bind(agent_id)
             .execute(&self.pool)
             .await?;
@@ -229,7 +232,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "UPDATE agent_secrets SET replaced_at = ? WHERE agent_id = ? AND replaced_at > ?",
+            "UPDATE agent_secrets SET replaced_at = $1 WHERE agent_id = $2 AND replaced_at > $3",
         )
         .bind(now)
         .bind(agent_id)
@@ -237,7 +240,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE agent_secrets SET replaced_at = ? WHERE agent_id = ? AND replaced_at IS NULL",
+            "UPDATE agent_secrets SET replaced_at = $1 WHERE agent_id = $2 AND replaced_at IS NULL",
         )
         .bind(now + grace_seconds as i64)
         .bind(agent_id)
@@ -251,11 +254,11 @@ impl Store {
 }
 
 async fn insert_secret(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     agent_id: &str,
     secret: &StoredSecret,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO agent_secrets (agent_id, secret_hash, created_at, expires_at, replaced_at) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO agent_secrets (agent_id, secret_hash, created_at, expires_at, replaced_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(agent_id)
         .bind(&secret.hash[..])
         .bind(secret.created_at)
@@ -272,8 +275,11 @@ fn binding_kind(agent: &Agent) -> Option<&'static str> {
 
 /// The unique index on bindings: one certificate name identifies at most one agent.
 fn binding_conflict(error: sqlx::Error) -> StoreError {
+    // SQLite names the columns in its message; PostgreSQL names the index.
     let duplicate = matches!(&error, sqlx::Error::Database(e)
-        if e.message().contains("agents.tls_binding_kind"));
+        if e.is_unique_violation()
+            && (e.constraint() == Some("agents_tls_binding")
+                || e.message().contains("agents.tls_binding_kind")));
     if duplicate {
         StoreError::Conflict("another agent is already bound to this certificate name".into())
     } else {
@@ -285,12 +291,12 @@ fn json_list(values: &[String]) -> String {
     serde_json::to_string(values).unwrap_or_else(|_| "[]".into())
 }
 
-fn parse_list(row: &SqliteRow, column: &str) -> Result<Vec<String>, StoreError> {
+fn parse_list(row: &AnyRow, column: &str) -> Result<Vec<String>, StoreError> {
     let text: String = row.try_get(column)?;
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("agents.{column}: {e}")))
 }
 
-fn agent_from_row(row: &SqliteRow) -> Result<Agent, StoreError> {
+fn agent_from_row(row: &AnyRow) -> Result<Agent, StoreError> {
     let corrupt = |field: &str, e: String| StoreError::Corrupt(format!("agents.{field}: {e}"));
     let status: String = row.try_get("status")?;
     let method: String = row.try_get("token_endpoint_auth_method")?;
@@ -322,7 +328,7 @@ fn agent_from_row(row: &SqliteRow) -> Result<Agent, StoreError> {
     })
 }
 
-fn binding_from_row(row: &SqliteRow) -> Result<Option<CertificateBinding>, StoreError> {
+fn binding_from_row(row: &AnyRow) -> Result<Option<CertificateBinding>, StoreError> {
     let kind: Option<String> = row.try_get("tls_binding_kind")?;
     let value: Option<String> = row.try_get("tls_binding_value")?;
     let (Some(kind), Some(value)) = (kind, value) else {
@@ -343,35 +349,37 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.write_tx().await?;
-        let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+        let mut insert = Statement::new(
             "INSERT INTO agents (agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, created_at, updated_at) ",
         );
-        insert.push_values(agents.iter().map(|(a, _)| a), |mut row, a| {
-            row.push_bind(a.agent_id.to_string())
-                .push_bind(a.name.clone())
-                .push_bind(a.description.clone())
-                .push_bind(a.status.as_str())
-                .push_bind(a.token_endpoint_auth_method.as_str())
-                .push_bind(json_list(&a.scopes))
-                .push_bind(json_list(&a.audiences))
-                .push_bind(a.access_token_ttl.map(|t| t as i64))
-                .push_bind("[]")
-                .push_bind(a.jwks_uri.clone())
-                .push_bind(a.created_at)
-                .push_bind(a.updated_at);
+        insert.push("VALUES ");
+        insert.values(agents.iter().map(|(a, _)| a), |row, a| {
+            row.bind(a.agent_id.to_string())
+                .bind(a.name.clone())
+                .bind(a.description.clone())
+                .bind(a.status.as_str())
+                .bind(a.token_endpoint_auth_method.as_str())
+                .bind(json_list(&a.scopes))
+                .bind(json_list(&a.audiences))
+                .bind(a.access_token_ttl.map(|t| t as i64))
+                .bind("[]")
+                .bind(a.jwks_uri.clone())
+                .bind(a.created_at)
+                .bind(a.updated_at);
         });
-        insert.build().execute(&mut *tx).await?;
-        let mut secrets: QueryBuilder<Sqlite> = QueryBuilder::new(
+        insert.query()?.execute(&mut *tx).await?;
+        let mut secrets = Statement::new(
             "INSERT INTO agent_secrets (agent_id, secret_hash, created_at, expires_at, replaced_at) ",
         );
-        secrets.push_values(agents, |mut row, (a, s)| {
-            row.push_bind(a.agent_id.to_string())
-                .push_bind(s.hash.to_vec())
-                .push_bind(s.created_at)
-                .push_bind(s.expires_at)
-                .push_bind(s.replaced_at);
+        secrets.push("VALUES ");
+        secrets.values(agents, |row, (a, s)| {
+            row.bind(a.agent_id.to_string())
+                .bind(s.hash.to_vec())
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .bind(s.replaced_at);
         });
-        secrets.build().execute(&mut *tx).await?;
+        secrets.query()?.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -381,11 +389,11 @@ impl Store {
     /// Forgets secrets replaced and certificates removed before `cutoff`: their use is no
     /// longer recognised as stale (it becomes a wrong credential).
     pub async fn purge_replaced_credentials(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
-        let secrets = sqlx::query("DELETE FROM agent_secrets WHERE replaced_at < ?")
+        let secrets = sqlx::query("DELETE FROM agent_secrets WHERE replaced_at < $1")
             .bind(cutoff)
             .execute(&self.pool)
             .await?;
-        let certificates = sqlx::query("DELETE FROM removed_certificates WHERE removed_at < ?")
+        let certificates = sqlx::query("DELETE FROM removed_certificates WHERE removed_at < $1")
             .bind(cutoff)
             .execute(&self.pool)
             .await?;
@@ -404,7 +412,7 @@ impl Store {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "INSERT INTO expiry_warnings (agent_id, kind, id, expires_at, warned_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO expiry_warnings (agent_id, kind, id, expires_at, warned_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
         .bind(&credential.agent_id)
         .bind(&credential.kind)
@@ -427,8 +435,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO stale_credential_use (agent_id, kind, count, first_at, last_at, last_source, last_user_agent)
-             SELECT ?1, ?2, 1, ?3, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM agents WHERE agent_id = ?1)
-             ON CONFLICT (agent_id, kind) DO UPDATE SET count = count + 1, last_at = excluded.last_at,
+             SELECT $1, $2, 1, $3, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM agents WHERE agent_id = $1)
+             ON CONFLICT (agent_id, kind) DO UPDATE SET count = stale_credential_use.count + 1, last_at = excluded.last_at,
                  last_source = excluded.last_source, last_user_agent = excluded.last_user_agent",
         )
         .bind(agent_id)
@@ -444,7 +452,7 @@ impl Store {
     /// Counted uses of the agent's replaced credentials, by kind.
     pub async fn stale_credential_use(&self, agent_id: &str) -> Result<Vec<StaleUse>, StoreError> {
         let rows = sqlx::query(
-            "SELECT kind, count, first_at, last_at, last_source, last_user_agent FROM stale_credential_use WHERE agent_id = ? ORDER BY kind",
+            "SELECT kind, count, first_at, last_at, last_source, last_user_agent FROM stale_credential_use WHERE agent_id = $1 ORDER BY kind",
         )
         .bind(agent_id)
         .fetch_all(&self.pool)
@@ -470,7 +478,7 @@ impl Store {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "UPDATE agents SET tokens_revoked_before = ?, updated_at = ? WHERE agent_id = ?",
+            "UPDATE agents SET tokens_revoked_before = $1, updated_at = $2 WHERE agent_id = $3",
         )
         .bind(now)
         .bind(now)
@@ -513,11 +521,11 @@ impl Store {
         until: UnixTime,
     ) -> Result<Vec<ExpiringCredential>, StoreError> {
         let rows = sqlx::query(
-            "SELECT agent_id, 'secret' AS kind, NULL AS id, expires_at FROM agent_secrets WHERE replaced_at IS NULL AND expires_at IS NOT NULL AND expires_at < ?1
-             UNION ALL SELECT agent_id, 'key', kid, expires_at FROM agent_keys WHERE revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at < ?1
-             UNION ALL SELECT agent_id, 'certificate', thumbprint, not_after FROM agent_certificates WHERE not_after < ?1
+            "SELECT agent_id, 'secret' AS kind, NULL AS id, expires_at FROM agent_secrets WHERE replaced_at IS NULL AND expires_at IS NOT NULL AND expires_at < $1
+             UNION ALL SELECT agent_id, 'key', kid, expires_at FROM agent_keys WHERE revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at < $1
+             UNION ALL SELECT agent_id, 'certificate', thumbprint, not_after FROM agent_certificates WHERE not_after < $1
              UNION ALL SELECT i.agent_id, 'issued_certificate', i.thumbprint, i.not_after FROM issued_certificates i
-                 WHERE i.revoked_at IS NULL AND i.not_after < ?1
+                 WHERE i.revoked_at IS NULL AND i.not_after < $1
                    AND i.not_after = (SELECT MAX(not_after) FROM issued_certificates j WHERE j.agent_id = i.agent_id AND j.revoked_at IS NULL)
              ORDER BY expires_at LIMIT 1000",
         )

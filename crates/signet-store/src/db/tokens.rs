@@ -14,7 +14,7 @@ impl Store {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO revoked_tokens (jti, agent_id, expires_at, revoked_at) VALUES (?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING")
+        sqlx::query("INSERT INTO revoked_tokens (jti, agent_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING")
             .bind(jti)
             .bind(agent_id)
             .bind(expires_at)
@@ -25,7 +25,7 @@ impl Store {
     }
 
     pub async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE jti = ?")
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE jti = $1")
             .bind(jti)
             .fetch_optional(&self.pool)
             .await?;
@@ -34,7 +34,7 @@ impl Store {
 
     /// Forgets revocations of tokens that have expired anyway.
     pub async fn purge_expired_revocations(&self, now: UnixTime) -> Result<u64, StoreError> {
-        let result = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < ?")
+        let result = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
             .bind(now)
             .execute(&self.pool)
             .await?;

@@ -2,18 +2,18 @@
 
 use signet_core::UnixTime;
 use signet_core::jwk::{AgentKey, MAX_KEYS_PER_AGENT};
-use sqlx::{Row, Sqlite};
+use sqlx::Row;
 
 use super::Store;
 use crate::StoreError;
 
 pub(super) async fn insert_keys(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     agent_id: &str,
     keys: &[AgentKey],
 ) -> Result<(), StoreError> {
     let existing: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM agent_keys WHERE agent_id = ? AND revoked_at IS NULL",
+        "SELECT COUNT(*) FROM agent_keys WHERE agent_id = $1 AND revoked_at IS NULL",
     )
     .bind(agent_id)
     .fetch_one(&mut **tx)
@@ -25,7 +25,7 @@ pub(super) async fn insert_keys(
     }
     for key in keys {
         let result = sqlx::query(
-            "INSERT INTO agent_keys (agent_id, kid, alg, jwk, thumbprint, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (agent_id, kid) DO NOTHING",
+            "INSERT INTO agent_keys (agent_id, kid, alg, jwk, thumbprint, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) ON CONFLICT (agent_id, kid) DO NOTHING",
         )
         .bind(agent_id)
         .bind(&key.kid)
@@ -50,7 +50,7 @@ impl Store {
     /// The agent's keys, revoked ones included (so their use is recognised), oldest first.
     pub async fn agent_keys(&self, agent_id: &str) -> Result<Vec<AgentKey>, StoreError> {
         let rows = sqlx::query(
-            "SELECT kid, alg, jwk, thumbprint, created_at, expires_at, revoked_at FROM agent_keys WHERE agent_id = ? ORDER BY created_at, kid",
+            "SELECT kid, alg, jwk, thumbprint, created_at, expires_at, revoked_at FROM agent_keys WHERE agent_id = $1 ORDER BY created_at, kid",
         )
         .bind(agent_id)
         .fetch_all(&self.pool)
@@ -93,7 +93,7 @@ impl Store {
         kid: &str,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let result = sqlx::query("UPDATE agent_keys SET revoked_at = ? WHERE agent_id = ? AND kid = ? AND revoked_at IS NULL")
+        let result = sqlx::query("UPDATE agent_keys SET revoked_at = $1 WHERE agent_id = $2 AND kid = $3 AND revoked_at IS NULL")
             .bind(now)
             .bind(agent_id)
             .bind(kid)
@@ -118,7 +118,7 @@ impl Store {
 
     /// Forgets `jti` values whose assertions have expired.
     pub async fn purge_used_jtis(&self, now: UnixTime) -> Result<u64, StoreError> {
-        let result = sqlx::query("DELETE FROM used_jtis WHERE expires_at < ?")
+        let result = sqlx::query("DELETE FROM used_jtis WHERE expires_at < $1")
             .bind(now)
             .execute(&self.pool)
             .await?;

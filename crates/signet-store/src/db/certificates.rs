@@ -60,7 +60,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         let existing: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM agent_certificates WHERE agent_id = ?")
+            sqlx::query_scalar("SELECT COUNT(*) FROM agent_certificates WHERE agent_id = $1")
                 .bind(agent_id)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -71,7 +71,7 @@ impl Store {
         }
         for certificate in certificates {
             let result = sqlx::query(
-                "INSERT INTO agent_certificates (agent_id, thumbprint, der, subject, not_before, not_after, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id, thumbprint) DO NOTHING",
+                "INSERT INTO agent_certificates (agent_id, thumbprint, der, subject, not_before, not_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (agent_id, thumbprint) DO NOTHING",
             )
             .bind(agent_id)
             .bind(&certificate.thumbprint)
@@ -100,7 +100,7 @@ impl Store {
         agent_id: &str,
     ) -> Result<Vec<StoredCertificate>, StoreError> {
         let rows = sqlx::query(
-            "SELECT thumbprint, der, subject, not_before, not_after, created_at FROM agent_certificates WHERE agent_id = ? ORDER BY created_at, thumbprint",
+            "SELECT thumbprint, der, subject, not_before, not_after, created_at FROM agent_certificates WHERE agent_id = $1 ORDER BY created_at, thumbprint",
         )
         .bind(agent_id)
         .fetch_all(&self.pool)
@@ -143,14 +143,14 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
         let result =
-            sqlx::query("DELETE FROM agent_certificates WHERE agent_id = ? AND thumbprint = ?")
+            sqlx::query("DELETE FROM agent_certificates WHERE agent_id = $1 AND thumbprint = $2")
                 .bind(agent_id)
                 .bind(thumbprint)
                 .execute(&mut *tx)
                 .await?;
         if result.rows_affected() > 0 {
             sqlx::query(
-                "INSERT INTO removed_certificates (agent_id, thumbprint, removed_at) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET removed_at = excluded.removed_at",
+                "INSERT INTO removed_certificates (agent_id, thumbprint, removed_at) VALUES ($1, $2, $3) ON CONFLICT (agent_id, thumbprint) DO UPDATE SET removed_at = excluded.removed_at",
             )
             .bind(agent_id)
             .bind(thumbprint)
@@ -168,7 +168,7 @@ impl Store {
         agent_id: &str,
     ) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT thumbprint FROM removed_certificates WHERE agent_id = ? ORDER BY removed_at DESC LIMIT 100",
+            "SELECT thumbprint FROM removed_certificates WHERE agent_id = $1 ORDER BY removed_at DESC LIMIT 100",
         )
         .bind(agent_id)
         .fetch_all(&self.pool)
@@ -193,7 +193,7 @@ impl Store {
             }
         };
         let inserted = sqlx::query(
-            "INSERT INTO revoked_certificates (thumbprint, issuer, serial, reason, actor, revoked_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO revoked_certificates (thumbprint, issuer, serial, reason, actor, revoked_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(thumbprint)
         .bind(issuer)
@@ -207,14 +207,14 @@ impl Store {
             > 0;
         match revocation {
             Revocation::Thumbprint(t) => {
-                sqlx::query("UPDATE issued_certificates SET revoked_at = ? WHERE thumbprint = ? AND revoked_at IS NULL")
+                sqlx::query("UPDATE issued_certificates SET revoked_at = $1 WHERE thumbprint = $2 AND revoked_at IS NULL")
                     .bind(now)
                     .bind(t)
                     .execute(&mut *tx)
                     .await?;
             }
             Revocation::IssuerSerial { issuer, serial } if Some(issuer.as_str()) == ca_issuer => {
-                sqlx::query("UPDATE issued_certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL")
+                sqlx::query("UPDATE issued_certificates SET revoked_at = $1 WHERE serial = $2 AND revoked_at IS NULL")
                     .bind(now)
                     .bind(serial)
                     .execute(&mut *tx)
@@ -280,7 +280,7 @@ impl Store {
     /// that two processes starting at once agree on one CA.
     pub async fn insert_agent_ca(&self, ca: &StoredAgentCa) -> Result<StoredAgentCa, StoreError> {
         sqlx::query(
-            "INSERT INTO agent_ca (id, certificate, private_key_sealed, created_at) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO agent_ca (id, certificate, private_key_sealed, created_at) VALUES (1, $1, $2, $3) ON CONFLICT (id) DO NOTHING",
         )
         .bind(&ca.certificate)
         .bind(&ca.private_key_sealed)
@@ -294,7 +294,7 @@ impl Store {
 
     pub async fn record_issued_certificate(&self, issued: &IssuedRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO issued_certificates (serial, agent_id, thumbprint, subject, not_before, not_after, issued_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            "INSERT INTO issued_certificates (serial, agent_id, thumbprint, subject, not_before, not_after, issued_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
         )
         .bind(&issued.serial)
         .bind(&issued.agent_id)
@@ -314,7 +314,7 @@ impl Store {
         agent_id: Option<&str>,
     ) -> Result<Vec<IssuedRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT serial, agent_id, thumbprint, subject, not_before, not_after, issued_at, revoked_at FROM issued_certificates WHERE (?1 IS NULL OR agent_id = ?1) ORDER BY issued_at DESC, serial LIMIT 1000",
+            "SELECT serial, agent_id, thumbprint, subject, not_before, not_after, issued_at, revoked_at FROM issued_certificates WHERE ($1 IS NULL OR agent_id = $1) ORDER BY issued_at DESC, serial LIMIT 1000",
         )
         .bind(agent_id)
         .fetch_all(&self.pool)
@@ -328,7 +328,7 @@ impl Store {
         thumbprint: &str,
     ) -> Result<Option<IssuedRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT serial, agent_id, thumbprint, subject, not_before, not_after, issued_at, revoked_at FROM issued_certificates WHERE thumbprint = ?",
+            "SELECT serial, agent_id, thumbprint, subject, not_before, not_after, issued_at, revoked_at FROM issued_certificates WHERE thumbprint = $1",
         )
         .bind(thumbprint)
         .fetch_optional(&self.pool)
@@ -343,7 +343,7 @@ impl Store {
         now: UnixTime,
     ) -> Result<Vec<(String, UnixTime)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT serial, revoked_at FROM issued_certificates WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at, serial",
+            "SELECT serial, revoked_at FROM issued_certificates WHERE revoked_at IS NOT NULL AND not_after > $1 ORDER BY revoked_at, serial",
         )
         .bind(now)
         .fetch_all(&self.pool)
@@ -354,7 +354,7 @@ impl Store {
     }
 }
 
-fn issued_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<IssuedRecord, StoreError> {
+fn issued_from_row(r: &sqlx::any::AnyRow) -> Result<IssuedRecord, StoreError> {
     Ok(IssuedRecord {
         serial: r.try_get("serial")?,
         agent_id: r.try_get("agent_id")?,

@@ -1,16 +1,17 @@
 //! Reading the audit log (writing goes through the group-commit writer).
 
 use signet_core::audit::{AuditEvent, AuditQuery, CHAIN_GENESIS, ChainFields, Outcome, chain_hash};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
+use sqlx::any::AnyRow;
 
-use super::Store;
+use super::statement::Statement;
+use super::{Backend, Store};
 use crate::StoreError;
 
 impl Store {
     /// Audit events matching `query`, newest first.
     pub async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
+        let mut sql = Statement::new(
             "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id FROM audit_events WHERE 1 = 1",
         );
         let text_filters = [
@@ -22,25 +23,27 @@ impl Store {
         ];
         for (column, value) in text_filters {
             if let Some(value) = value {
-                sql.push(format!(" AND {column} = "))
-                    .push_bind(value.clone());
+                sql.push(" AND ")
+                    .push(column)
+                    .push(" = ")
+                    .bind(value.clone());
             }
         }
         if let Some(outcome) = query.outcome {
-            sql.push(" AND outcome = ").push_bind(outcome.as_str());
+            sql.push(" AND outcome = ").bind(outcome.as_str());
         }
         if let Some(since) = query.since_ms {
-            sql.push(" AND ts_ms >= ").push_bind(since);
+            sql.push(" AND ts_ms >= ").bind(since);
         }
         if let Some(until) = query.until_ms {
-            sql.push(" AND ts_ms < ").push_bind(until);
+            sql.push(" AND ts_ms < ").bind(until);
         }
         if let Some(before) = query.before_id {
-            sql.push(" AND id < ").push_bind(before);
+            sql.push(" AND id < ").bind(before);
         }
         sql.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(query.limit));
-        let rows = sql.build().fetch_all(&self.pool).await?;
+            .bind(i64::from(query.limit));
+        let rows = sql.query()?.fetch_all(&self.pool).await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -51,7 +54,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id FROM audit_events WHERE id > ? ORDER BY id LIMIT ?",
+            "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id FROM audit_events WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after_id)
         .bind(i64::from(limit))
@@ -70,7 +73,7 @@ impl Store {
     }
 }
 
-fn event_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
+fn event_from_row(row: &AnyRow) -> Result<AuditEvent, StoreError> {
     let outcome: String = row.try_get("outcome")?;
     let detail: Option<String> = row.try_get("detail")?;
     Ok(AuditEvent {
@@ -131,7 +134,7 @@ impl Store {
         let mut chained = false;
         loop {
             let rows = sqlx::query(
-                "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id, hash FROM audit_events WHERE id > ? ORDER BY id LIMIT 5000",
+                "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id, hash FROM audit_events WHERE id > $1 ORDER BY id LIMIT 5000",
             )
             .bind(after)
             .fetch_all(&self.pool)
@@ -195,9 +198,12 @@ impl Store {
             }
         }
         // Records removed from the end leave the id sequence ahead of the last record.
-        let sequence: i64 = sqlx::query_scalar(
-            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0)",
-        )
+        let sequence: i64 = sqlx::query_scalar(match self.backend {
+            Backend::Sqlite => {
+                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0)"
+            }
+            Backend::Postgres => "SELECT last_id FROM audit_chain_head WHERE id = 1",
+        })
         .fetch_one(&self.pool)
         .await?;
         if sequence > after {
@@ -212,7 +218,7 @@ impl Store {
     pub async fn prune_audit(&self, before_ms: i64, now: i64) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
         let last: Option<(i64, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT id, hash FROM audit_events WHERE ts_ms < ? ORDER BY id DESC LIMIT 1",
+            "SELECT id, hash FROM audit_events WHERE ts_ms < $1 ORDER BY id DESC LIMIT 1",
         )
         .bind(before_ms)
         .fetch_optional(&mut *tx)
@@ -220,13 +226,13 @@ impl Store {
         let Some((last_id, hash)) = last else {
             return Ok(0);
         };
-        let deleted = sqlx::query("DELETE FROM audit_events WHERE id <= ?")
+        let deleted = sqlx::query("DELETE FROM audit_events WHERE id <= $1")
             .bind(last_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
         sqlx::query(
-            "INSERT INTO audit_checkpoints (last_id, hash, created_at) VALUES (?, ?, ?) ON CONFLICT (last_id) DO NOTHING",
+            "INSERT INTO audit_checkpoints (last_id, hash, created_at) VALUES ($1, $2, $3) ON CONFLICT (last_id) DO NOTHING",
         )
         .bind(last_id)
         .bind(hash.unwrap_or_else(|| CHAIN_GENESIS.to_vec()))

@@ -3,7 +3,7 @@
 use signet_core::UnixTime;
 use signet_core::anomaly::Signal;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::Store;
 use crate::StoreError;
@@ -41,7 +41,7 @@ macro_rules! alert_columns {
     };
 }
 
-fn alert_from_row(r: &SqliteRow) -> Result<AlertRecord, StoreError> {
+fn alert_from_row(r: &AnyRow) -> Result<AlertRecord, StoreError> {
     let detail: Option<String> = r.try_get("detail")?;
     Ok(AlertRecord {
         id: r.try_get("id")?,
@@ -69,7 +69,7 @@ impl Store {
     ) -> Result<(AlertRecord, bool), StoreError> {
         let mut tx = self.write_tx().await?;
         let updated = sqlx::query(
-            "UPDATE alerts SET count = count + 1, last_at = ?, detail = ? WHERE rule = ? AND subject = ? AND status = 'open'",
+            "UPDATE alerts SET count = count + 1, last_at = $1, detail = $2 WHERE rule = $3 AND subject = $4 AND status = 'open'",
         )
         .bind(now)
         .bind(signal.detail.to_string())
@@ -81,7 +81,7 @@ impl Store {
         let created = updated == 0;
         if created {
             sqlx::query(
-                "INSERT INTO alerts (rule, subject, agent_id, source, detail, count, first_at, last_at, status) VALUES (?, ?, ?, ?, ?, 1, ?, ?, 'open')",
+                "INSERT INTO alerts (rule, subject, agent_id, source, detail, count, first_at, last_at, status) VALUES ($1, $2, $3, $4, $5, 1, $6, $7, 'open')",
             )
             .bind(signal.rule.as_str())
             .bind(&signal.subject)
@@ -96,7 +96,7 @@ impl Store {
         let row = sqlx::query(concat!(
             "SELECT ",
             alert_columns!(),
-            " FROM alerts WHERE rule = ? AND subject = ? AND status = 'open'"
+            " FROM alerts WHERE rule = $1 AND subject = $2 AND status = 'open'"
         ))
         .bind(signal.rule.as_str())
         .bind(&signal.subject)
@@ -115,7 +115,7 @@ impl Store {
         let rows = sqlx::query(concat!(
             "SELECT ",
             alert_columns!(),
-            " FROM alerts WHERE (?1 IS NULL OR status = ?1) ORDER BY last_at DESC, id DESC LIMIT ?2"
+            " FROM alerts WHERE ($1 IS NULL OR status = $1) ORDER BY last_at DESC, id DESC LIMIT $2"
         ))
         .bind(status)
         .bind(i64::from(limit))
@@ -132,7 +132,7 @@ impl Store {
         now: UnixTime,
     ) -> Result<Option<AlertRecord>, StoreError> {
         let updated = sqlx::query(
-            "UPDATE alerts SET status = 'acknowledged', acknowledged_by = ?, acknowledged_at = ? WHERE id = ? AND status = 'open'",
+            "UPDATE alerts SET status = 'acknowledged', acknowledged_by = $1, acknowledged_at = $2 WHERE id = $3 AND status = 'open'",
         )
         .bind(actor)
         .bind(now)
@@ -146,7 +146,7 @@ impl Store {
         let row = sqlx::query(concat!(
             "SELECT ",
             alert_columns!(),
-            " FROM alerts WHERE id = ?"
+            " FROM alerts WHERE id = $1"
         ))
         .bind(id)
         .fetch_one(&self.pool)
@@ -166,21 +166,21 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
         let last_seen: Option<i64> = sqlx::query_scalar(
-            "SELECT last_seen FROM agent_networks WHERE agent_id = ? AND network = ?",
+            "SELECT last_seen FROM agent_networks WHERE agent_id = $1 AND network = $2",
         )
         .bind(agent_id)
         .bind(network)
         .fetch_optional(&mut *tx)
         .await?;
         let others: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM agent_networks WHERE agent_id = ? AND network <> ?",
+            "SELECT COUNT(*) FROM agent_networks WHERE agent_id = $1 AND network <> $2",
         )
         .bind(agent_id)
         .bind(network)
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO agent_networks (agent_id, network, first_seen, last_seen) SELECT ?1, ?2, ?3, ?3 WHERE EXISTS (SELECT 1 FROM agents WHERE agent_id = ?1) ON CONFLICT (agent_id, network) DO UPDATE SET last_seen = excluded.last_seen",
+            "INSERT INTO agent_networks (agent_id, network, first_seen, last_seen) SELECT $1, $2, $3, $3 WHERE EXISTS (SELECT 1 FROM agents WHERE agent_id = $1) ON CONFLICT (agent_id, network) DO UPDATE SET last_seen = excluded.last_seen",
         )
         .bind(agent_id)
         .bind(network)
@@ -198,7 +198,7 @@ impl Store {
         agent_id: &str,
     ) -> Result<Vec<(String, UnixTime, UnixTime)>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT network, first_seen, last_seen FROM agent_networks WHERE agent_id = ? ORDER BY last_seen DESC LIMIT 50",
+            "SELECT network, first_seen, last_seen FROM agent_networks WHERE agent_id = $1 ORDER BY last_seen DESC LIMIT 50",
         )
         .bind(agent_id)
         .fetch_all(&self.pool)
@@ -217,12 +217,12 @@ impl Store {
             Err(e) => (false, None, Some(e.clone())),
         };
         sqlx::query(
-            "INSERT INTO alert_deliveries (alert_id, attempt, at, ok, status_code, error) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO alert_deliveries (alert_id, attempt, at, ok, status_code, error) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(alert_id)
         .bind(i64::from(attempt))
         .bind(at)
-        .bind(ok)
+        .bind(i64::from(ok))
         .bind(status)
         .bind(error)
         .execute(&self.pool)
@@ -232,7 +232,7 @@ impl Store {
 
     pub async fn alert_deliveries(&self, alert_id: i64) -> Result<Vec<DeliveryRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT attempt, at, ok, status_code, error FROM alert_deliveries WHERE alert_id = ? ORDER BY id",
+            "SELECT attempt, at, ok, status_code, error FROM alert_deliveries WHERE alert_id = $1 ORDER BY id",
         )
         .bind(alert_id)
         .fetch_all(&self.pool)
@@ -242,7 +242,7 @@ impl Store {
                 Ok(DeliveryRecord {
                     attempt: r.try_get("attempt")?,
                     at: r.try_get("at")?,
-                    ok: r.try_get("ok")?,
+                    ok: r.try_get::<i64, _>("ok")? != 0,
                     status_code: r.try_get("status_code")?,
                     error: r.try_get("error")?,
                 })

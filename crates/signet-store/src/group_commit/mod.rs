@@ -12,13 +12,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rusqlite::{Connection, params};
+mod postgres;
+mod sqlite;
+
 use signet_core::UnixTime;
-use signet_core::audit::{AuditEvent, CHAIN_GENESIS, ChainFields, chain_hash};
+use signet_core::audit::{AuditEvent, ChainFields, chain_hash};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
-use crate::sqlite::Durability;
+use crate::db::{DatabaseOptions, Durability};
 
 tokio::task_local! {
     /// The id of the HTTP request being served: records written while serving it carry it.
@@ -79,18 +81,28 @@ fn failed(message: String) -> StoreError {
 impl AuditLog {
     /// Opens the writer's connection to the database at `path` and starts its thread.
     pub(crate) fn start(path: PathBuf, durability: Durability) -> Result<Self, StoreError> {
-        let connection = open(&path, durability).map_err(|e| {
+        let sink = sqlite::SqliteSink::open(&path, durability).map_err(|e| {
             failed(format!(
                 "the group-commit writer cannot open {}: {e}",
                 path.display()
             ))
         })?;
+        Self::spawn(Box::new(sink))
+    }
+
+    /// Starts the writer on PostgreSQL, with a connection of its own.
+    pub(crate) fn start_postgres(url: &str, options: &DatabaseOptions) -> Result<Self, StoreError> {
+        let sink = postgres::PostgresSink::connect(url, options.statement_timeout)?;
+        Self::spawn(Box::new(sink))
+    }
+
+    fn spawn(mut sink: Box<dyn Sink>) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let stats = std::sync::Arc::new(WriterStats::default());
         let writer_stats = stats.clone();
         std::thread::Builder::new()
             .name("signet-writer".into())
-            .spawn(move || run(connection, receiver, &writer_stats))
+            .spawn(move || run(sink.as_mut(), receiver, &writer_stats))
             .map_err(|e| failed(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             sender,
@@ -167,17 +179,12 @@ impl AuditLog {
     }
 }
 
-fn open(path: &std::path::Path, durability: Durability) -> rusqlite::Result<Connection> {
-    let connection = Connection::open(path)?;
-    connection.busy_timeout(Duration::from_secs(5))?;
-    connection.pragma_update(None, "journal_mode", "WAL")?;
-    let synchronous = match durability {
-        Durability::Full => "FULL",
-        Durability::Normal => "NORMAL",
-    };
-    connection.pragma_update(None, "synchronous", synchronous)?;
-    connection.pragma_update(None, "foreign_keys", "ON")?;
-    Ok(connection)
+/// Where batches are committed: SQLite or PostgreSQL.
+trait Sink: Send {
+    /// Writes the batch in one transaction; for each write, whether it inserted a row (for a
+    /// `jti`: whether it was new; a `jti` repeated within the batch is new only the first time).
+    /// Audit records continue the chain. Nothing of a failed batch is committed.
+    fn write(&mut self, batch: &[Write]) -> Result<Vec<bool>, String>;
 }
 
 /// The end of the audit chain: the last record's id and hash.
@@ -187,64 +194,34 @@ struct ChainHead {
     hash: [u8; 32],
 }
 
-/// Reads the chain head: the newest record, else the retention checkpoint, else the start.
-/// Ids never repeat, also after retention deleted the newest records' predecessors.
-fn chain_head(connection: &Connection) -> rusqlite::Result<ChainHead> {
-    use rusqlite::OptionalExtension;
-    let last: Option<(i64, Option<Vec<u8>>)> = connection
-        .query_row(
-            "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let sequence: i64 = connection
-        .query_row(
-            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0)",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap_or(0);
-    let as_hash = |bytes: Option<Vec<u8>>| {
-        bytes
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .unwrap_or(CHAIN_GENESIS)
-    };
-    let head = match last {
-        Some((id, hash)) => ChainHead {
+/// An audit record numbered and hashed after `head`: its id, its detail as stored, its hash.
+fn chain_next(head: &ChainHead, e: &AuditEvent) -> (i64, Option<String>, [u8; 32]) {
+    let id = head.id + 1;
+    let detail = e.detail.as_ref().map(|d| d.to_string());
+    let hash = chain_hash(
+        &head.hash,
+        &ChainFields {
             id,
-            hash: as_hash(hash),
+            ts_ms: e.ts_ms,
+            event_type: &e.event_type,
+            outcome: e.outcome.as_str(),
+            reason: e.reason.as_deref(),
+            agent_id: e.agent_id.as_deref(),
+            method: e.method.as_deref(),
+            source: e.source.as_deref(),
+            user_agent: e.user_agent.as_deref(),
+            actor: e.actor.as_deref(),
+            jti: e.jti.as_deref(),
+            detail: detail.as_deref(),
+            request_id: e.request_id.as_deref(),
         },
-        None => {
-            let checkpoint: Option<(i64, Vec<u8>)> = connection
-                .query_row(
-                    "SELECT last_id, hash FROM audit_checkpoints ORDER BY last_id DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            match checkpoint {
-                Some((id, hash)) => ChainHead {
-                    id,
-                    hash: as_hash(Some(hash)),
-                },
-                None => ChainHead {
-                    id: 0,
-                    hash: CHAIN_GENESIS,
-                },
-            }
-        }
-    };
-    Ok(ChainHead {
-        id: head.id.max(sequence),
-        hash: head.hash,
-    })
+    );
+    (id, detail, hash)
 }
 
-fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Write>, stats: &WriterStats) {
+fn run(sink: &mut dyn Sink, mut receiver: mpsc::Receiver<Write>, stats: &WriterStats) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut batch: Vec<Write> = Vec::with_capacity(MAX_BATCH);
-    let mut head = chain_head(&connection).ok();
     let mut last_batch = 0;
     // Blocks until at least one write waits, then takes whatever else is already queued.
     while let Some(first) = receiver.blocking_recv() {
@@ -270,31 +247,16 @@ fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Write>, stats: &
             }
         }
         last_batch = batch.len();
-        if head.is_none() {
-            head = chain_head(&connection).ok();
-        }
-        let result = match head {
-            None => Err("the audit chain head cannot be read".to_string()),
-            Some(start) => write_batch(&mut connection, &batch, start).map_err(|e| e.to_string()),
-        };
+        let result = sink.write(&batch);
         stats.batches.fetch_add(1, Relaxed);
         stats.writes.fetch_add(batch.len() as u64, Relaxed);
         if let Some(bucket) = BATCH_SIZE_BOUNDS.iter().position(|b| batch.len() <= *b) {
             stats.batch_size_buckets[bucket].fetch_add(1, Relaxed);
         }
-        let result = match result {
-            Ok((inserted, new_head)) => {
-                head = Some(new_head);
-                Ok(inserted)
-            }
-            Err(e) => {
-                stats.failed_batches.fetch_add(1, Relaxed);
-                tracing::error!(error = %e, writes = batch.len(), "group commit failed");
-                // Read the head again before the next batch: nothing of this one was committed.
-                head = None;
-                Err(e)
-            }
-        };
+        if let Err(e) = &result {
+            stats.failed_batches.fetch_add(1, Relaxed);
+            tracing::error!(error = %e, writes = batch.len(), "group commit failed");
+        }
         let fresh: Vec<Option<bool>> = match &result {
             Ok(inserted) => inserted.iter().copied().map(Some).collect(),
             Err(_) => vec![None; batch.len()],
@@ -316,78 +278,4 @@ fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Write>, stats: &
             }
         }
     }
-}
-
-/// Writes the batch in one transaction; for each write, whether it inserted a row (for a `jti`:
-/// whether it was new; a `jti` repeated within the batch is new only the first time). Audit
-/// records continue the chain from `head`; the new head is returned with the result.
-fn write_batch(
-    connection: &mut Connection,
-    batch: &[Write],
-    head: ChainHead,
-) -> rusqlite::Result<(Vec<bool>, ChainHead)> {
-    let mut head = head;
-    let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut inserted = Vec::with_capacity(batch.len());
-    {
-        let mut insert_jti = tx.prepare_cached(
-            "INSERT INTO used_jtis (agent_id, jti, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT (agent_id, jti) DO NOTHING",
-        )?;
-        let mut insert_event = tx.prepare_cached(
-            "INSERT INTO audit_events (id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, hash, request_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        )?;
-        for write in batch {
-            let rows = match write {
-                Write::Jti {
-                    agent_id,
-                    jti,
-                    expires_at,
-                    ..
-                } => insert_jti.execute(params![agent_id, jti, expires_at])?,
-                Write::Audit(e, _) => {
-                    let id = head.id + 1;
-                    let detail = e.detail.as_ref().map(|d| d.to_string());
-                    let hash = chain_hash(
-                        &head.hash,
-                        &ChainFields {
-                            id,
-                            ts_ms: e.ts_ms,
-                            event_type: &e.event_type,
-                            outcome: e.outcome.as_str(),
-                            reason: e.reason.as_deref(),
-                            agent_id: e.agent_id.as_deref(),
-                            method: e.method.as_deref(),
-                            source: e.source.as_deref(),
-                            user_agent: e.user_agent.as_deref(),
-                            actor: e.actor.as_deref(),
-                            jti: e.jti.as_deref(),
-                            detail: detail.as_deref(),
-                            request_id: e.request_id.as_deref(),
-                        },
-                    );
-                    let rows = insert_event.execute(params![
-                        id,
-                        e.ts_ms,
-                        e.event_type,
-                        e.outcome.as_str(),
-                        e.reason,
-                        e.agent_id,
-                        e.method,
-                        e.source,
-                        e.user_agent,
-                        e.actor,
-                        e.jti,
-                        detail,
-                        &hash[..],
-                        e.request_id,
-                    ])?;
-                    head = ChainHead { id, hash };
-                    rows
-                }
-            };
-            inserted.push(rows == 1);
-        }
-    }
-    tx.commit()?;
-    Ok((inserted, head))
 }

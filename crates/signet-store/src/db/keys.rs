@@ -54,13 +54,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "UPDATE signing_keys SET status = 'retired', retired_at = ? WHERE status = 'active'",
+            "UPDATE signing_keys SET status = 'retired', retired_at = $1 WHERE status = 'active'",
         )
         .bind(now)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, private_key_sealed, status, created_at, retired_at) VALUES (?, ?, ?, 'active', ?, NULL)",
+            "INSERT INTO signing_keys (kid, alg, private_key_sealed, status, created_at, retired_at) VALUES ($1, $2, $3, 'active', $4, NULL)",
         )
         .bind(&key.kid)
         .bind(&key.alg)
@@ -80,7 +80,7 @@ impl Store {
         activates_at: UnixTime,
     ) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, private_key_sealed, status, created_at, retired_at, activates_at) VALUES (?, ?, ?, 'next', ?, NULL, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO signing_keys (kid, alg, private_key_sealed, status, created_at, retired_at, activates_at) VALUES ($1, $2, $3, 'next', $4, NULL, $5) ON CONFLICT DO NOTHING",
         )
         .bind(&key.kid)
         .bind(&key.alg)
@@ -104,12 +104,12 @@ impl Store {
             return Ok(false);
         };
         sqlx::query(
-            "UPDATE signing_keys SET status = 'retired', retired_at = ? WHERE status = 'active'",
+            "UPDATE signing_keys SET status = 'retired', retired_at = $1 WHERE status = 'active'",
         )
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE signing_keys SET status = 'active', activates_at = ? WHERE kid = ?")
+        sqlx::query("UPDATE signing_keys SET status = 'active', activates_at = $1 WHERE kid = $2")
             .bind(now)
             .bind(&next)
             .execute(&mut *tx)
@@ -133,7 +133,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, private_key_sealed, status, created_at, retired_at, activates_at) VALUES (?, ?, ?, 'active', ?, NULL, ?)",
+            "INSERT INTO signing_keys (kid, alg, private_key_sealed, status, created_at, retired_at, activates_at) VALUES ($1, $2, $3, 'active', $4, NULL, $5)",
         )
         .bind(&key.kid)
         .bind(&key.alg)
@@ -149,7 +149,7 @@ impl Store {
     /// Deletes retired keys retired before `cutoff` (every token they signed has expired).
     pub async fn delete_retired_signing_keys(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
         let result =
-            sqlx::query("DELETE FROM signing_keys WHERE status = 'retired' AND retired_at < ?")
+            sqlx::query("DELETE FROM signing_keys WHERE status = 'retired' AND retired_at < $1")
                 .bind(cutoff)
                 .execute(&self.pool)
                 .await?;

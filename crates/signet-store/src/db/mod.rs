@@ -1,0 +1,246 @@
+//! The store over either database, with one set of queries (numbered placeholders, types both
+//! understand): SQLite, one file in WAL mode with `synchronous = FULL` so that a commit the server
+//! acknowledged survives a crash; or PostgreSQL, shared by many nodes.
+
+mod agent_keys;
+mod agents;
+mod alerts;
+mod audit;
+mod certificates;
+mod keys;
+mod statement;
+mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AssertSqlSafe, Executor};
+
+use crate::StoreError;
+use crate::cache::AgentCache;
+use crate::group_commit::AuditLog;
+use crate::migrations::migrate;
+
+pub use agents::{ExpiringCredential, Page, StaleUse};
+pub use alerts::{AlertRecord, DeliveryRecord};
+pub use audit::ChainReport;
+pub use certificates::{
+    IssuedRecord, MAX_CERTIFICATES_PER_AGENT, RevocationRecord, StoredAgentCa, StoredCertificate,
+};
+pub use keys::StoredSigningKey;
+
+/// How hard a commit is pushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is synced to disk before it is acknowledged: nothing acknowledged is lost,
+    /// even on power loss (`synchronous = FULL`).
+    #[default]
+    Full,
+    /// Commits reach the OS at once and disk at checkpoints: nothing acknowledged is lost when the
+    /// process crashes (kill -9), but the last commits may be lost on power loss or an OS crash
+    /// (`synchronous = NORMAL` in WAL mode).
+    Normal,
+}
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to reach the database, beyond its URL.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    /// SQLite only: how hard commits are pushed to disk.
+    pub durability: Durability,
+    /// Connections in the pool (the audit writer has one more of its own).
+    pub max_connections: u32,
+    /// PostgreSQL only: statements running longer are cancelled (`statement_timeout`).
+    pub statement_timeout: Duration,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Full,
+            max_connections: 4,
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The store: a connection pool, the agent cache and the audit writer. Cloning is cheap.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    cache: Arc<AgentCache>,
+    audit: AuditLog,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH` or `postgres://…`) and
+    /// applies migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, &DatabaseOptions::default()).await
+    }
+
+    /// Opens with chosen options (see [`DatabaseOptions`]).
+    pub async fn open_with(url: &str, options: &DatabaseOptions) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = backend(url)?;
+        let (pool_url, session) = match backend {
+            Backend::Sqlite => {
+                let synchronous = match options.durability {
+                    Durability::Full => "FULL",
+                    Durability::Normal => "NORMAL",
+                };
+                (
+                    format!("sqlite://{}?mode=rwc", sqlite_path(url)?.display()),
+                    format!(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
+                    ),
+                )
+            }
+            Backend::Postgres => (
+                url.to_owned(),
+                format!(
+                    "SET statement_timeout = {}; SET lock_timeout = {};",
+                    options.statement_timeout.as_millis(),
+                    options.statement_timeout.as_millis()
+                ),
+            ),
+        };
+        let session: Arc<str> = session.into();
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |connection, _| {
+                let session = session.clone();
+                Box::pin(async move {
+                    connection
+                        .execute(AssertSqlSafe(session.to_string()))
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect(&pool_url)
+            .await?;
+        let applied = migrate(&pool, backend).await?;
+        for name in applied {
+            tracing::info!(migration = name, "applied database migration");
+        }
+        let audit = match backend {
+            Backend::Sqlite => AuditLog::start(sqlite_path(url)?, options.durability)?,
+            Backend::Postgres => AuditLog::start_postgres(url, options)?,
+        };
+        Ok(Self {
+            pool,
+            backend,
+            cache: Arc::new(AgentCache::default()),
+            audit,
+        })
+    }
+
+    /// The database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The audit log writer.
+    /// Connections in the read/admin pool, and how many are idle (for metrics).
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// A write transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`, waiting
+    /// up to the busy timeout). A deferred transaction that reads first and writes later fails
+    /// with SQLITE_BUSY in WAL mode when another connection (the audit writer) commits between
+    /// its read and its write; this one waits its turn instead.
+    ///
+    /// On PostgreSQL the same: every write transaction takes one cluster-wide advisory lock, so
+    /// read-then-write checks (e.g. how many keys an agent has) hold across nodes.
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A setting stored in the database, e.g. the admin token's hash.
+    pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Stores a setting, replacing any previous value.
+    pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes the pool after pending work; used at shutdown.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The PostgreSQL advisory lock that serialises write transactions across nodes.
+const WRITE_LOCK: i64 = 0x5349_474e_4554_0001;
+
+/// Which database `url` names.
+fn backend(url: &str) -> Result<Backend, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else {
+        Err(StoreError::Corrupt(format!(
+            "`{}` is neither a sqlite:// nor a postgres:// URL",
+            url.split('@').next_back().unwrap_or_default()
+        )))
+    }
+}
+
+/// The file path of a `sqlite://PATH` (or `sqlite:PATH`) URL, without query options.
+fn sqlite_path(url: &str) -> Result<std::path::PathBuf, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::Corrupt(format!("`{url}` is not a sqlite:// URL")))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::Corrupt("the database must be a file".into()));
+    }
+    Ok(std::path::PathBuf::from(path))
+}

@@ -1,0 +1,99 @@
+//! A fresh database for one test: a SQLite file in a temporary directory, or a new database on
+//! the PostgreSQL server named by `SIGNET_TEST_POSTGRES_URL`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+
+pub enum TestDb {
+    Sqlite {
+        url: String,
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        url: String,
+    },
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Self::Sqlite {
+            url: format!("sqlite://{}", dir.path().join("signet.db").display()),
+            _dir: dir,
+        }
+    }
+
+    /// A new, empty database; `None` (after saying so) when no PostgreSQL server is configured,
+    /// unless `SIGNET_REQUIRE_POSTGRES=1`, which `scripts/test` sets.
+    pub async fn postgres() -> Option<Self> {
+        let Some(admin) = std::env::var("SIGNET_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            assert!(
+                std::env::var("SIGNET_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "SIGNET_REQUIRE_POSTGRES=1 but SIGNET_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!(
+                "SKIPPED: no PostgreSQL server (set SIGNET_TEST_POSTGRES_URL, or run scripts/test)"
+            );
+            return None;
+        };
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "signet_test_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .subsec_nanos()
+        );
+        let mut connection = PgConnection::connect(&admin)
+            .await
+            .expect("connect to SIGNET_TEST_POSTGRES_URL");
+        connection
+            .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create a test database");
+        let base = admin
+            .rsplit_once('/')
+            .map(|(base, _)| base)
+            .expect("a URL with a database name");
+        Some(Self::Postgres {
+            url: format!("{base}/{name}"),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Sqlite { url, .. } | Self::Postgres { url } => url,
+        }
+    }
+}
+
+/// Runs each named `async fn(TestDb)` twice: `sqlite::NAME` and `postgres::NAME`.
+macro_rules! both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::test_db::TestDb::sqlite()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(db) = crate::test_db::TestDb::postgres().await {
+                        super::$name(db).await
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use both_databases;
