@@ -2,7 +2,8 @@
 # tests (Debian's `postgresql` package, installed if missing; `initdb` into a temporary
 # directory, a free port on 127.0.0.1; stopped and removed by `stop_test_postgres`).
 #
-#   start_test_postgres   # exports SIGNET_TEST_POSTGRES_URL and SIGNET_REQUIRE_POSTGRES=1
+#   start_test_postgres   # exports SIGNET_TEST_POSTGRES_URL, SIGNET_TEST_POSTGRES_CTL and
+#                         # SIGNET_REQUIRE_POSTGRES=1
 #   stop_test_postgres
 
 start_test_postgres() {
@@ -31,8 +32,8 @@ start_test_postgres() {
         || { cat "$TEST_PG_DIR/server.log" >&2; return 1; }
     TEST_PG_CTL=("${as[@]}" "$bin/pg_ctl" -D "$TEST_PG_DIR/data")
     export SIGNET_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
-    export SIGNET_TEST_POSTGRES_DATA="$TEST_PG_DIR/data"
-    export SIGNET_TEST_POSTGRES_BIN="$bin"
+    # The outage test restarts the server with this (`$SIGNET_TEST_POSTGRES_CTL restart`).
+    export SIGNET_TEST_POSTGRES_CTL="${as[*]} $bin/pg_ctl -D $TEST_PG_DIR/data -w -t 60"
     export SIGNET_REQUIRE_POSTGRES=1
     echo "== PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (throw-away cluster in $TEST_PG_DIR)"
 }

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod agent_ca;
 pub mod alerts;
 mod body;
+pub mod cluster;
 mod health;
 pub mod jwks_uri;
 pub mod keyring;

@@ -11,7 +11,7 @@ mod group_commit;
 mod migrations;
 
 pub use db::{
-    AlertRecord, Backend, ChainReport, DatabaseOptions, DeliveryRecord, Durability,
+    AlertRecord, Backend, ChainReport, Change, DatabaseOptions, DeliveryRecord, Durability,
     ExpiringCredential, IssuedRecord, MAX_CERTIFICATES_PER_AGENT, Page, RevocationRecord, StaleUse,
     Store, StoredAgentCa, StoredCertificate, StoredSigningKey,
 };

@@ -46,6 +46,7 @@ pub(super) struct FileConfig {
     pub(super) database_url_file: Option<String>,
     pub(super) database_pool_size: Option<u64>,
     pub(super) database_statement_timeout_seconds: Option<u64>,
+    pub(super) cluster_resync_seconds: Option<u64>,
     pub(super) sqlite_synchronous: Option<String>,
     pub(super) admin_token: Option<String>,
     pub(super) admin_token_file: Option<String>,

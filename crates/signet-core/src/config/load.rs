@@ -276,6 +276,13 @@ impl Config {
             1,
         )?
         .clamp(1, 3600);
+        let cluster_resync_seconds = number(
+            "SIGNET_CLUSTER_RESYNC_SECONDS",
+            env,
+            file.cluster_resync_seconds,
+            30,
+        )?
+        .clamp(1, 86_400);
         let audit_retention_days = number(
             "SIGNET_AUDIT_RETENTION_DAYS",
             env,
@@ -526,6 +533,7 @@ impl Config {
             database_url,
             database_pool_size,
             database_statement_timeout_seconds,
+            cluster_resync_seconds,
             sqlite_synchronous_full,
             admin_token,
             master_key,

@@ -54,6 +54,9 @@ pub struct Config {
     pub database_pool_size: u32,
     /// PostgreSQL: statements (and lock waits) running longer are cancelled.
     pub database_statement_timeout_seconds: u64,
+    /// PostgreSQL: seconds between full reloads of what is cached, in case an announced change
+    /// was missed.
+    pub cluster_resync_seconds: u64,
     /// `full` (default): every commit is on disk before it is acknowledged; `normal`: survives
     /// a process crash, may lose the last commits on power loss.
     pub sqlite_synchronous_full: bool,

@@ -82,7 +82,8 @@ impl Store {
         let mut tx = self.write_tx().await?;
         insert_keys(&mut tx, agent_id, keys).await?;
         tx.commit().await?;
-        self.cache.invalidate(agent_id);
+        self.changed(super::Change::Agent(agent_id.to_string()))
+            .await;
         Ok(())
     }
 
@@ -99,7 +100,8 @@ impl Store {
             .bind(kid)
             .execute(&self.pool)
             .await?;
-        self.cache.invalidate(agent_id);
+        self.changed(super::Change::Agent(agent_id.to_string()))
+            .await;
         Ok(result.rows_affected() > 0)
     }
 

@@ -85,6 +85,7 @@ impl Store {
         if let Some(hit) = self.cache.get(agent_id) {
             return Ok(Some(hit));
         }
+        let generation = self.cache.generation();
         let Some(agent) = self.find_agent(agent_id).await? else {
             return Ok(None);
         };
@@ -128,7 +129,7 @@ impl Store {
             certificates,
             removed_certificates,
         });
-        self.cache.insert(credentials.clone());
+        self.cache.insert(credentials.clone(), generation);
         Ok(Some(credentials))
     }
 
@@ -206,7 +207,8 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(binding_conflict)?;
-        self.cache.invalidate(agent.agent_id.as_str());
+        self.changed(super::Change::Agent(agent.agent_id.to_string()))
+            .await;
         Ok(())
     }
 
@@ -216,7 +218,8 @@ impl Store {
             .bind(agent_id)
             .execute(&self.pool)
             .await?;
-        self.cache.invalidate(agent_id);
+        self.changed(super::Change::Agent(agent_id.to_string()))
+            .await;
         Ok(result.rows_affected() > 0)
     }
 
@@ -248,7 +251,8 @@ impl Store {
         .await?;
         insert_secret(&mut tx, agent_id, secret).await?;
         tx.commit().await?;
-        self.cache.invalidate(agent_id);
+        self.changed(super::Change::Agent(agent_id.to_string()))
+            .await;
         Ok(())
     }
 }
@@ -399,7 +403,7 @@ impl Store {
             .await?;
         let purged = secrets.rows_affected() + certificates.rows_affected();
         if purged > 0 {
-            self.cache.clear();
+            self.changed(super::Change::AllAgents).await;
         }
         Ok(purged)
     }
@@ -485,7 +489,8 @@ impl Store {
         .bind(agent_id)
         .execute(&self.pool)
         .await?;
-        self.cache.invalidate(agent_id);
+        self.changed(super::Change::Agent(agent_id.to_string()))
+            .await;
         Ok(result.rows_affected() > 0)
     }
 }

@@ -90,7 +90,8 @@ impl Store {
             }
         }
         tx.commit().await?;
-        self.cache.invalidate(agent_id);
+        self.changed(super::Change::Agent(agent_id.to_string()))
+            .await;
         Ok(())
     }
 
@@ -159,7 +160,8 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        self.cache.invalidate(agent_id);
+        self.changed(super::Change::Agent(agent_id.to_string()))
+            .await;
         Ok(result.rows_affected() > 0)
     }
 
@@ -223,6 +225,7 @@ impl Store {
             Revocation::IssuerSerial { .. } => {}
         }
         tx.commit().await?;
+        self.changed(super::Change::Revocations).await;
         Ok(inserted)
     }
 

@@ -69,6 +69,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.changed(super::Change::SigningKeys).await;
         Ok(())
     }
 
@@ -89,7 +90,11 @@ impl Store {
         .bind(activates_at)
         .execute(&self.pool)
         .await?;
-        Ok(result.rows_affected() > 0)
+        let inserted = result.rows_affected() > 0;
+        if inserted {
+            self.changed(super::Change::SigningKeys).await;
+        }
+        Ok(inserted)
     }
 
     /// Makes the next key the active one and retires the active key; `false` if there was no
@@ -115,6 +120,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.changed(super::Change::SigningKeys).await;
         Ok(true)
     }
 
@@ -143,6 +149,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.changed(super::Change::SigningKeys).await;
         Ok(removed)
     }
 
@@ -153,6 +160,9 @@ impl Store {
                 .bind(cutoff)
                 .execute(&self.pool)
                 .await?;
+        if result.rows_affected() > 0 {
+            self.changed(super::Change::SigningKeys).await;
+        }
         Ok(result.rows_affected())
     }
 }

@@ -7,6 +7,7 @@ mod agents;
 mod alerts;
 mod audit;
 mod certificates;
+mod changes;
 mod keys;
 mod statement;
 mod tokens;
@@ -29,6 +30,7 @@ pub use audit::ChainReport;
 pub use certificates::{
     IssuedRecord, MAX_CERTIFICATES_PER_AGENT, RevocationRecord, StoredAgentCa, StoredCertificate,
 };
+pub use changes::Change;
 pub use keys::StoredSigningKey;
 
 /// How hard a commit is pushed to disk.
@@ -60,6 +62,9 @@ pub struct DatabaseOptions {
     pub max_connections: u32,
     /// PostgreSQL only: statements running longer are cancelled (`statement_timeout`).
     pub statement_timeout: Duration,
+    /// PostgreSQL only: how often everything cached is read again, in case an announced change
+    /// was missed.
+    pub resync: Duration,
 }
 
 impl Default for DatabaseOptions {
@@ -68,6 +73,7 @@ impl Default for DatabaseOptions {
             durability: Durability::Full,
             max_connections: 4,
             statement_timeout: Duration::from_secs(5),
+            resync: Duration::from_secs(30),
         }
     }
 }
@@ -79,6 +85,7 @@ pub struct Store {
     backend: Backend,
     cache: Arc<AgentCache>,
     audit: AuditLog,
+    changes: tokio::sync::broadcast::Sender<Change>,
 }
 
 impl Store {
@@ -137,12 +144,17 @@ impl Store {
             Backend::Sqlite => AuditLog::start(sqlite_path(url)?, options.durability)?,
             Backend::Postgres => AuditLog::start_postgres(url, options)?,
         };
-        Ok(Self {
+        let store = Self {
             pool,
             backend,
             cache: Arc::new(AgentCache::default()),
             audit,
-        })
+            changes: tokio::sync::broadcast::channel(1024).0,
+        };
+        if backend == Backend::Postgres {
+            store.spawn_listener(url.to_owned(), options.resync);
+        }
+        Ok(store)
     }
 
     /// The database this store runs on.
@@ -207,6 +219,29 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Takes or renews the lease on a scheduled `job` for `holder` until `until`: `true` if this
+    /// holder may run the job now (nobody held it, its lease expired, or it was already ours).
+    pub async fn claim_job(
+        &self,
+        job: &str,
+        holder: &str,
+        now: signet_core::UnixTime,
+        until: signet_core::UnixTime,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO job_leases (job, holder, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+             WHERE job_leases.holder = excluded.holder OR job_leases.expires_at <= $4",
+        )
+        .bind(job)
+        .bind(holder)
+        .bind(until)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
     }
 
     /// Closes the pool after pending work; used at shutdown.

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod audit_sink;
 pub mod cert;
 pub mod client;
+pub mod housekeeping;
 pub mod serve;
 pub mod signing_key;
 pub mod token;

@@ -10,13 +10,9 @@ use clap::Args;
 use signet_core::config::{Config, LogFormat, Sources};
 use signet_core::crypto::{MasterKey, random_bytes, sha256};
 use signet_core::encoding::{b64url, b64url_decode, base62};
-use signet_http::keyring::RotationPolicy;
 use signet_http::state::PublicUrls;
 use signet_http::tls::{ServerCertificate, server_config};
 
-/// How long the hash of a replaced secret (and the thumbprint of a removed certificate) is kept,
-/// so that its use is recognised as stale rather than wrong: 90 days.
-const STALE_SECRET_RETENTION_SECONDS: i64 = 90 * 86_400;
 use signet_http::{AppState, KeyRing, PkiState, TlsListener};
 use signet_store::{DatabaseOptions, Durability, Store};
 
@@ -153,6 +149,7 @@ async fn open_store(config: &Config) -> Result<Store, CliError> {
         },
         max_connections: config.database_pool_size,
         statement_timeout: Duration::from_secs(config.database_statement_timeout_seconds),
+        resync: Duration::from_secs(config.cluster_resync_seconds),
     };
     Store::open_with(&config.database_url(), &options)
         .await
@@ -250,7 +247,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
             .await
             .map_err(CliError::failure)?;
     }
-    spawn_housekeeping(state.clone());
+    super::housekeeping::spawn(state.clone());
+    signet_http::cluster::follow_changes(state.clone());
     spawn_tls_reload(state.clone(), tls.as_ref().map(|t| t.certificate.clone()));
     print_banner(
         &config,
@@ -449,93 +447,6 @@ fn print_banner(
     }
     print!("{out}");
     let _ = std::io::stdout().flush();
-}
-
-/// Periodic clean-up: forget used assertion `jti`s and revocations of tokens that have expired.
-fn spawn_housekeeping(state: AppState) {
-    let period = std::time::Duration::from_secs(state.config.housekeeping_seconds);
-    let policy = RotationPolicy {
-        period: state.config.signing_key_rotation_seconds,
-        prepublish: state.config.signing_key_prepublish_seconds,
-    };
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(period);
-        let store = state.store.clone();
-        loop {
-            interval.tick().await;
-            let now = state.now();
-            match state
-                .keys
-                .rotate_on_schedule(&store, &state.master_key, policy, now)
-                .await
-            {
-                Ok(Some(rotation)) => tracing::info!(?rotation, "scheduled signing key rotation"),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "scheduled signing key rotation failed"),
-            }
-            warn_expiring(&state, now).await;
-            if let Some(retention) = state.config.audit_retention_seconds {
-                let cutoff_ms = (now - retention as i64) * 1000;
-                match store.prune_audit(cutoff_ms, now).await {
-                    Ok(0) => {}
-                    Ok(deleted) => tracing::info!(deleted, "audit records past retention deleted"),
-                    Err(e) => tracing::warn!(error = %e, "audit retention failed"),
-                }
-            }
-            // Keys rotated on another node (or by an operator there) are picked up here.
-            if let Err(e) = state.keys.reload(&store, &state.master_key).await {
-                tracing::warn!(error = %e, "could not reload the signing keys");
-            }
-            if let Err(e) = store
-                .purge_replaced_credentials(now - STALE_SECRET_RETENTION_SECONDS)
-                .await
-            {
-                tracing::warn!(error = %e, "could not purge replaced secrets");
-            }
-            if let Err(e) = store.purge_used_jtis(now).await {
-                tracing::warn!(error = %e, "could not purge used assertion jtis");
-            }
-            if let Err(e) = store.purge_expired_revocations(now).await {
-                tracing::warn!(error = %e, "could not purge expired revocations");
-            }
-        }
-    });
-}
-
-/// Reports each credential that enters the expiry warning window once, as a
-/// `credential_expiring` audit event (the alert an operator or SIEM acts on).
-async fn warn_expiring(state: &AppState, now: signet_core::UnixTime) {
-    let until = now + state.config.expiry_warning_seconds as i64;
-    let expiring = match state.store.expiring_credentials(until).await {
-        Ok(expiring) => expiring,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not check for expiring credentials");
-            return;
-        }
-    };
-    for credential in expiring.iter().filter(|c| c.expires_at > now) {
-        match state.store.mark_expiry_warned(credential, now).await {
-            Ok(true) => {
-                let event = signet_core::audit::AuditEvent::failure(
-                    signet_core::audit::event::CREDENTIAL_EXPIRING,
-                    "expires_soon",
-                )
-                .with_actor("signet")
-                .with_agent(Some(&credential.agent_id))
-                .with_detail(serde_json::json!({
-                    "kind": credential.kind,
-                    "id": credential.id,
-                    "expires_at": credential.expires_at,
-                    "expires_in_seconds": credential.expires_at - now,
-                }));
-                if let Err(e) = state.store.audit().record(event).await {
-                    tracing::warn!(error = %e, "expiry warning could not be audited");
-                }
-            }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "could not record an expiry warning"),
-        }
-    }
 }
 
 async fn shutdown_signal() {

@@ -45,8 +45,28 @@ pub fn postgres_database() -> Option<String> {
     if std::env::var("SIGNET_TEST_DATABASE").as_deref() != Ok("postgres") {
         return None;
     }
-    let admin = std::env::var("SIGNET_TEST_POSTGRES_URL")
-        .expect("SIGNET_TEST_DATABASE=postgres needs SIGNET_TEST_POSTGRES_URL");
+    Some(
+        new_postgres_database()
+            .expect("SIGNET_TEST_DATABASE=postgres needs SIGNET_TEST_POSTGRES_URL"),
+    )
+}
+
+/// A fresh database on the PostgreSQL server at `SIGNET_TEST_POSTGRES_URL`; `None` (after
+/// saying so) without one, unless `SIGNET_REQUIRE_POSTGRES=1` (set by `scripts/test`).
+pub fn new_postgres_database() -> Option<String> {
+    let Some(admin) = std::env::var("SIGNET_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var("SIGNET_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "SIGNET_REQUIRE_POSTGRES=1 but SIGNET_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!(
+            "SKIPPED: no PostgreSQL server (set SIGNET_TEST_POSTGRES_URL, or run scripts/test)"
+        );
+        return None;
+    };
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let name = format!(
         "signet_it_{}_{}",
