@@ -277,7 +277,37 @@ async fn concurrent_uses_of_one_jti_have_exactly_one_winner(db: TestDb) {
     assert_eq!(fresh, 1);
 }
 
+async fn scheduled_jobs_run_on_one_holder_at_a_time(db: TestDb) {
+    let store = open(&db).await;
+    let claim = |holder: &'static str, now: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_job("housekeeping", holder, now, now + 60)
+                .await
+                .expect("claim")
+        }
+    };
+    assert!(claim("node-a", 100).await, "nobody held it");
+    assert!(!claim("node-b", 110).await, "node-a holds it until 160");
+    assert!(
+        claim("node-a", 150).await,
+        "the holder renews it, until 210"
+    );
+    assert!(!claim("node-b", 200).await);
+    assert!(claim("node-b", 210).await, "expired: taken over");
+    assert!(!claim("node-a", 220).await);
+    assert!(
+        store
+            .claim_job("retention", "node-a", 220, 280)
+            .await
+            .expect("claim"),
+        "each job has its own lease"
+    );
+}
+
 test_db::both_databases! {
+    scheduled_jobs_run_on_one_holder_at_a_time,
     keys_are_stored_revoked_and_cached_and_jtis_are_recorded_once,
     agents_round_trip_and_survive_reopening,
     replacing_a_secret_invalidates_the_cache,

@@ -55,25 +55,7 @@ async fn every_token_received_before_a_kill_is_audited() {
         "the load ran: {} tokens",
         received.len()
     );
-    let mut audited = HashSet::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path =
-            "/api/v1/audit?event_type=token_request&outcome=success&limit=1000".to_string();
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
-        }
-        let page = app.get_json(&path).await;
-        for item in page["items"].as_array().into_iter().flatten() {
-            if let Some(jti) = item["jti"].as_str() {
-                audited.insert(jti.to_string());
-            }
-        }
-        cursor = page["next_cursor"].as_str().map(str::to_string);
-        if cursor.is_none() {
-            break;
-        }
-    }
+    let audited = app.issued_jtis().await;
     let missing: Vec<&String> = received.difference(&audited).collect();
     assert!(
         missing.is_empty(),

@@ -372,6 +372,29 @@ impl TestApp {
         assert_eq!(response.status(), 200);
     }
 
+    /// The `jti` of every token the audit log records as issued.
+    pub async fn issued_jtis(&self) -> std::collections::HashSet<String> {
+        let mut audited = std::collections::HashSet::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path =
+                "/api/v1/audit?event_type=token_request&outcome=success&limit=1000".to_string();
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page = self.get_json(&path).await;
+            for item in page["items"].as_array().into_iter().flatten() {
+                if let Some(jti) = item["jti"].as_str() {
+                    audited.insert(jti.to_string());
+                }
+            }
+            cursor = page["next_cursor"].as_str().map(str::to_string);
+            if cursor.is_none() {
+                return audited;
+            }
+        }
+    }
+
     /// The server's database URL.
     pub fn database_url(&self) -> String {
         self.env
