@@ -23,6 +23,8 @@ const ATTEMPTS: u32 = 5;
 pub struct Alerts {
     detector: Detector,
     webhook: Option<Webhook>,
+    /// New alerts opened by this node, by rule (for metrics; the rules are a fixed few).
+    raised: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 #[derive(Debug)]
@@ -51,7 +53,14 @@ impl Alerts {
         Self {
             detector: Detector::new(config.anomaly),
             webhook,
+            raised: Default::default(),
         }
+    }
+
+    /// New alerts this node opened since it started, by rule.
+    pub fn raised(&self) -> Vec<(String, u64)> {
+        let raised = self.raised.lock().unwrap_or_else(|e| e.into_inner());
+        raised.iter().map(|(rule, n)| (rule.clone(), *n)).collect()
     }
 
     /// Feeds an audited event to the detector; raising and delivering happen in the background.
@@ -119,6 +128,12 @@ impl Alerts {
         match store.raise_alert(signal, now).await {
             Ok((alert, true)) => {
                 tracing::warn!(rule = %alert.rule, subject = %alert.subject, "alert raised");
+                *self
+                    .raised
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(alert.rule.clone())
+                    .or_default() += 1;
                 if self.webhook.is_some() {
                     let (alerts, store) = (self.clone(), store.clone());
                     tokio::spawn(async move { alerts.deliver(&store, &alert).await });

@@ -225,6 +225,15 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         let n = locks.iter().filter(|l| l.kind.as_str() == kind).count();
         let _ = writeln!(out, "signet_lockouts_active{{kind=\"{kind}\"}} {n}");
     }
+    family(
+        &mut out,
+        "signet_alerts_raised_total",
+        "counter",
+        "Alerts opened by anomaly detection on this node, by rule (repeats of an open alert count on it instead).",
+    );
+    for (rule, n) in state.alerts.raised() {
+        let _ = writeln!(out, "signet_alerts_raised_total{{rule=\"{rule}\"}} {n}");
+    }
     let mut response = out.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -195,6 +195,22 @@ async fn scripted_scenarios_raise_deduplicated_alerts_and_reach_the_webhook() {
             })
     })
     .await;
+    // Counted in /metrics by rule, once per alert opened.
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "signet_alerts_raised_total{rule=\"outside_allowed_networks\"} 1"),
+        "{metrics}"
+    );
 
     // Every new alert reached the webhook with a valid signature; the first was retried.
     let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET.as_bytes());
