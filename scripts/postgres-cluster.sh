@@ -2,8 +2,8 @@
 # tests (Debian's `postgresql` package, installed if missing; `initdb` into a temporary
 # directory, a free port on 127.0.0.1; stopped and removed by `stop_test_postgres`).
 #
-#   start_test_postgres   # exports SIGNET_TEST_POSTGRES_URL, SIGNET_TEST_POSTGRES_CTL and
-#                         # SIGNET_REQUIRE_POSTGRES=1
+#   start_test_postgres   # exports SIGNET_TEST_POSTGRES_URL, SIGNET_TEST_POSTGRES_CTL,
+#                         # SIGNET_TEST_POSTGRES_CA (TLS is on) and SIGNET_REQUIRE_POSTGRES=1
 #   stop_test_postgres
 
 start_test_postgres() {
@@ -27,9 +27,23 @@ start_test_postgres() {
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     "${as[@]}" "$bin/initdb" -D "$TEST_PG_DIR/data" -U postgres --auth=trust -E UTF8 >"$TEST_PG_DIR/initdb.log" 2>&1 \
         || { cat "$TEST_PG_DIR/initdb.log" >&2; return 1; }
+    # TLS on (clients choose): a CA and a server certificate for 127.0.0.1, for the test that
+    # connects with sslmode=verify-full.
+    local tls="$TEST_PG_DIR/tls"
+    mkdir -p "$tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=signet-test-db-ca -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+        -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$tls/san.ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+        -days 2 -extfile "$tls/san.ext" -out "$tls/server.pem" 2>/dev/null
+    chmod 600 "$tls/server.key"
+    [ "${#as[@]}" -gt 0 ] && chown -R postgres "$tls"
     "${as[@]}" "$bin/pg_ctl" -D "$TEST_PG_DIR/data" -l "$TEST_PG_DIR/server.log" -w -t 60 \
-        -o "-p $port -k $TEST_PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=500" start >/dev/null \
+        -o "-p $port -k $TEST_PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=500 -c ssl=on -c ssl_cert_file=$tls/server.pem -c ssl_key_file=$tls/server.key" start >/dev/null \
         || { cat "$TEST_PG_DIR/server.log" >&2; return 1; }
+    export SIGNET_TEST_POSTGRES_CA="$tls/ca.pem"
     TEST_PG_CTL=("${as[@]}" "$bin/pg_ctl" -D "$TEST_PG_DIR/data")
     export SIGNET_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
     # The outage test restarts the server with this (`$SIGNET_TEST_POSTGRES_CTL restart`).
