@@ -15,6 +15,11 @@ pub mod event {
     pub const AGENT_DELETED: &str = "agent_deleted";
     pub const AGENT_SECRET_REGENERATED: &str = "agent_secret_regenerated";
     pub const ADMIN_AUTH: &str = "admin_auth";
+    /// A request to the admin API, with the actor (the token's name), method and path.
+    pub const ADMIN_REQUEST: &str = "admin_request";
+    pub const ADMIN_TOKEN_CREATED: &str = "admin_token_created";
+    pub const ADMIN_TOKEN_REVOKED: &str = "admin_token_revoked";
+    pub const BOOTSTRAP_TOKEN_RETIRED: &str = "bootstrap_token_retired";
     pub const SIGNING_KEY_CREATED: &str = "signing_key_created";
     pub const AGENT_KEY_ADDED: &str = "agent_key_added";
     pub const AGENT_KEY_REVOKED: &str = "agent_key_revoked";

@@ -7,6 +7,7 @@
 //! agent data and [`config::ConfigError`] for configuration. Each variant is precise because it is
 //! written to the audit log; the HTTP crate maps them to deliberately vague wire errors.
 
+pub mod admin_token;
 pub mod agent;
 pub mod anomaly;
 pub mod audit;

@@ -13,7 +13,8 @@ use utoipa_axum::routes;
 
 use crate::admin::problem::Problem;
 use crate::admin::{
-    agents, alerts, audit, audit_verify, certificates, expiring, keys, lockouts, signing_keys,
+    admin_tokens, agents, alerts, audit, audit_verify, certificates, expiring, keys, lockouts,
+    signing_keys,
 };
 use crate::agent_ca;
 use crate::health;
@@ -34,6 +35,7 @@ use crate::{self_service, self_service_secret};
         (name = "self-service", description = "Agents managing their own credentials"),
         (name = "audit", description = "The audit log"),
         (name = "signing-keys", description = "Token signing keys"),
+        (name = "admin-tokens", description = "Named admin API tokens with a role, and retiring the bootstrap token"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -97,6 +99,12 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(alerts::list_alerts))
         .routes(routes!(alerts::acknowledge_alert))
         .routes(routes!(alerts::alert_deliveries))
+        .routes(routes!(
+            admin_tokens::create_admin_token,
+            admin_tokens::list_admin_tokens
+        ))
+        .routes(routes!(admin_tokens::revoke_admin_token))
+        .routes(routes!(admin_tokens::retire_bootstrap_token))
         .routes(routes!(lockouts::list_lockouts))
         .routes(routes!(lockouts::lift_lockout))
         .routes(routes!(signing_keys::list_signing_keys))

@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[(&str, &str, &str)] = &[
     migration!("0011_agent_networks"),
     migration!("0012_audit_request_id"),
     migration!("0013_job_leases"),
+    migration!("0014_admin_tokens"),
 ];
 
 /// PostgreSQL: the advisory lock held while one node migrates (others wait, then find nothing

@@ -32,6 +32,10 @@ enum Command {
     /// The audit log: verify its hash chain.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// Named admin API tokens: create (admin or auditor role), list, revoke; retire the
+    /// bootstrap token.
+    #[command(subcommand)]
+    AdminToken(cli::admin_token::AdminTokenCommand),
     /// Token signing keys: list, rotate (planned or emergency).
     #[command(subcommand)]
     SigningKey(cli::signing_key::SigningKeyCommand),
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
             Command::Agent(command) => cli::agent::run(command).await,
             Command::Cert(command) => cli::cert::run(command).await,
             Command::SigningKey(command) => cli::signing_key::run(command).await,
+            Command::AdminToken(command) => cli::admin_token::run(command).await,
             Command::Audit(command) => cli::audit::run(command).await,
             Command::Token(args) => cli::token::run(args).await,
         }

@@ -14,8 +14,8 @@ async fn export_and_tail_print_json_lines() {
     for _ in 0..3 {
         app.access_token(&agent).await;
     }
-    let output = tokio::process::Command::new(signet_bin())
-        .args([
+    let output = app
+        .cli(&[
             "audit",
             "export",
             "--event-type",
@@ -23,12 +23,7 @@ async fn export_and_tail_print_json_lines() {
             "--outcome",
             "success",
         ])
-        .env_clear()
-        .env("SIGNET_URL", &app.url)
-        .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
-        .output()
-        .await
-        .expect("run");
+        .await;
     assert!(output.status.success());
     let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
         .lines()

@@ -19,17 +19,22 @@ const MASTER_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 /// `n` nodes on one fresh database, sharing the master key, the admin token and the issuer (the
 /// load balancer's URL). `None` without a PostgreSQL server (the test then says it skipped).
 async fn cluster(n: usize) -> Option<Vec<TestApp>> {
+    cluster_with(n, &[]).await
+}
+
+async fn cluster_with(n: usize, extra: &[(&str, &str)]) -> Option<Vec<TestApp>> {
     // The PostgreSQL pass of `scripts/test` runs every test again; this one needs no second run.
     if common::postgres_database().is_some() {
         eprintln!("SKIPPED: the cluster tests already ran in the first pass");
         return None;
     }
     let url = common::new_postgres_database()?;
-    let env = [
+    let mut env = vec![
         ("SIGNET_DATABASE_URL", url.as_str()),
         ("SIGNET_MASTER_KEY", MASTER_KEY),
         ("SIGNET_ISSUER", "http://signet.test"),
     ];
+    env.extend_from_slice(extra);
     let mut nodes = Vec::new();
     for _ in 0..n {
         nodes.push(TestApp::spawn_with(&env).await);
@@ -277,4 +282,54 @@ async fn the_others_keep_serving_when_a_node_is_killed_under_load() {
     }
     assert!(served > 20, "only {served} requests served");
     let _ = killed.stop().await;
+}
+
+#[tokio::test]
+async fn scheduled_jobs_run_on_one_node_and_move_when_it_stops() {
+    let Some(mut nodes) = cluster_with(2, &[("SIGNET_HOUSEKEEPING_SECONDS", "1")]).await else {
+        return;
+    };
+    let url = nodes[0].database_url();
+    // The lease holder is "host:pid:start"; the pid says which node.
+    let holder_pid = || {
+        let holder = common::psql_query(
+            &url,
+            "SELECT holder FROM job_leases WHERE job = 'housekeeping'",
+        );
+        holder.split(':').nth(1).and_then(|p| p.parse::<u32>().ok())
+    };
+    let start = Instant::now();
+    let first = loop {
+        if let Some(pid) = holder_pid() {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "nobody took the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let pids: Vec<u32> = nodes.iter().map(TestApp::pid).collect();
+    assert!(pids.contains(&first), "{first} is not a node: {pids:?}");
+    // Several periods later the same node still runs the jobs: the other never ran them.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(holder_pid(), Some(first));
+
+    // The holder stops: the other node takes over once the lease (two periods) has expired.
+    let index = pids.iter().position(|p| *p == first).expect("holder");
+    let mut stopped = nodes.remove(index);
+    std::process::Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .expect("kill");
+    let other = nodes[0].pid();
+    let start = Instant::now();
+    while holder_pid() != Some(other) {
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "the lease did not move to {other}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stopped.stop().await;
 }

@@ -1,6 +1,7 @@
 //! The admin REST API (`/api/v1`): bearer admin token, JSON in and out, errors as RFC 9457
 //! problem details (see [`problem`]). One file per resource.
 
+pub mod admin_tokens;
 pub mod agent_view;
 pub mod agents;
 pub mod alerts;
@@ -16,9 +17,10 @@ pub mod signing_keys;
 pub mod testing_clock;
 
 use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
+use signet_core::admin_token::Role;
 use signet_core::audit::{AuditEvent, event};
 use signet_core::crypto::{constant_time_eq, sha256};
 use time::OffsetDateTime;
@@ -28,13 +30,19 @@ use crate::request::Caller;
 use crate::state::AppState;
 use problem::Problem;
 
-/// Proof that the request carried the admin token. Handlers that take it are admin-only.
+/// Proof that the request carried a working admin token: the bootstrap token (until retired) or
+/// a named token. Handlers that take it are admin-API-only; a named `auditor` token gets through
+/// only for reads (GET), anything else is refused here with 403.
 #[derive(Debug, Clone)]
 pub struct Admin {
-    /// Who acted, for audit records.
-    pub actor: &'static str,
+    /// Who acted, for audit records: `admin-token` (the bootstrap token) or the token's name.
+    pub actor: String,
+    pub role: Role,
     pub caller: Caller,
 }
+
+/// The actor name of the bootstrap token.
+pub const BOOTSTRAP_ACTOR: &str = "admin-token";
 
 /// The bearer token of an `Authorization: Bearer` header, if that is what the request has.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -58,37 +66,83 @@ impl FromRequestParts<AppState> for Admin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_parts(parts, state);
-        match bearer_token(&parts.headers) {
-            Some(token) if is_admin_token(state, token) => Ok(Admin {
-                actor: "admin-token",
-                caller,
-            }),
-            presented => {
-                let reason = if presented.is_some() {
-                    "bad_admin_token"
-                } else {
-                    "missing_admin_token"
-                };
+        let detail =
+            serde_json::json!({ "method": parts.method.as_str(), "path": parts.uri.path() });
+        let (actor, role) = match authenticate(state, bearer_token(&parts.headers)).await? {
+            Ok(found) => found,
+            Err(reason) => {
                 let event = AuditEvent::failure(event::ADMIN_AUTH, reason)
                     .with_source(caller.source(), caller.user_agent.as_deref())
-                    .with_detail(serde_json::json!({ "path": parts.uri.path() }));
+                    .with_detail(detail);
                 state.store.audit().record(event).await?;
-                Err(Problem::unauthorized())
+                return Err(Problem::unauthorized());
             }
+        };
+        let read = matches!(parts.method, Method::GET | Method::HEAD);
+        if role == Role::Auditor && !read {
+            let event = AuditEvent::failure(event::ADMIN_AUTH, "auditor_read_only")
+                .with_actor(&actor)
+                .with_source(caller.source(), caller.user_agent.as_deref())
+                .with_detail(detail);
+            state.store.audit().record(event).await?;
+            return Err(Problem::forbidden(
+                "this admin token has the auditor role: read-only",
+            ));
         }
+        // Every admin request is on record with who made it (changes also have their own
+        // events, with what changed).
+        let event = AuditEvent::success(event::ADMIN_REQUEST)
+            .with_actor(&actor)
+            .with_source(caller.source(), caller.user_agent.as_deref())
+            .with_detail(detail);
+        state.store.audit().record(event).await?;
+        Ok(Admin {
+            actor,
+            role,
+            caller,
+        })
     }
+}
+
+/// Who a presented admin token is (actor and role), or the audit reason it is refused.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    presented: Option<&str>,
+) -> Result<Result<(String, Role), &'static str>, signet_store::StoreError> {
+    let Some(token) = presented else {
+        return Ok(Err("missing_admin_token"));
+    };
+    if is_admin_token(state, token) {
+        return Ok(match state.store.bootstrap_token_retired_at().await? {
+            Some(_) => Err("retired_admin_token"),
+            None => Ok((BOOTSTRAP_ACTOR.to_owned(), Role::Admin)),
+        });
+    }
+    let Some(named) = state
+        .store
+        .admin_token_by_digest(&sha256(token.as_bytes()))
+        .await?
+    else {
+        return Ok(Err("bad_admin_token"));
+    };
+    let now = state.now();
+    if let Err(refusal) = named.check(now) {
+        return Ok(Err(refusal.reason()));
+    }
+    state.store.touch_admin_token(&named.name, now).await?;
+    Ok(Ok((named.name, named.role)))
 }
 
 impl Admin {
     /// Who acted, for audit records and stored changes.
     pub fn actor_name(&self) -> String {
-        self.actor.to_string()
+        self.actor.clone()
     }
 
     /// An audit event of an admin change, with actor and source filled in.
     pub fn event(&self, event_type: &str, agent_id: &str) -> AuditEvent {
         AuditEvent::success(event_type)
-            .with_actor(self.actor)
+            .with_actor(&self.actor)
             .with_agent(Some(agent_id))
             .with_source(self.caller.source(), self.caller.user_agent.as_deref())
     }

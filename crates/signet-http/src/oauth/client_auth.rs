@@ -343,10 +343,14 @@ pub async fn consume_jti(
     }
 }
 
-/// Who may call introspection and revocation: an agent, or an operator with the admin token.
+/// Who may call introspection and revocation: an agent, or an operator with an admin token
+/// (the bootstrap token or a named one: its name and role).
 #[derive(Debug)]
 pub enum EndpointCaller {
-    Admin,
+    Admin {
+        actor: String,
+        role: signet_core::admin_token::Role,
+    },
     Agent(Arc<AgentCredentials>),
 }
 
@@ -354,7 +358,7 @@ impl EndpointCaller {
     /// Who acted, for audit records.
     pub fn actor(&self) -> String {
         match self {
-            Self::Admin => "admin-token".to_string(),
+            Self::Admin { actor, .. } => actor.clone(),
             Self::Agent(c) => c.agent.agent_id.to_string(),
         }
     }
@@ -371,10 +375,10 @@ pub async fn authenticate_endpoint_caller(
 ) -> Result<EndpointCaller, Failure> {
     if let Some(token) = crate::admin::bearer_token(headers) {
         attempt.method = Some("admin_token");
-        return if crate::admin::is_admin_token(state, token) {
-            Ok(EndpointCaller::Admin)
-        } else {
-            Err(Failure::Client(ClientAuthError::WrongSecret))
+        return match crate::admin::authenticate(state, Some(token)).await {
+            Ok(Ok((actor, role))) => Ok(EndpointCaller::Admin { actor, role }),
+            Ok(Err(_)) => Err(Failure::Client(ClientAuthError::WrongSecret)),
+            Err(e) => Err(Failure::Store(e)),
         };
     }
     let authenticated = authenticate(state, caller, headers, form, attempt).await?;

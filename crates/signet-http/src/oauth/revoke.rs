@@ -105,7 +105,17 @@ async fn decide(
         }
     };
     let actor = match &identity {
-        EndpointCaller::Admin => "admin-token".to_string(),
+        EndpointCaller::Admin {
+            role: signet_core::admin_token::Role::Auditor,
+            ..
+        } => {
+            let (event, response) = failure(
+                "auditor_read_only",
+                OAuthError::unauthorized_client("an auditor token cannot revoke tokens"),
+            );
+            return (event.with_jti(&claims.jti), response);
+        }
+        EndpointCaller::Admin { actor, .. } => actor.clone(),
         EndpointCaller::Agent(c) if c.agent.agent_id.as_str() == claims.client_id => {
             claims.client_id.clone()
         }

@@ -2,6 +2,7 @@
 //! understand): SQLite, one file in WAL mode with `synchronous = FULL` so that a commit the server
 //! acknowledged survives a crash; or PostgreSQL, shared by many nodes.
 
+mod admin_tokens;
 mod agent_keys;
 mod agents;
 mod alerts;

@@ -35,8 +35,11 @@ impl TestDb {
                 std::env::var("SIGNET_REQUIRE_POSTGRES").as_deref() != Ok("1"),
                 "SIGNET_REQUIRE_POSTGRES=1 but SIGNET_TEST_POSTGRES_URL is not set"
             );
-            eprintln!(
-                "SKIPPED: no PostgreSQL server (set SIGNET_TEST_POSTGRES_URL, or run scripts/test)"
+            // Written to the process's stderr itself, past the test harness's capture: visible in a
+            // plain `cargo test`.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"SKIPPED: no PostgreSQL server (set SIGNET_TEST_POSTGRES_URL, or run scripts/test)\n",
             );
             return None;
         };

@@ -11,6 +11,7 @@
 //! | 6 | the server refused the request (validation, `invalid_scope`, …) |
 
 pub mod admin_api;
+pub mod admin_token;
 pub mod agent;
 pub mod audit;
 pub mod audit_sink;

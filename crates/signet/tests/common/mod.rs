@@ -62,8 +62,11 @@ pub fn new_postgres_database() -> Option<String> {
             std::env::var("SIGNET_REQUIRE_POSTGRES").as_deref() != Ok("1"),
             "SIGNET_REQUIRE_POSTGRES=1 but SIGNET_TEST_POSTGRES_URL is not set"
         );
-        eprintln!(
-            "SKIPPED: no PostgreSQL server (set SIGNET_TEST_POSTGRES_URL, or run scripts/test)"
+        // Written to the process's stderr itself, past the test harness's capture: visible in a
+        // plain `cargo test`.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIPPED: no PostgreSQL server (set SIGNET_TEST_POSTGRES_URL, or run scripts/test)\n",
         );
         return None;
     };
@@ -76,6 +79,16 @@ pub fn new_postgres_database() -> Option<String> {
     run_psql(&admin, &format!("CREATE DATABASE {name}"));
     let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
     Some(format!("{base}/{name}"))
+}
+
+/// The result of one query, as psql prints it unaligned (`-tA`): one line per row.
+pub fn psql_query(url: &str, sql: &str) -> String {
+    let output = std::process::Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-tAc", sql])
+        .output()
+        .expect("run psql");
+    assert!(output.status.success(), "psql: {sql}");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 fn run_psql(url: &str, sql: &str) {
@@ -393,6 +406,18 @@ impl TestApp {
                 return audited;
             }
         }
+    }
+
+    /// Runs the `signet` CLI against this server as an operator with the bootstrap token.
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(signet_bin())
+            .args(args)
+            .env_clear()
+            .env("SIGNET_URL", &self.url)
+            .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .await
+            .expect("run signet")
     }
 
     /// The server's database URL.

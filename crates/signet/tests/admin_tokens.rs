@@ -1,0 +1,251 @@
+//! Named admin API tokens: an auditor reads but changes nothing (403, audited), an admin acts
+//! under its own name in the audit log, expired and revoked tokens are refused with their
+//! reasons, the bootstrap token can be retired once a named admin token exists, and a token
+//! appears nowhere after its creation (listing, audit records, server output).
+
+mod common;
+
+use common::{ADMIN_TOKEN, TestApp};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn with_token(app: &TestApp, token: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
+    app.http
+        .request(method, format!("{}{path}", app.url))
+        .bearer_auth(token)
+}
+
+async fn create_token(app: &TestApp, body: Value) -> Value {
+    let response = app
+        .admin(Method::POST, "/api/v1/admin-tokens")
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    response.json().await.expect("json")
+}
+
+async fn last_admin_auth_failure(app: &TestApp) -> Value {
+    app.audit("event_type=admin_auth&outcome=failure&limit=1")
+        .await
+        .into_iter()
+        .next()
+        .expect("an admin_auth failure")
+}
+
+#[tokio::test]
+async fn roles_expiry_revocation_and_the_audit_trail() {
+    let mut app = TestApp::spawn_with(&[("SIGNET_TESTING_CLOCK", "1")]).await;
+    let auditor = create_token(&app, json!({ "name": "soc-reader", "role": "auditor" })).await;
+    let auditor_token = auditor["token"].as_str().expect("token").to_string();
+    assert!(auditor_token.starts_with("signet_at_"));
+    assert_eq!(auditor["status"], "active");
+    assert_eq!(auditor["created_by"], "admin-token");
+    let admin = create_token(
+        &app,
+        json!({ "name": "deploy-bot", "role": "admin", "expires_in_seconds": 3600 }),
+    )
+    .await;
+    let admin_token = admin["token"].as_str().expect("token").to_string();
+
+    // The auditor reads, and every attempt to change something is refused and audited.
+    let read = with_token(&app, &auditor_token, Method::GET, "/api/v1/agents")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(read.status(), 200);
+    let write = with_token(&app, &auditor_token, Method::POST, "/api/v1/agents")
+        .json(&json!({ "name": "sneaky" }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(write.status(), 403);
+    let refused = last_admin_auth_failure(&app).await;
+    assert_eq!(refused["reason"], "auditor_read_only");
+    assert_eq!(refused["actor"], "soc-reader");
+    let agents = app.get_json("/api/v1/agents").await;
+    assert_eq!(agents["items"].as_array().map(Vec::len), Some(0));
+
+    // The named admin acts under its own name.
+    let created = with_token(&app, &admin_token, Method::POST, "/api/v1/agents")
+        .json(&json!({ "name": "billing" }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("json");
+    let agent_id = created["agent_id"].as_str().expect("id");
+    let events = app
+        .audit(&format!("agent_id={agent_id}&event_type=agent_created"))
+        .await;
+    assert_eq!(events[0]["actor"], "deploy-bot");
+    let requests = app.audit("event_type=admin_request&limit=100").await;
+    assert!(requests.iter().any(|e| e["actor"] == "soc-reader"
+        && e["detail"]["method"] == "GET"
+        && e["detail"]["path"] == "/api/v1/agents"));
+
+    // Introspection is a read: the auditor may; revocation is a change: it may not.
+    let agent = app.secret_agent().await;
+    let token = app.access_token(&agent).await;
+    let introspection = with_token(&app, &auditor_token, Method::POST, "/oauth2/introspect")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(introspection.status(), 200);
+    assert_eq!(
+        introspection.json::<Value>().await.expect("json")["active"],
+        true
+    );
+    let revocation = with_token(&app, &auditor_token, Method::POST, "/oauth2/revoke")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(revocation.status(), 400);
+    assert_eq!(app.introspect(&token).await["active"], true);
+
+    // Listed with role, status and last use; never the token.
+    let list = app.get_json("/api/v1/admin-tokens").await;
+    let listed = list["items"].as_array().expect("items");
+    assert_eq!(listed.len(), 2);
+    let reader = listed
+        .iter()
+        .find(|t| t["name"] == "soc-reader")
+        .expect("listed");
+    assert_eq!(reader["role"], "auditor");
+    assert!(reader["last_used_at"].is_string());
+    assert!(reader.get("token").is_none());
+    assert_eq!(list["bootstrap_token_active"], true);
+
+    // Expired (the test clock moves past its hour): refused with the reason on record.
+    app.set_clock_offset(3601).await;
+    let expired = with_token(&app, &admin_token, Method::GET, "/api/v1/agents")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(expired.status(), 401);
+    assert_eq!(
+        last_admin_auth_failure(&app).await["reason"],
+        "expired_admin_token"
+    );
+
+    // Revoked: refused at the next request.
+    let revoke = app
+        .admin(Method::DELETE, "/api/v1/admin-tokens/soc-reader")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(revoke.status(), 204);
+    let after = with_token(&app, &auditor_token, Method::GET, "/api/v1/agents")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(after.status(), 401);
+    assert_eq!(
+        last_admin_auth_failure(&app).await["reason"],
+        "revoked_admin_token"
+    );
+    // A revoked token keeps its name.
+    let again = app
+        .admin(Method::POST, "/api/v1/admin-tokens")
+        .json(&json!({ "name": "soc-reader", "role": "auditor" }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(again.status(), 409);
+
+    // The tokens appear in no audit record and in none of the server's output.
+    let everything = app.audit("limit=1000").await;
+    let text = serde_json::to_string(&everything).expect("json");
+    let (_, stderr) = app.stop().await;
+    let logs = format!("{stderr}{}", app.stdout.lock().expect("lock").join("\n"));
+    for secret in [&auditor_token, &admin_token] {
+        assert!(!text.contains(secret.as_str()), "a token in the audit log");
+        assert!(!logs.contains(secret.as_str()), "a token in the logs");
+    }
+}
+
+#[tokio::test]
+async fn the_bootstrap_token_retires_once_a_named_admin_token_exists() {
+    let app = TestApp::spawn().await;
+    let retire = |token: String| {
+        with_token(
+            &app,
+            &token,
+            Method::POST,
+            "/api/v1/admin-tokens/bootstrap/retire",
+        )
+        .send()
+    };
+    // Not while nobody else could manage Signet (an auditor token does not count).
+    create_token(&app, json!({ "name": "reader", "role": "auditor" })).await;
+    let refused = retire(ADMIN_TOKEN.into()).await.expect("send");
+    assert_eq!(refused.status(), 409);
+
+    // Created with the CLI, as an operator would.
+    let output = app
+        .cli(&[
+            "admin-token",
+            "create",
+            "ops",
+            "--role",
+            "admin",
+            "--expires-in-days",
+            "30",
+        ])
+        .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let ops_token = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("signet_at_"))
+        .expect("the token, printed once")
+        .to_string();
+
+    assert_eq!(retire(ops_token.clone()).await.expect("send").status(), 204);
+    let bootstrap = app
+        .admin(Method::GET, "/api/v1/agents")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bootstrap.status(), 401);
+    assert_eq!(
+        last_admin_auth_failure_as(&app, &ops_token).await["reason"],
+        "retired_admin_token"
+    );
+    let list = with_token(&app, &ops_token, Method::GET, "/api/v1/admin-tokens")
+        .send()
+        .await
+        .expect("send");
+    let list: Value = list.json().await.expect("json");
+    assert_eq!(list["bootstrap_token_active"], false);
+    let ops = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|t| t["name"] == "ops")
+        .cloned()
+        .expect("listed");
+    assert_eq!(ops["role"], "admin");
+    assert!(ops["expires_at"].is_string());
+}
+
+/// The newest admin_auth failure, read with `token` (the bootstrap token may be retired).
+async fn last_admin_auth_failure_as(app: &TestApp, token: &str) -> Value {
+    let response = with_token(
+        app,
+        token,
+        Method::GET,
+        "/api/v1/audit?event_type=admin_auth&outcome=failure&limit=1",
+    )
+    .send()
+    .await
+    .expect("send");
+    let body: Value = response.json().await.expect("json");
+    body["items"][0].clone()
+}
