@@ -15,6 +15,7 @@ pub mod cidr;
 pub mod client_auth;
 pub mod clock;
 pub mod config;
+pub mod console_user;
 pub mod crypto;
 pub mod encoding;
 pub mod jwk;

@@ -11,9 +11,9 @@ mod group_commit;
 mod migrations;
 
 pub use db::{
-    AlertRecord, Backend, ChainReport, Change, DatabaseOptions, DeliveryRecord, Durability,
-    ExpiringCredential, IssuedRecord, MAX_CERTIFICATES_PER_AGENT, Page, RevocationRecord, StaleUse,
-    Store, StoredAgentCa, StoredCertificate, StoredSigningKey,
+    AlertRecord, Backend, ChainReport, Change, ConsoleSession, DatabaseOptions, DeliveryRecord,
+    Durability, ExpiringCredential, IssuedRecord, MAX_CERTIFICATES_PER_AGENT, Page,
+    RevocationRecord, StaleUse, Store, StoredAgentCa, StoredCertificate, StoredSigningKey,
 };
 pub use group_commit::{AuditLog, BATCH_SIZE_BOUNDS, REQUEST_ID, WriterStats};
 pub use migrations::MIGRATIONS;

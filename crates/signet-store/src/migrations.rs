@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[(&str, &str, &str)] = &[
     migration!("0012_audit_request_id"),
     migration!("0013_job_leases"),
     migration!("0014_admin_tokens"),
+    migration!("0015_console"),
 ];
 
 /// PostgreSQL: the advisory lock held while one node migrates (others wait, then find nothing

@@ -9,6 +9,7 @@ mod alerts;
 mod audit;
 mod certificates;
 mod changes;
+mod console;
 mod keys;
 mod statement;
 mod tokens;
@@ -32,6 +33,7 @@ pub use certificates::{
     IssuedRecord, MAX_CERTIFICATES_PER_AGENT, RevocationRecord, StoredAgentCa, StoredCertificate,
 };
 pub use changes::Change;
+pub use console::ConsoleSession;
 pub use keys::StoredSigningKey;
 
 /// How hard a commit is pushed to disk.
