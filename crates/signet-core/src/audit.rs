@@ -20,6 +20,11 @@ pub mod event {
     pub const ADMIN_TOKEN_CREATED: &str = "admin_token_created";
     pub const ADMIN_TOKEN_REVOKED: &str = "admin_token_revoked";
     pub const BOOTSTRAP_TOKEN_RETIRED: &str = "bootstrap_token_retired";
+    /// Signing in to the console (failures: `wrong_credentials`, `locked`).
+    pub const CONSOLE_SIGN_IN: &str = "console_sign_in";
+    pub const CONSOLE_SIGN_OUT: &str = "console_sign_out";
+    /// A console request refused (`csrf_token_mismatch`, `auditor_read_only`).
+    pub const CONSOLE: &str = "console";
     pub const SIGNING_KEY_CREATED: &str = "signing_key_created";
     pub const AGENT_KEY_ADDED: &str = "agent_key_added";
     pub const AGENT_KEY_REVOKED: &str = "agent_key_revoked";

@@ -129,6 +129,8 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/openapi.json",
             get(move || async move { Json(openapi.as_ref().clone()).into_response() }),
         )
+        // The console's forms are small; its routes read them with axum's limit.
+        .merge(crate::console::routes().layer(DefaultBodyLimit::max(16 * 1024)))
         .fallback(|| async {
             Problem::new(axum::http::StatusCode::NOT_FOUND, "no such endpoint").into_response()
         })

@@ -50,6 +50,8 @@ pub(super) struct FileConfig {
     pub(super) sqlite_synchronous: Option<String>,
     pub(super) admin_token: Option<String>,
     pub(super) admin_token_file: Option<String>,
+    pub(super) admin_password: Option<String>,
+    pub(super) admin_password_file: Option<String>,
     pub(super) master_key: Option<String>,
     pub(super) master_key_file: Option<String>,
     pub(super) token_signing_alg: Option<String>,

@@ -374,6 +374,16 @@ impl Config {
                 "must be at least 32 characters (e.g. `openssl rand -hex 32`)",
             ));
         }
+        let admin_password = secret(
+            env,
+            "ADMIN_PASSWORD",
+            file.admin_password.clone(),
+            file.admin_password_file.clone(),
+        )?;
+        if let Some(password) = &admin_password {
+            crate::console_user::validate_password(password.expose())
+                .map_err(|e| error("SIGNET_ADMIN_PASSWORD", e))?;
+        }
         let master_key = secret(env, "MASTER_KEY", file.master_key, file.master_key_file)?;
         let token_signing_alg = get("TOKEN_SIGNING_ALG", file.token_signing_alg)
             .map(|a| {
@@ -536,6 +546,7 @@ impl Config {
             cluster_resync_seconds,
             sqlite_synchronous_full,
             admin_token,
+            admin_password,
             master_key,
             token_signing_alg,
             access_token_ttl,

@@ -61,6 +61,9 @@ pub struct Config {
     /// a process crash, may lose the last commits on power loss.
     pub sqlite_synchronous_full: bool,
     pub admin_token: Option<Sensitive>,
+    /// The console's first user (`admin`) gets this password at the first start; without it,
+    /// one is generated and printed once.
+    pub admin_password: Option<Sensitive>,
     pub master_key: Option<Sensitive>,
     pub token_signing_alg: SigningAlgorithm,
     pub access_token_ttl: u64,

@@ -16,7 +16,7 @@ use crate::state::AppState;
 /// An agent as the admin API shows it. Secrets never appear here.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentView {
-    agent_id: String,
+    pub(crate) agent_id: String,
     name: String,
     description: String,
     /// `active` or `disabled`.

@@ -29,49 +29,49 @@ const MAX_GRACE_SECONDS: u64 = 30 * 86_400;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedAgent {
     #[serde(flatten)]
-    agent: AgentView,
+    pub(crate) agent: AgentView,
     /// The agent secret, for `client_secret_*` agents. Store it now: it cannot be shown again.
     #[serde(skip_serializing_if = "Option::is_none")]
-    agent_secret: Option<String>,
+    pub(crate) agent_secret: Option<String>,
     /// Registered public keys, for `private_key_jwt` agents.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     keys: Vec<super::keys::KeyView>,
 }
 
 /// Settings of a new agent.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgentRequest {
-    name: String,
-    description: Option<String>,
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
     /// Defaults to `client_secret_basic`.
-    token_endpoint_auth_method: Option<String>,
-    scopes: Option<Vec<String>>,
-    audiences: Option<Vec<String>>,
+    pub(crate) token_endpoint_auth_method: Option<String>,
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) audiences: Option<Vec<String>>,
     /// Seconds, 30 to 86400.
-    access_token_ttl: Option<u64>,
+    pub(crate) access_token_ttl: Option<u64>,
     /// Source networks the agent may authenticate from, e.g. `10.0.0.0/8`; empty allows all.
-    allowed_cidrs: Option<Vec<String>>,
+    pub(crate) allowed_cidrs: Option<Vec<String>>,
     /// Public keys for `private_key_jwt`, as a JWK Set (`{"keys": [...]}`).
     #[schema(value_type = Option<Object>)]
-    jwks: Option<Value>,
+    pub(crate) jwks: Option<Value>,
     /// Where a `private_key_jwt` agent publishes its keys; the host must be on the server's
     /// allow-list (`SIGNET_JWKS_URI_ALLOWED_HOSTS`).
-    jwks_uri: Option<String>,
+    pub(crate) jwks_uri: Option<String>,
     /// For `tls_client_auth`: the certificate's subject DN (RFC 4514), e.g. `CN=billing,O=Acme`.
     /// At most one `tls_client_auth_*` field; with none, the agent is bound to the URI SAN
     /// `urn:signet:agent:<agent_id>` that Signet's agent CA puts in its certificates.
-    tls_client_auth_subject_dn: Option<String>,
+    pub(crate) tls_client_auth_subject_dn: Option<String>,
     /// For `tls_client_auth`: a DNS name SAN.
-    tls_client_auth_san_dns: Option<String>,
+    pub(crate) tls_client_auth_san_dns: Option<String>,
     /// For `tls_client_auth`: a URI SAN, e.g. a SPIFFE ID.
-    tls_client_auth_san_uri: Option<String>,
+    pub(crate) tls_client_auth_san_uri: Option<String>,
     /// For `tls_client_auth`: an IP address SAN.
-    tls_client_auth_san_ip: Option<String>,
+    pub(crate) tls_client_auth_san_ip: Option<String>,
     /// For `tls_client_auth`: an email address SAN.
-    tls_client_auth_san_email: Option<String>,
+    pub(crate) tls_client_auth_san_email: Option<String>,
     /// For `self_signed_tls_client_auth`: certificates (PEM) to register.
-    certificates: Option<Vec<String>>,
+    pub(crate) certificates: Option<Vec<String>>,
 }
 
 /// The one `tls_client_auth_*` field of a request, if any.
@@ -209,6 +209,25 @@ pub async fn create_agent(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<CreateAgentRequest>,
 ) -> Result<Response, Problem> {
+    let body = register_agent(&admin, &state, request).await?;
+    let location = format!("/api/v1/agents/{}", body.agent.agent_id);
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Registers an agent for `admin` (the admin API, or the console as its signed-in user) and
+/// audits it; a secret agent's secret is in the answer, and only there.
+pub(crate) async fn register_agent(
+    admin: &Admin,
+    state: &AppState,
+    request: CreateAgentRequest,
+) -> Result<CreatedAgent, Problem> {
     let binding = requested_binding([
         (BindingKind::SubjectDn, request.tls_client_auth_subject_dn),
         (BindingKind::SanDns, request.tls_client_auth_san_dns),
@@ -217,7 +236,7 @@ pub async fn create_agent(
         (BindingKind::SanEmail, request.tls_client_auth_san_email),
     ])?;
     if let Some(uri) = &request.jwks_uri {
-        check_jwks_uri(&state, uri)?;
+        check_jwks_uri(state, uri)?;
     }
     let now = state.now();
     let agent = NewAgent {
@@ -289,20 +308,11 @@ pub async fn create_agent(
             "tls_client_auth": agent.tls_client_auth.as_ref().map(|b| json!({ b.kind.field(): b.value })),
         }));
     state.store.audit().record(audit).await?;
-    let location = format!("/api/v1/agents/{}", agent.agent_id);
-    let body = CreatedAgent {
+    Ok(CreatedAgent {
         agent: AgentView::new(&agent),
         agent_secret: secret.map(|s| s.expose().to_string()),
         keys: keys.iter().map(super::keys::KeyView::new).collect(),
-    };
-    let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    if let Ok(location) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    })
 }
 
 /// Lists agents by ID, with search and cursor pagination.
@@ -459,6 +469,21 @@ pub async fn regenerate_secret(
     ApiJson(request): ApiJson<RegenerateSecretRequest>,
 ) -> Result<Response, Problem> {
     let grace = request.grace_period_seconds.unwrap_or(0);
+    let (secret, now) = regenerate(&admin, &state, &agent_id, grace).await?;
+    Ok(RegeneratedSecret::response(
+        &state, agent_id, &secret, now, grace,
+    ))
+}
+
+/// Replaces a secret agent's secret for `admin` (the admin API, or the console as its signed-in
+/// user), the old one working `grace` seconds more, and audits it. Returns the new secret and
+/// the time it was made.
+pub(crate) async fn regenerate(
+    admin: &Admin,
+    state: &AppState,
+    agent_id: &str,
+    grace: u64,
+) -> Result<(AgentSecret, i64), Problem> {
     if grace > MAX_GRACE_SECONDS {
         return Err(Problem::invalid_field(
             "grace_period_seconds",
@@ -467,7 +492,7 @@ pub async fn regenerate_secret(
     }
     let agent = state
         .store
-        .find_agent(&agent_id)
+        .find_agent(agent_id)
         .await?
         .ok_or_else(|| Problem::not_found("agent"))?;
     if !agent.token_endpoint_auth_method.uses_secret() {
@@ -481,7 +506,7 @@ pub async fn regenerate_secret(
     state
         .store
         .replace_secret(
-            &agent_id,
+            agent_id,
             &StoredSecret::new(&state.master_key, &secret, now)
                 .with_max_age(state.config.secret_max_age_seconds, now),
             now,
@@ -489,12 +514,10 @@ pub async fn regenerate_secret(
         )
         .await?;
     let audit = admin
-        .event(event::AGENT_SECRET_REGENERATED, &agent_id)
+        .event(event::AGENT_SECRET_REGENERATED, agent_id)
         .with_detail(json!({ "grace_period_seconds": grace }));
     state.store.audit().record(audit).await?;
-    Ok(RegeneratedSecret::response(
-        &state, agent_id, &secret, now, grace,
-    ))
+    Ok((secret, now))
 }
 
 /// A `jwks_uri` must satisfy the server's fetch policy (allow-list, https, addresses).

@@ -35,6 +35,11 @@ impl Problem {
         }
     }
 
+    /// What went wrong, for a person (the console shows it).
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, detail)
     }

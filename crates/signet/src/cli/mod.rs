@@ -17,6 +17,7 @@ pub mod audit;
 pub mod audit_sink;
 pub mod cert;
 pub mod client;
+pub mod console_admin;
 pub mod housekeeping;
 pub mod serve;
 pub mod signing_key;

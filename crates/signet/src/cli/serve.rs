@@ -184,6 +184,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     .await
     .map_err(|e| CliError::failure(e.to_string()))?;
     let (admin_token_sha256, new_admin_token) = admin_token(&config, &store).await?;
+    let new_admin_password = super::console_admin::ensure_first_admin(&config, &store).await?;
     let agent_ca = signet_http::pki::load_agent_ca(&store, &master_key, signet_core::now())
         .await
         .map_err(|e| CliError::failure(e.to_string()))?;
@@ -256,6 +257,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         tls.as_ref(),
         &state,
         new_admin_token.as_deref(),
+        new_admin_password.as_ref().map(|p| p.expose()),
     );
     let tls = tls.map(|t| TlsListener {
         listener: t.listener,
@@ -394,6 +396,7 @@ fn print_banner(
     tls: Option<&BoundTls>,
     state: &AppState,
     new_admin_token: Option<&str>,
+    new_admin_password: Option<&str>,
 ) {
     let issuer = &*state.issuer;
     let alg = state.keys.active().alg().as_str();
@@ -426,6 +429,7 @@ fn print_banner(
             "  agent CA         {issuer}/pki/agent-ca.pem  (CRL: /pki/agent-ca.crl)\n"
         ));
     }
+    out.push_str(&format!("  console          http://{local}/console\n"));
     out.push_str(&format!(
         "  data directory   {}\n",
         config.data_dir.display()
@@ -444,6 +448,11 @@ fn print_banner(
         None => out.push_str(
             "  admin token      from SIGNET_ADMIN_TOKEN or the one printed on first start\n",
         ),
+    }
+    if let Some(password) = new_admin_password {
+        out.push_str(&format!(
+            "\nConsole: sign in at http://{local}/console as `admin` with this password (shown only this once):\n\n    {password}\n\n"
+        ));
     }
     print!("{out}");
     let _ = std::io::stdout().flush();

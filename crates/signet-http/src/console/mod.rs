@@ -1,0 +1,120 @@
+//! The Signet Console at `/console`: server-rendered HTML (askama templates compiled into the
+//! binary), plain forms, and a little JavaScript for copy buttons and confirmation dialogs.
+//! Every action goes through the same domain code as the admin API, as the signed-in user
+//! (`console:<username>` in audit records). One file per page group.
+
+mod agent;
+mod agents;
+mod session;
+
+use askama::Template;
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+/// The console's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/console",
+            get(|| async { Redirect::to("/console/agents") }),
+        )
+        .route(
+            "/console/login",
+            get(session::login_page).post(session::login),
+        )
+        .route("/console/logout", post(session::logout))
+        .route("/console/agents", get(agents::list).post(agents::create))
+        .route("/console/agents/{agent_id}", get(agent::show))
+        .route(
+            "/console/agents/{agent_id}/secret/regenerate",
+            post(agent::regenerate),
+        )
+        .route("/console/static/console.css", get(stylesheet))
+        .route("/console/static/console.js", get(script))
+}
+
+/// A page with the console's protective headers: never cached (pages can show a secret once),
+/// never framed, scripts and styles from the console itself only.
+fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => {
+            let mut response = Html(html).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+                ),
+            );
+            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "console template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(
+    source = r#"{% extends "console/base.html" %}{% block title %}Signet{% endblock %}{% block content %}<section class="card narrow"><p role="alert">{{ message }}</p><p><a href="/console/agents">Back to the console</a></p></section>{% endblock %}"#,
+    ext = "html"
+)]
+struct Message<'a> {
+    user: Option<session::Signed>,
+    message: &'a str,
+}
+
+/// A short page that says what happened (errors, refusals).
+fn message_page(message: &str) -> Response {
+    render(&Message {
+        user: None,
+        message,
+    })
+}
+
+async fn stylesheet() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../assets/console.css"),
+    )
+}
+
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console.js"),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,119 @@
+// The operator's first session in the Signet Console, in headless Chromium: sign in, register
+// an agent and read its one-time secret from the page, get a token with it, regenerate the
+// secret in the Credentials tab (confirming the documented warning), see the old secret fail
+// and the new one work, find the failure in the Activity tab, check that a form without its
+// CSRF token is refused, and sign out. Screenshots go to SCREENSHOT_DIR.
+//
+//   CONSOLE_URL=http://127.0.0.1:PORT ADMIN_PASSWORD=… SCREENSHOT_DIR=… CHROMIUM=/usr/bin/chromium \
+//     node console.mjs
+
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const base = process.env.CONSOLE_URL;
+const password = process.env.ADMIN_PASSWORD;
+const shots = process.env.SCREENSHOT_DIR;
+
+async function token(agentId, secret) {
+  const response = await fetch(`${base}/oauth2/token`, {
+    method: "POST",
+    headers: {
+      authorization: "Basic " + Buffer.from(`${agentId}:${secret}`).toString("base64"),
+      "content-type": "application/x-www-form-urlencoded",
+    },
+    body: "grant_type=client_credentials",
+  });
+  return response.status;
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM,
+  args: ["--no-sandbox"],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+
+  // Not signed in: sent to the sign-in page. A wrong password says so.
+  await page.goto(`${base}/console`);
+  assert.match(page.url(), /\/console\/login$/);
+  await page.getByLabel("Username").fill("admin");
+  await page.getByLabel("Password").fill("not-the-password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByText("Wrong username or password.").waitFor();
+  await shot("01-sign-in");
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Agents" }).waitFor();
+
+  // The session cookie cannot be read by scripts and is not sent cross-site.
+  const [cookie] = await context.cookies();
+  assert.equal(cookie.name, "signet_session");
+  assert.equal(cookie.httpOnly, true);
+  assert.equal(cookie.sameSite, "Strict");
+
+  // Register an agent; its secret is on the page, once, with a warning and a copy button.
+  await page.getByLabel("Name").fill("billing-agent");
+  await page.getByLabel("Scopes").fill("invoices:read");
+  await page.getByRole("button", { name: "Register agent" }).click();
+  await page.getByRole("heading", { name: "Agent registered" }).waitFor();
+  await page.getByText("It will not be shown again").waitFor();
+  const oldSecret = await page.getByLabel("Agent Secret").inputValue();
+  const agentId = (await page.locator("main code").first().textContent()).trim();
+  assert.match(agentId, /^agt_/);
+  assert.match(oldSecret, /^signet_/);
+  await page.getByRole("button", { name: "Copy" }).waitFor();
+  await shot("02-agent-registered");
+  assert.equal(await token(agentId, oldSecret), 200, "the new secret gets a token");
+
+  // The agent is listed; its page has the Credentials tab with Regenerate under Agent Secret.
+  await page.goto(`${base}/console/agents`);
+  await page.getByRole("link", { name: "billing-agent" }).click();
+  await page.getByRole("link", { name: "Credentials" }).click();
+  await page.getByRole("heading", { name: "Agent Secret" }).waitFor();
+  await page.getByRole("button", { name: "Regenerate", exact: true }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByText("make sure to update all services that are using the previous credentials").waitFor();
+  await shot("03-regenerate-warning");
+  // Cancel changes nothing.
+  await dialog.getByRole("button", { name: "Cancel" }).click();
+  assert.equal(await token(agentId, oldSecret), 200, "cancel kept the secret");
+  await page.getByRole("button", { name: "Regenerate", exact: true }).click();
+  await dialog.getByRole("button", { name: "Regenerate secret" }).click();
+  await page.getByRole("heading", { name: "Agent secret regenerated" }).waitFor();
+  const newSecret = await page.getByLabel("Agent Secret").inputValue();
+  assert.notEqual(newSecret, oldSecret);
+  await shot("04-secret-regenerated");
+  assert.equal(await token(agentId, oldSecret), 401, "the old secret fails");
+  assert.equal(await token(agentId, newSecret), 200, "the new secret works");
+
+  // The failed attempt with the old secret is in the agent's Activity tab, with its reason.
+  await page.goto(`${base}/console/agents/${agentId}`);
+  await page.getByRole("link", { name: "Activity" }).click();
+  await page.getByRole("cell", { name: "stale_secret" }).first().waitFor();
+  await page.getByRole("cell", { name: "agent_secret_regenerated" }).waitFor();
+  await page.getByRole("cell", { name: "console:admin" }).first().waitFor();
+  await shot("05-activity");
+
+  // A form posted without the session's CSRF token is refused.
+  const forged = await page.request.post(`${base}/console/agents/${agentId}/secret/regenerate`, {
+    form: { grace_period_seconds: "0" },
+  });
+  assert.equal(forged.status(), 403);
+  assert.equal(await token(agentId, newSecret), 200, "the refused form changed nothing");
+
+  // Sign out: the session is over, also for a request that replays its cookie.
+  await page.goto(`${base}/console/agents`);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Sign in to Signet" }).waitFor();
+  const replay = await fetch(`${base}/console/agents`, {
+    headers: { cookie: `signet_session=${cookie.value}` },
+    redirect: "manual",
+  });
+  assert.equal(replay.status, 303);
+  assert.match(replay.headers.get("location"), /\/console\/login$/);
+  console.log("console flow passed");
+} finally {
+  await browser.close();
+}
