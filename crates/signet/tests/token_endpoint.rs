@@ -5,7 +5,7 @@ mod common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{TestApp, claims};
+use common::{TestAgent, TestApp, claims};
 use serde_json::{Value, json};
 
 async fn error_of(response: reqwest::Response) -> (u16, Option<String>, String) {
@@ -457,4 +457,77 @@ async fn secrets_never_reach_logs_or_audit_records() {
     let (_, log) = app.stop().await;
     assert!(!log.contains(&agent.secret));
     assert!(!log.contains(common::ADMIN_TOKEN));
+}
+
+/// A client that swaps its ID and secret (in the Basic header or the form) is refused, and the
+/// secret it sent as an ID appears in no audit record and in none of the server's output.
+#[tokio::test]
+async fn a_secret_sent_as_the_agent_id_is_never_recorded() {
+    let mut app = TestApp::spawn().await;
+    let agent = app.secret_agent().await;
+    let swapped = TestAgent {
+        id: agent.secret.clone(),
+        secret: agent.id.clone(),
+    };
+    let response = app.token(&swapped, "grant_type=client_credentials").await;
+    assert_eq!(response.status(), 401);
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        agent.secret, agent.id
+    );
+    let response = app.post_form("/oauth2/token", None, &form).await;
+    assert_eq!(response.status(), 401);
+    let refused = app.audit("event_type=token_request&outcome=failure").await;
+    assert_eq!(refused.len(), 2);
+    assert!(
+        refused.iter().all(|e| e["agent_id"].is_null()),
+        "{refused:?}"
+    );
+    let everything = serde_json::to_string(&app.audit("limit=1000").await).expect("json");
+    let (_, stderr) = app.stop().await;
+    let stdout = app.stdout.lock().expect("lock").join("\n");
+    for text in [&everything, &stderr, &stdout] {
+        assert!(!text.contains(&agent.secret), "the secret was recorded");
+    }
+}
+
+/// Two `Authorization` headers could be read differently by a proxy and by Signet: the token
+/// endpoint refuses the request (neither header is used) and the admin API does not authorize.
+#[tokio::test]
+async fn two_authorization_headers_are_refused() {
+    let app = TestApp::spawn().await;
+    let agent = app.secret_agent().await;
+    let other = app.secret_agent().await;
+    let basic = |a: &TestAgent| {
+        format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:{}", a.id, a.secret))
+        )
+    };
+    let response = app
+        .http
+        .post(format!("{}/oauth2/token", app.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", basic(&agent))
+        .header("authorization", basic(&other))
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .expect("send");
+    let (status, _, error) = error_of(response).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_request"));
+    let refused = app
+        .audit("event_type=token_request&outcome=failure&limit=1")
+        .await;
+    assert_eq!(refused[0]["reason"], "duplicate_authorization_header");
+
+    let response = app
+        .http
+        .get(format!("{}/api/v1/agents", app.url))
+        .header("authorization", format!("Bearer {}", common::ADMIN_TOKEN))
+        .header("authorization", "Bearer wrong")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 401);
 }

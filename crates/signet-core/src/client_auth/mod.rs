@@ -130,6 +130,8 @@ pub enum ClientAuthError {
     NoCredentials,
     #[error("more than one client authentication method in the request")]
     MultipleMethods,
+    #[error("more than one Authorization header")]
+    DuplicateAuthorization,
     #[error("client_id in the body differs from the one in the Authorization header")]
     ClientIdMismatch,
     #[error("malformed Authorization: Basic header")]
@@ -226,6 +228,7 @@ impl ClientAuthError {
         match self {
             Self::NoCredentials => "no_credentials",
             Self::MultipleMethods => "multiple_auth_methods",
+            Self::DuplicateAuthorization => "duplicate_authorization_header",
             Self::ClientIdMismatch => "client_id_mismatch",
             Self::MalformedBasicHeader => "malformed_basic_header",
             Self::MalformedSecret => "malformed_secret",

@@ -46,7 +46,12 @@ pub const BOOTSTRAP_ACTOR: &str = "admin-token";
 
 /// The bearer token of an `Authorization: Bearer` header, if that is what the request has.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some() {
+        // Two headers could be read differently by a proxy and by Signet: neither counts.
+        return None;
+    }
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

@@ -52,6 +52,9 @@ pub fn presented(
     certificate: Option<&PresentedChain>,
     attempt: &mut Attempt,
 ) -> Result<PresentedCredentials, ClientAuthError> {
+    if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
+        return Err(ClientAuthError::DuplicateAuthorization);
+    }
     let basic = match headers.get(AUTHORIZATION) {
         None => None,
         Some(value) => {

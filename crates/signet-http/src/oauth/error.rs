@@ -82,6 +82,10 @@ impl OAuthError {
         if error == ClientAuthError::MultipleMethods {
             wire = Self::invalid_request("use exactly one client authentication method");
         }
+        if error == ClientAuthError::DuplicateAuthorization {
+            // Two headers could be read differently by a proxy and by Signet: neither is used.
+            wire = Self::invalid_request("send at most one Authorization header");
+        }
         wire
     }
 

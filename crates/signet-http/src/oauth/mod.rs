@@ -64,6 +64,16 @@ pub(crate) async fn read_form(
 /// Records an OAuth endpoint's audit event, with who called and how, and then returns
 /// `response`. If the record cannot be committed the caller gets 503 instead: nothing (a token
 /// least of all) leaves the server unaudited.
+/// The claimed agent ID as the audit log may keep it: only a well-formed one. Anything else
+/// may be a secret typed into the wrong field (ID and secret swapped), and a secret is never
+/// recorded; the failure's reason still says what happened.
+fn recorded_agent_id(attempt: &Attempt) -> Option<&str> {
+    attempt
+        .claimed_agent_id
+        .as_deref()
+        .filter(|id| AgentId::is_well_formed(id))
+}
+
 pub(crate) async fn audited(
     state: &AppState,
     caller: &Caller,
@@ -72,7 +82,7 @@ pub(crate) async fn audited(
     response: Response,
 ) -> Response {
     let mut event = event
-        .with_agent(attempt.claimed_agent_id.as_deref())
+        .with_agent(recorded_agent_id(attempt))
         .with_source(caller.source(), caller.user_agent.as_deref());
     // Use of a replaced credential is counted per agent, for "still used by … since …".
     let stale = match event.reason.as_deref() {
@@ -102,7 +112,7 @@ pub(crate) async fn audited(
         // A client certificate header from an address that is not a trusted proxy: ignored,
         // and recorded, since it is what a forgery attempt looks like.
         let ignored = AuditEvent::failure(event::CLIENT_CERT_HEADER_IGNORED, "untrusted_proxy")
-            .with_agent(attempt.claimed_agent_id.as_deref())
+            .with_agent(recorded_agent_id(attempt))
             .with_source(caller.source(), caller.user_agent.as_deref());
         if let Err(e) = state.store.audit().record(ignored).await {
             tracing::error!(error = %e, "request could not be audited; refusing it");
