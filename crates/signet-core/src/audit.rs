@@ -23,6 +23,8 @@ pub mod event {
     /// Signing in to the console (failures: `wrong_credentials`, `locked`).
     pub const CONSOLE_SIGN_IN: &str = "console_sign_in";
     pub const CONSOLE_SIGN_OUT: &str = "console_sign_out";
+    pub const CONSOLE_USER_CREATED: &str = "console_user_created";
+    pub const CONSOLE_USER_DELETED: &str = "console_user_deleted";
     /// A console request refused (`csrf_token_mismatch`, `auditor_read_only`).
     pub const CONSOLE: &str = "console";
     pub const SIGNING_KEY_CREATED: &str = "signing_key_created";

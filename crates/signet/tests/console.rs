@@ -1,7 +1,8 @@
 //! The Signet Console in a real browser: `tests/browser/console.mjs` drives Debian's headless
 //! Chromium with playwright-core against a real server (sign in, register an agent, read its
 //! one-time secret, regenerate it behind the documented warning, find the old secret's failure
-//! in the Activity tab, a form without its CSRF token refused, sign out). `scripts/test`
+//! in the Activity tab, a form without its CSRF token refused, add an auditor who sees no
+//! Regenerate button and whose forged POST is refused, sign out). `scripts/test`
 //! installs Chromium and the Node package and sets `SIGNET_REQUIRE_BROWSER=1`; without them a
 //! plain `cargo test` says it skipped. Screenshots are kept in `target/console-screenshots/`.
 

@@ -108,13 +108,7 @@ async fn agent_page(
     tab: &'static str,
     error: Option<String>,
 ) -> Response {
-    let unavailable = || {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            super::message_page("The database is unavailable; try again shortly."),
-        )
-            .into_response()
-    };
+    let unavailable = || super::unavailable();
     let agent = match state.store.find_agent(agent_id).await {
         Ok(Some(agent)) => agent,
         Ok(None) => {
@@ -181,10 +175,7 @@ pub async fn regenerate(
     Path(agent_id): Path<String>,
     axum::Form(form): axum::Form<RegenerateForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_csrf(&state, &form.csrf_token).await {
-        return refused;
-    }
-    if let Err(refused) = signed.check_write(&state).await {
+    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
         return refused;
     }
     let grace = form.grace_period_seconds;

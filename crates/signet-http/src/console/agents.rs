@@ -71,11 +71,7 @@ async fn page(
         (Ok(listed), Ok(alerts)) => (listed, alerts),
         (Err(e), _) | (_, Err(e)) => {
             tracing::error!(error = %e, "console agent list failed");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                super::message_page("The database is unavailable; try again shortly."),
-            )
-                .into_response();
+            return super::unavailable();
         }
     };
     let flagged: HashSet<String> = alerts.into_iter().filter_map(|a| a.agent_id).collect();
@@ -120,10 +116,7 @@ pub async fn create(
     signed: Signed,
     axum::Form(form): axum::Form<NewAgentForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_csrf(&state, &form.csrf_token).await {
-        return refused;
-    }
-    if let Err(refused) = signed.check_write(&state).await {
+    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
         return refused;
     }
     let scopes: Vec<String> = form.scopes.split_whitespace().map(String::from).collect();

@@ -6,6 +6,7 @@
 mod agent;
 mod agents;
 mod session;
+mod users;
 
 use askama::Template;
 use axum::Router;
@@ -32,6 +33,14 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/console/agents/{agent_id}/secret/regenerate",
             post(agent::regenerate),
+        )
+        .route(
+            "/console/settings/users",
+            get(users::list).post(users::create),
+        )
+        .route(
+            "/console/settings/users/{username}/delete",
+            post(users::delete),
         )
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
@@ -77,6 +86,15 @@ fn render(template: &impl Template) -> Response {
 struct Message<'a> {
     user: Option<session::Signed>,
     message: &'a str,
+}
+
+/// The database did not answer: 503, say so.
+fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        message_page("The database is unavailable; try again shortly."),
+    )
+        .into_response()
 }
 
 /// A short page that says what happened (errors, refusals).

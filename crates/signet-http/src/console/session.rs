@@ -68,6 +68,12 @@ impl Signed {
         ))
     }
 
+    /// Checks a form that changes something: its CSRF token, then the user's role.
+    pub async fn check_change(&self, state: &AppState, csrf_token: &str) -> Result<(), Response> {
+        self.check_csrf(state, csrf_token).await?;
+        self.check_write(state).await
+    }
+
     /// Refuses a change by an auditor (read-only), audited.
     pub async fn check_write(&self, state: &AppState) -> Result<(), Response> {
         if self.can_write() {

@@ -33,6 +33,25 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
+    /// Every user, by name.
+    pub async fn console_users(&self) -> Result<Vec<ConsoleUser>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT username, role, password_hash, created_at, created_by FROM console_users ORDER BY username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Removes a user and ends their sessions; `false` if there was none.
+    pub async fn delete_console_user(&self, username: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM console_users WHERE username = $1")
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
     pub async fn console_user(&self, username: &str) -> Result<Option<ConsoleUser>, StoreError> {
         let row = sqlx::query(
             "SELECT username, role, password_hash, created_at, created_by FROM console_users WHERE username = $1",
@@ -40,17 +59,7 @@ impl Store {
         .bind(username)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let role: String = row.try_get("role")?;
-        Ok(Some(ConsoleUser {
-            username: row.try_get("username")?,
-            role: parse_role(&role)?,
-            password_hash: row.try_get("password_hash")?,
-            created_at: row.try_get("created_at")?,
-            created_by: row.try_get("created_by")?,
-        }))
+        row.as_ref().map(user_from_row).transpose()
     }
 
     /// Starts a session: only the SHA-256 of its cookie value is stored.
@@ -117,6 +126,17 @@ impl Store {
             .await?;
         Ok(result.rows_affected())
     }
+}
+
+fn user_from_row(row: &sqlx::any::AnyRow) -> Result<ConsoleUser, StoreError> {
+    let role: String = row.try_get("role")?;
+    Ok(ConsoleUser {
+        username: row.try_get("username")?,
+        role: parse_role(&role)?,
+        password_hash: row.try_get("password_hash")?,
+        created_at: row.try_get("created_at")?,
+        created_by: row.try_get("created_by")?,
+    })
 }
 
 fn parse_role(role: &str) -> Result<Role, StoreError> {

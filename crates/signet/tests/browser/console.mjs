@@ -103,6 +103,15 @@ try {
   assert.equal(forged.status(), 403);
   assert.equal(await token(agentId, newSecret), 200, "the refused form changed nothing");
 
+  // Settings: add a read-only user.
+  await page.getByRole("link", { name: "Settings" }).click();
+  await page.getByLabel("Username").fill("reader");
+  await page.getByLabel("Role").selectOption("auditor");
+  await page.getByLabel("Password").fill("reader-password-1");
+  await page.getByRole("button", { name: "Add user" }).click();
+  await page.getByText("User reader added with the auditor role.").waitFor();
+  await shot("06-users");
+
   // Sign out: the session is over, also for a request that replays its cookie.
   await page.goto(`${base}/console/agents`);
   await page.getByRole("button", { name: "Sign out" }).click();
@@ -113,6 +122,26 @@ try {
   });
   assert.equal(replay.status, 303);
   assert.match(replay.headers.get("location"), /\/console\/login$/);
+
+  // The auditor sees the pages but no Regenerate button and no registration form, and a
+  // regenerate POST with its own valid CSRF token is refused.
+  await page.getByLabel("Username").fill("reader");
+  await page.getByLabel("Password").fill("reader-password-1");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Agents" }).waitFor();
+  assert.equal(await page.getByRole("button", { name: "Register agent" }).count(), 0);
+  await page.goto(`${base}/console/agents/${agentId}?tab=credentials`);
+  await page.getByRole("heading", { name: "Agent Secret" }).waitFor();
+  assert.equal(await page.getByRole("button", { name: "Regenerate" }).count(), 0);
+  await shot("07-auditor-credentials");
+  const csrf = await page.locator('form.who input[name="csrf_token"]').inputValue();
+  const refused = await page.request.post(`${base}/console/agents/${agentId}/secret/regenerate`, {
+    form: { csrf_token: csrf, grace_period_seconds: "0" },
+  });
+  assert.equal(refused.status(), 403);
+  assert.equal(await token(agentId, newSecret), 200, "the auditor changed nothing");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Sign in to Signet" }).waitFor();
   console.log("console flow passed");
 } finally {
   await browser.close();

@@ -1,0 +1,174 @@
+//! Settings → console users: the list, adding a user with a role (`admin` or read-only
+//! `auditor`) and a password, and removing one (which ends their sessions). Admins only change.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use signet_core::admin_token::Role;
+use signet_core::audit::{AuditEvent, event};
+use signet_core::console_user::{self, ConsoleUser};
+
+use super::render;
+use super::session::Signed;
+use crate::admin::rfc3339;
+use crate::state::AppState;
+
+pub(super) struct UserRow {
+    username: String,
+    role: &'static str,
+    created: String,
+    created_by: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "console/users.html")]
+struct Users {
+    user: Option<Signed>,
+    users: Vec<UserRow>,
+    current: String,
+    can_write: bool,
+    csrf_token: String,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+pub async fn list(State(state): State<AppState>, signed: Signed) -> Response {
+    page(&state, signed, None, None).await
+}
+
+async fn page(
+    state: &AppState,
+    signed: Signed,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Response {
+    let users = match state.store.console_users().await {
+        Ok(users) => users,
+        Err(_) => {
+            return super::unavailable();
+        }
+    };
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let template = Users {
+        users: users
+            .into_iter()
+            .map(|u| UserRow {
+                username: u.username,
+                role: u.role.as_str(),
+                created: rfc3339(u.created_at),
+                created_by: u.created_by,
+            })
+            .collect(),
+        current: signed.username.clone(),
+        can_write: signed.can_write(),
+        csrf_token: signed.csrf_token.clone(),
+        user: Some(signed),
+        error,
+        notice,
+    };
+    (status, render(&template)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewUserForm {
+    #[serde(default)]
+    csrf_token: String,
+    username: String,
+    role: String,
+    password: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    signed: Signed,
+    axum::Form(form): axum::Form<NewUserForm>,
+) -> Response {
+    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
+        return refused;
+    }
+    let checked = console_user::validate_username(&form.username)
+        .and_then(|()| console_user::validate_password(&form.password))
+        .and_then(|()| Role::parse(&form.role).ok_or_else(|| "the role is admin or auditor".into()))
+        .and_then(|role| console_user::hash_password(&form.password).map(|hash| (role, hash)));
+    let (role, password_hash) = match checked {
+        Ok(checked) => checked,
+        Err(error) => return page(&state, signed, Some(error), None).await,
+    };
+    let user = ConsoleUser {
+        username: form.username,
+        role,
+        password_hash,
+        created_at: state.now(),
+        created_by: format!("console:{}", signed.username),
+    };
+    match state.store.insert_console_user(&user).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let error = format!("a user named `{}` exists", user.username);
+            return page(&state, signed, Some(error), None).await;
+        }
+        Err(_) => {
+            return super::unavailable();
+        }
+    }
+    let audit = signed
+        .admin()
+        .event(event::CONSOLE_USER_CREATED, "")
+        .with_agent(None)
+        .with_detail(json!({ "username": user.username, "role": role.as_str() }));
+    if state.store.audit().record(audit).await.is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            super::message_page(
+                "The change is saved but could not be audited; check the database.",
+            ),
+        )
+            .into_response();
+    }
+    let notice = format!(
+        "User {} added with the {} role.",
+        user.username,
+        role.as_str()
+    );
+    page(&state, signed, None, Some(notice)).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(username): Path<String>,
+    axum::Form(form): axum::Form<CsrfOnly>,
+) -> Response {
+    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
+        return refused;
+    }
+    if username == signed.username {
+        let error = "you cannot delete yourself while signed in".to_owned();
+        return page(&state, signed, Some(error), None).await;
+    }
+    match state.store.delete_console_user(&username).await {
+        Ok(true) => {
+            let audit = AuditEvent::success(event::CONSOLE_USER_DELETED)
+                .with_actor(&format!("console:{}", signed.username))
+                .with_source(signed.caller.source(), signed.caller.user_agent.as_deref())
+                .with_detail(json!({ "username": username }));
+            let _ = state.store.audit().record(audit).await;
+            let notice = format!("User {username} deleted; their sessions are over.");
+            page(&state, signed, None, Some(notice)).await
+        }
+        Ok(false) => page(&state, signed, Some("no such user".into()), None).await,
+        Err(_) => super::unavailable(),
+    }
+}
