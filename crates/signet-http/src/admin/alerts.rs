@@ -67,6 +67,17 @@ pub async fn acknowledge_alert(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, Problem> {
+    let alert = acknowledge(&admin, &state, id).await?;
+    Ok(Json(payload(&alert)))
+}
+
+/// Acknowledges open alert `id` for `admin` (the admin API, or the console as its user) and
+/// audits it.
+pub(crate) async fn acknowledge(
+    admin: &Admin,
+    state: &AppState,
+    id: i64,
+) -> Result<signet_store::AlertRecord, Problem> {
     let alert = state
         .store
         .acknowledge_alert(id, &admin.actor_name(), state.now())
@@ -80,7 +91,7 @@ pub async fn acknowledge_alert(
         .with_agent(alert.agent_id.as_deref())
         .with_detail(json!({ "alert_id": id, "rule": alert.rule, "count": alert.count }));
     state.store.audit().record(audit).await?;
-    Ok(Json(payload(&alert)))
+    Ok(alert)
 }
 
 /// The webhook delivery attempts of an alert.

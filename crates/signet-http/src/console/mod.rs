@@ -5,6 +5,7 @@
 
 mod agent;
 mod agents;
+mod audit;
 mod session;
 mod users;
 
@@ -34,6 +35,9 @@ pub fn routes() -> Router<AppState> {
             "/console/agents/{agent_id}/secret/regenerate",
             post(agent::regenerate),
         )
+        .route("/console/audit", get(audit::audit))
+        .route("/console/alerts", get(audit::alerts))
+        .route("/console/alerts/{id}/acknowledge", post(audit::acknowledge))
         .route(
             "/console/settings/users",
             get(users::list).post(users::create),

@@ -96,6 +96,30 @@ try {
   await page.getByRole("cell", { name: "console:admin" }).first().waitFor();
   await shot("05-activity");
 
+  // The Audit page filters the whole log.
+  await page.getByRole("link", { name: "Audit" }).click();
+  await page.getByLabel("Outcome").selectOption("failure");
+  await page.getByLabel("Reason").fill("stale_secret");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByRole("cell", { name: "stale_secret" }).first().waitFor();
+  assert.equal(await page.getByRole("cell", { name: "success", exact: true }).count(), 0);
+
+  // Using the old secret raised a stale_credential alert (in the background): it is listed,
+  // the agent carries a marker in the list, and an admin acknowledges it.
+  let listed = false;
+  for (let i = 0; i < 50 && !listed; i++) {
+    await page.goto(`${base}/console/alerts`);
+    listed = (await page.getByRole("cell", { name: "stale_credential" }).count()) > 0;
+    if (!listed) await page.waitForTimeout(100);
+  }
+  assert.ok(listed, "the stale_credential alert is listed");
+  await page.goto(`${base}/console/agents`);
+  await page.getByText("stale credential in use").waitFor();
+  await page.goto(`${base}/console/alerts`);
+  await shot("06-alerts");
+  await page.getByRole("button", { name: "Acknowledge" }).first().click();
+  await page.getByText(/acknowledged\./).waitFor();
+
   // A form posted without the session's CSRF token is refused.
   const forged = await page.request.post(`${base}/console/agents/${agentId}/secret/regenerate`, {
     form: { grace_period_seconds: "0" },
@@ -110,7 +134,7 @@ try {
   await page.getByLabel("Password").fill("reader-password-1");
   await page.getByRole("button", { name: "Add user" }).click();
   await page.getByText("User reader added with the auditor role.").waitFor();
-  await shot("06-users");
+  await shot("07-users");
 
   // Sign out: the session is over, also for a request that replays its cookie.
   await page.goto(`${base}/console/agents`);
@@ -133,7 +157,7 @@ try {
   await page.goto(`${base}/console/agents/${agentId}?tab=credentials`);
   await page.getByRole("heading", { name: "Agent Secret" }).waitFor();
   assert.equal(await page.getByRole("button", { name: "Regenerate" }).count(), 0);
-  await shot("07-auditor-credentials");
+  await shot("08-auditor-credentials");
   const csrf = await page.locator('form.who input[name="csrf_token"]').inputValue();
   const refused = await page.request.post(`${base}/console/agents/${agentId}/secret/regenerate`, {
     form: { csrf_token: csrf, grace_period_seconds: "0" },
