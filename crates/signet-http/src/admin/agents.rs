@@ -92,31 +92,31 @@ fn requested_binding(
 }
 
 /// A partial update: only the fields present change.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchAgentRequest {
-    name: Option<String>,
-    description: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) description: Option<String>,
     /// `active` or `disabled`. A disabled agent gets no tokens and its live tokens turn inactive.
-    status: Option<String>,
-    token_endpoint_auth_method: Option<String>,
-    scopes: Option<Vec<String>>,
-    audiences: Option<Vec<String>>,
+    pub(crate) status: Option<String>,
+    pub(crate) token_endpoint_auth_method: Option<String>,
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) audiences: Option<Vec<String>>,
     /// Seconds; `null` resets to the server default.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>)]
-    access_token_ttl: Option<Option<u64>>,
-    allowed_cidrs: Option<Vec<String>>,
+    pub(crate) access_token_ttl: Option<Option<u64>>,
+    pub(crate) allowed_cidrs: Option<Vec<String>>,
     /// `null` removes it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
-    jwks_uri: Option<Option<String>>,
+    pub(crate) jwks_uri: Option<Option<String>>,
     /// A new certificate binding replaces the current one (at most one of the five fields).
-    tls_client_auth_subject_dn: Option<String>,
-    tls_client_auth_san_dns: Option<String>,
-    tls_client_auth_san_uri: Option<String>,
-    tls_client_auth_san_ip: Option<String>,
-    tls_client_auth_san_email: Option<String>,
+    pub(crate) tls_client_auth_subject_dn: Option<String>,
+    pub(crate) tls_client_auth_san_dns: Option<String>,
+    pub(crate) tls_client_auth_san_uri: Option<String>,
+    pub(crate) tls_client_auth_san_ip: Option<String>,
+    pub(crate) tls_client_auth_san_email: Option<String>,
 }
 
 /// Distinguishes a field set to `null` (`Some(None)`) from an absent one (`None`).
@@ -377,9 +377,21 @@ pub async fn patch_agent(
     Path(agent_id): Path<String>,
     ApiJson(request): ApiJson<PatchAgentRequest>,
 ) -> Result<Json<AgentView>, Problem> {
+    update(&admin, &state, &agent_id, request).await?;
+    agent_view(&state, &agent_id).await
+}
+
+/// Applies `request` to the agent for `admin` (the admin API, or the console as its user) and
+/// audits what changed, from and to.
+pub(crate) async fn update(
+    admin: &Admin,
+    state: &AppState,
+    agent_id: &str,
+    request: PatchAgentRequest,
+) -> Result<(), Problem> {
     let agent = state
         .store
-        .find_agent(&agent_id)
+        .find_agent(agent_id)
         .await?
         .ok_or_else(|| Problem::not_found("agent"))?;
     let patch = AgentPatch {
@@ -401,7 +413,7 @@ pub async fn patch_agent(
         ])?,
     };
     if let Some(Some(uri)) = &patch.jwks_uri {
-        check_jwks_uri(&state, uri)?;
+        check_jwks_uri(state, uri)?;
     }
     let updated = patch.apply(&agent, state.now())?;
     if updated != agent {
@@ -421,11 +433,11 @@ pub async fn patch_agent(
             })
             .collect();
         let audit = admin
-            .event(event::AGENT_UPDATED, &agent_id)
+            .event(event::AGENT_UPDATED, agent_id)
             .with_detail(json!({ "changes": changes }));
         state.store.audit().record(audit).await?;
     }
-    agent_view(&state, &agent_id).await
+    Ok(())
 }
 
 /// Deletes an agent and its credentials. Its live tokens turn inactive at introspection.
@@ -440,15 +452,21 @@ pub async fn delete_agent(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    if !state.store.delete_agent(&agent_id).await? {
+    delete(&admin, &state, &agent_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the agent for `admin` (the admin API, or the console as its user) and audits it.
+pub(crate) async fn delete(admin: &Admin, state: &AppState, agent_id: &str) -> Result<(), Problem> {
+    if !state.store.delete_agent(agent_id).await? {
         return Err(Problem::not_found("agent"));
     }
     state
         .store
         .audit()
-        .record(admin.event(event::AGENT_DELETED, &agent_id))
+        .record(admin.event(event::AGENT_DELETED, agent_id))
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Generates a new secret. The old one fails at once, or after `grace_period_seconds`.

@@ -9,8 +9,10 @@ use signet_core::agent::Agent;
 use signet_core::audit::AuditQuery;
 
 use super::render;
-use super::session::Signed;
-use crate::admin::agents::regenerate as regenerate_secret;
+use super::session::{CsrfOnly, Signed};
+use crate::admin::agents::{
+    PatchAgentRequest, delete as delete_agent, regenerate as regenerate_secret, update,
+};
 use crate::admin::rfc3339;
 use crate::state::AppState;
 
@@ -26,6 +28,11 @@ pub(super) struct Facts {
     ttl: String,
     networks: String,
     created: String,
+    /// The same values as the edit form shows them.
+    scopes_input: String,
+    audiences_input: String,
+    ttl_input: String,
+    networks_input: String,
 }
 
 impl Facts {
@@ -57,6 +64,18 @@ impl Facts {
                 cidrs.join(" ")
             },
             created: rfc3339(agent.created_at),
+            scopes_input: agent.scopes.join(" "),
+            audiences_input: agent.audiences.join(" "),
+            ttl_input: agent
+                .access_token_ttl
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            networks_input: agent
+                .allowed_cidrs
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 }
@@ -219,4 +238,113 @@ pub(super) fn secret_page(
         secret,
         previous_valid_until,
     })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EditForm {
+    #[serde(default)]
+    csrf_token: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    scopes: String,
+    #[serde(default)]
+    audiences: String,
+    #[serde(default)]
+    access_token_ttl: String,
+    #[serde(default)]
+    allowed_cidrs: String,
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace().map(String::from).collect()
+}
+
+/// Saves the Overview's edit form (through the admin API's own update).
+pub async fn edit(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(agent_id): Path<String>,
+    axum::Form(form): axum::Form<EditForm>,
+) -> Response {
+    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
+        return refused;
+    }
+    let ttl = match form.access_token_ttl.trim() {
+        "" => None,
+        text => match text.parse() {
+            Ok(ttl) => Some(ttl),
+            Err(_) => {
+                let error = Some("the token lifetime is a number of seconds".to_owned());
+                return agent_page(&state, signed, &agent_id, "overview", error).await;
+            }
+        },
+    };
+    let request = PatchAgentRequest {
+        name: Some(form.name),
+        description: Some(form.description),
+        scopes: Some(words(&form.scopes)),
+        audiences: Some(words(&form.audiences)),
+        access_token_ttl: Some(ttl),
+        allowed_cidrs: Some(words(&form.allowed_cidrs)),
+        ..Default::default()
+    };
+    let result = update(&signed.admin(), &state, &agent_id, request).await;
+    after_change(&state, signed, &agent_id, result).await
+}
+
+/// The Overview again after a change, with the reason if it was refused.
+async fn after_change(
+    state: &AppState,
+    signed: Signed,
+    agent_id: &str,
+    result: Result<(), crate::admin::problem::Problem>,
+) -> Response {
+    let error = result.err().map(|problem| problem.detail().to_owned());
+    agent_page(state, signed, agent_id, "overview", error).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StatusForm {
+    #[serde(default)]
+    csrf_token: String,
+    status: String,
+}
+
+/// Enables or disables the agent.
+pub async fn status(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(agent_id): Path<String>,
+    axum::Form(form): axum::Form<StatusForm>,
+) -> Response {
+    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
+        return refused;
+    }
+    let request = PatchAgentRequest {
+        status: Some(form.status),
+        ..Default::default()
+    };
+    let result = update(&signed.admin(), &state, &agent_id, request).await;
+    after_change(&state, signed, &agent_id, result).await
+}
+
+/// Deletes the agent (after the confirmation dialog) and goes back to the list.
+pub async fn delete(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(agent_id): Path<String>,
+    axum::Form(form): axum::Form<CsrfOnly>,
+) -> Response {
+    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
+        return refused;
+    }
+    match delete_agent(&signed.admin(), &state, &agent_id).await {
+        Ok(()) => axum::response::Redirect::to("/console/agents").into_response(),
+        Err(problem) => {
+            let error = Some(problem.detail().to_owned());
+            agent_page(&state, signed, &agent_id, "overview", error).await
+        }
+    }
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use signet_core::audit::{AuditQuery, Outcome};
 
 use super::render;
-use super::session::Signed;
+use super::session::{CsrfOnly, Signed};
 use crate::admin::rfc3339;
 use crate::state::AppState;
 
@@ -173,12 +173,6 @@ async fn alerts_page(
         status,
         notice,
     })
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf_token: String,
 }
 
 pub async fn acknowledge(

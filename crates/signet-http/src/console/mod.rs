@@ -35,6 +35,9 @@ pub fn routes() -> Router<AppState> {
             "/console/agents/{agent_id}/secret/regenerate",
             post(agent::regenerate),
         )
+        .route("/console/agents/{agent_id}/edit", post(agent::edit))
+        .route("/console/agents/{agent_id}/status", post(agent::status))
+        .route("/console/agents/{agent_id}/delete", post(agent::delete))
         .route("/console/audit", get(audit::audit))
         .route("/console/alerts", get(audit::alerts))
         .route("/console/alerts/{id}/acknowledge", post(audit::acknowledge))

@@ -261,17 +261,18 @@ pub async fn login(
     response
 }
 
+/// A form that carries nothing but its CSRF token (sign out, delete, acknowledge).
 #[derive(Debug, Deserialize)]
-pub struct CsrfForm {
+pub struct CsrfOnly {
     /// Missing counts as wrong: refused (403) and audited, not a form error.
     #[serde(default)]
-    csrf_token: String,
+    pub(super) csrf_token: String,
 }
 
 pub async fn logout(
     State(state): State<AppState>,
     signed: Signed,
-    axum::Form(form): axum::Form<CsrfForm>,
+    axum::Form(form): axum::Form<CsrfOnly>,
 ) -> Response {
     if let Err(refused) = signed.check_csrf(&state, &form.csrf_token).await {
         return refused;

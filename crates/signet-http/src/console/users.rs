@@ -11,7 +11,7 @@ use signet_core::audit::{AuditEvent, event};
 use signet_core::console_user::{self, ConsoleUser};
 
 use super::render;
-use super::session::Signed;
+use super::session::{CsrfOnly, Signed};
 use crate::admin::rfc3339;
 use crate::state::AppState;
 
@@ -137,12 +137,6 @@ pub async fn create(
         role.as_str()
     );
     page(&state, signed, None, Some(notice)).await
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf_token: String,
 }
 
 pub async fn delete(

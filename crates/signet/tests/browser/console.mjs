@@ -96,6 +96,19 @@ try {
   await page.getByRole("cell", { name: "console:admin" }).first().waitFor();
   await shot("05-activity");
 
+  // Overview: edit the settings, disable (refused at once), enable again.
+  await page.getByRole("link", { name: "Overview" }).click();
+  await page.getByLabel("Scopes").fill("invoices:read invoices:write");
+  await page.getByLabel("Description").fill("Reads and writes invoices");
+  await page.getByRole("button", { name: "Save changes" }).click();
+  await page.getByText("invoices:read invoices:write").first().waitFor();
+  await page.getByRole("button", { name: "Disable agent" }).click();
+  await page.getByRole("button", { name: "Enable agent" }).waitFor();
+  assert.equal(await token(agentId, newSecret), 401, "a disabled agent gets no token");
+  await page.getByRole("button", { name: "Enable agent" }).click();
+  await page.getByRole("button", { name: "Disable agent" }).waitFor();
+  assert.equal(await token(agentId, newSecret), 200, "enabled again");
+
   // The Audit page filters the whole log.
   await page.getByRole("link", { name: "Audit" }).click();
   await page.getByLabel("Outcome").selectOption("failure");
@@ -126,6 +139,17 @@ try {
   });
   assert.equal(forged.status(), 403);
   assert.equal(await token(agentId, newSecret), 200, "the refused form changed nothing");
+
+  // Delete an agent, after a confirmation.
+  await page.goto(`${base}/console/agents`);
+  await page.getByLabel("Name").fill("short-lived");
+  await page.getByRole("button", { name: "Register agent" }).click();
+  await page.getByRole("heading", { name: "Agent registered" }).waitFor();
+  await page.locator("main a code").first().click();
+  await page.getByRole("button", { name: "Delete agent" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Delete for good" }).click();
+  await page.getByRole("heading", { name: "Agents" }).waitFor();
+  assert.equal(await page.getByRole("link", { name: "short-lived" }).count(), 0);
 
   // Settings: add a read-only user.
   await page.getByRole("link", { name: "Settings" }).click();
