@@ -1,6 +1,7 @@
 //! Scheduled work: signing-key rotation, expiry warnings, audit retention and the purge of
-//! expired `jti`s, revocations and replaced credentials. On a cluster one node at a time runs it
-//! (a lease in the database, renewed at each run, taken over when its holder stops); every node
+//! expired `jti`s, revocations, replaced credentials and console sessions. On a cluster one node
+//! at a time runs it (a lease in the database, renewed at each run, taken over when its holder
+//! stops); every node
 //! reloads its signing keys.
 
 use signet_http::AppState;
@@ -85,6 +86,9 @@ pub fn spawn(state: AppState) {
             }
             if let Err(e) = store.purge_expired_revocations(now).await {
                 tracing::warn!(error = %e, "could not purge expired revocations");
+            }
+            if let Err(e) = store.purge_console_sessions(now).await {
+                tracing::warn!(error = %e, "could not purge expired console sessions");
             }
         }
     });
