@@ -1,8 +1,7 @@
 //! Scheduled work: signing-key rotation, expiry warnings, audit retention and the purge of
 //! expired `jti`s, revocations, replaced credentials and console sessions. On a cluster one node
 //! at a time runs it (a lease in the database, renewed at each run, taken over when its holder
-//! stops); every node
-//! reloads its signing keys.
+//! stops); every node reloads its signing keys.
 
 use signet_http::AppState;
 use signet_http::keyring::RotationPolicy;
