@@ -10,6 +10,7 @@ pub mod agent_ca;
 pub mod alerts;
 mod body;
 pub mod cluster;
+mod connections;
 pub mod console;
 mod health;
 pub mod jwks_uri;

@@ -2,9 +2,8 @@
 //! (for audit source addresses), and a graceful shutdown that stops accepting, drains in-flight
 //! requests for a bounded time, and returns.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,18 +34,12 @@ pub async fn serve(
     let (stop, stopped) = watch::channel(false);
     let mut tls_task =
         tls.map(|t| tokio::spawn(tls::run(t.listener, t.config, app.clone(), stopped.clone())));
-    let mut http_stopped = stopped.clone();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = http_stopped.wait_for(|stop| *stop).await;
-    })
-    .into_future();
+    let server = crate::connections::serve(listener, app, stopped, "HTTP", |tcp, _| async move {
+        Some((tcp, None))
+    });
     let mut server = tokio::spawn(server);
     tokio::select! {
-        result = &mut server => return result.map_err(io::Error::other)?,
+        result = &mut server => return result.map_err(io::Error::other),
         () = shutdown => {}
     }
     tracing::info!("shutting down: no new connections, draining in-flight requests");
@@ -60,7 +53,7 @@ pub async fn serve(
     })
     .await;
     match drained {
-        Ok(result) => result.map_err(io::Error::other)?,
+        Ok(result) => result.map_err(io::Error::other),
         Err(_) => {
             tracing::warn!(
                 seconds = grace.as_secs(),

@@ -12,10 +12,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
@@ -28,14 +24,11 @@ use signet_core::crypto::sha256;
 use signet_core::pki::certificate::CertificateChain;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower::ServiceExt as _;
 
 use crate::request::TlsConnection;
 
-/// How long a client may take to complete the TLS handshake.
+/// A TLS handshake must finish within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Requests a client certificate, does not require one, and verifies only the handshake
 /// signature (proof of possession).
@@ -211,70 +204,29 @@ pub(crate) async fn run(
     listener: TcpListener,
     config: Arc<ServerConfig>,
     app: Router,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let graceful = GracefulShutdown::new();
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let stopping = async move {
-        let _ = stop.wait_for(|stop| *stop).await;
-    };
-    tokio::pin!(stopping);
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut stopping => break,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "TLS accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    crate::connections::serve(listener, app, stop, "TLS", move |tcp, peer| {
         let acceptor = acceptor.clone();
-        let app = app.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
+        async move {
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
+                    return None;
                 }
                 Err(_) => {
                     tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
+                    return None;
                 }
             };
             let client_chain = stream.get_ref().1.peer_certificates().map(|certs| {
                 CertificateChain::parse(certs.iter().map(|c| c.as_ref().to_vec()).collect())
                     .map(Arc::new)
             });
-            let connection = TlsConnection { client_chain };
-            let service = hyper::service::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    request.extensions_mut().insert(connection.clone());
-                    app.clone().oneshot(request)
-                },
-            );
-            let served = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            if let Err(e) = watcher.watch(served).await {
-                tracing::debug!(%peer, error = %e, "TLS connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
+            Some((stream, Some(TlsConnection { client_chain })))
+        }
+    })
+    .await;
 }

@@ -1,0 +1,79 @@
+//! Slow and hostile clients: a client that never finishes its request headers is disconnected
+//! after the header-read timeout (10 s) on the plain listener, garbage sent to the TLS listener
+//! is dropped at once, and other clients are served meanwhile.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestApp;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn address(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .expect("a URL")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// Reads until the server closes the connection; returns what it sent and how long it took.
+async fn until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, Duration) {
+    let start = Instant::now();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(limit, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (received, start.elapsed()),
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+            Err(_) => panic!("the server kept the connection open for {limit:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_headers_time_out_and_garbage_handshakes_are_dropped() {
+    let app = TestApp::spawn().await;
+    let agent = app.secret_agent().await;
+
+    // Headers that never end: the connection is closed after the header-read timeout.
+    let mut slow = TcpStream::connect(address(&app.url))
+        .await
+        .expect("connect");
+    slow.write_all(b"POST /oauth2/token HTTP/1.1\r\nHost: signet\r\nContent-Type: applic")
+        .await
+        .expect("write");
+    // Meanwhile the server serves others.
+    assert_eq!(
+        app.token(&agent, "grant_type=client_credentials")
+            .await
+            .status(),
+        200
+    );
+    let (_, waited) = until_closed(&mut slow, Duration::from_secs(20)).await;
+    assert!(
+        waited >= Duration::from_secs(8),
+        "closed too early ({waited:?}): a slow client gets its full timeout"
+    );
+
+    // Not TLS at all on the TLS listener: dropped without a response, at once.
+    let tls = app.tls_url.as_deref().expect("TLS listener");
+    let mut garbage = TcpStream::connect(address(tls)).await.expect("connect");
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: signet\r\n\r\n")
+        .await
+        .expect("write");
+    let (answer, waited) = until_closed(&mut garbage, Duration::from_secs(5)).await;
+    assert!(waited < Duration::from_secs(5));
+    assert!(
+        !answer.starts_with(b"HTTP/1.1 200"),
+        "no HTTP answer over a failed handshake"
+    );
+    assert_eq!(
+        app.token(&agent, "grant_type=client_credentials")
+            .await
+            .status(),
+        200
+    );
+}
