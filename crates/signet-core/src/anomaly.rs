@@ -207,18 +207,15 @@ impl Detector {
         })
     }
 
-    /// For a successful authentication: the network to check against the agent's history, or
-    /// `None` when the rule is off or this node checked the pair within the last hour (so the
-    /// store is asked rarely, not per token).
+    /// For a successful authentication: the network to note in the agent's history (its last
+    /// authentication, and the new-network rule when that is on), or `None` when this node
+    /// noted the pair within the last hour (so the store is asked rarely, not per token).
     pub fn network_to_check(
         &self,
         agent_id: &str,
         source: std::net::IpAddr,
         now: UnixTime,
     ) -> Option<String> {
-        if self.policy.new_network_days == 0 {
-            return None;
-        }
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         agent_id.hash(&mut hasher);

@@ -25,6 +25,7 @@ pub mod event {
     pub const CONSOLE_SIGN_OUT: &str = "console_sign_out";
     pub const CONSOLE_USER_CREATED: &str = "console_user_created";
     pub const CONSOLE_USER_DELETED: &str = "console_user_deleted";
+    pub const CONSOLE_PASSWORD_CHANGED: &str = "console_password_changed";
     /// A console request refused (`csrf_token_mismatch`, `auditor_read_only`).
     pub const CONSOLE: &str = "console";
     pub const SIGNING_KEY_CREATED: &str = "signing_key_created";

@@ -21,11 +21,13 @@ pub struct LockoutPolicy {
     pub max: i64,
 }
 
-/// What is locked: an agent ID or a source address.
+/// What is locked: an agent ID, a source address or a console username.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LockKind {
     Agent,
     Source,
+    /// A console username (failed sign-ins from many addresses).
+    ConsoleUser,
 }
 
 impl LockKind {
@@ -33,6 +35,7 @@ impl LockKind {
         match self {
             Self::Agent => "agent",
             Self::Source => "source",
+            Self::ConsoleUser => "console_user",
         }
     }
 
@@ -40,6 +43,7 @@ impl LockKind {
         match text {
             "agent" => Some(Self::Agent),
             "source" => Some(Self::Source),
+            "console_user" => Some(Self::ConsoleUser),
             _ => None,
         }
     }

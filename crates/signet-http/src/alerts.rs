@@ -89,8 +89,9 @@ impl Alerts {
         }
     }
 
-    /// For a successful authentication: checks, now and then, whether the agent comes from a
-    /// network it has not used recently (in the background).
+    /// For a successful authentication: notes, now and then, the network the agent comes from
+    /// (its history shows when it last authenticated) and, with the new-network rule on,
+    /// whether it has not used that network recently (in the background).
     pub fn observe_success(
         self: &Arc<Self>,
         store: &Store,
@@ -101,14 +102,15 @@ impl Alerts {
         let Some(network) = self.detector.network_to_check(agent_id, source, now) else {
             return;
         };
-        let since = now - (self.detector.new_network_days() * 86_400) as i64;
+        let days = self.detector.new_network_days();
+        let since = now - (days * 86_400) as i64;
         let (alerts, store, agent_id) = (self.clone(), store.clone(), agent_id.to_string());
         tokio::spawn(async move {
             match store
                 .note_agent_network(&agent_id, &network, now, since)
                 .await
             {
-                Ok(true) => {
+                Ok(true) if days > 0 => {
                     let signal = Signal {
                         rule: Rule::NewNetwork,
                         subject: agent_id.clone(),
@@ -118,7 +120,7 @@ impl Alerts {
                     };
                     alerts.raise(&store, &signal, now).await;
                 }
-                Ok(false) => {}
+                Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "agent network could not be recorded"),
             }
         });

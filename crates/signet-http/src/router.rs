@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use crate::admin::problem::Problem;
 use crate::admin::{
     admin_tokens, agents, alerts, audit, audit_verify, certificates, expiring, keys, lockouts,
-    signing_keys,
+    revocations, signing_keys,
 };
 use crate::agent_ca;
 use crate::health;
@@ -83,10 +83,10 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(certificates::remove_certificate))
         .routes(routes!(certificates::issue_certificate))
         .routes(routes!(
-            certificates::revoke_certificate,
-            certificates::list_revocations
+            revocations::revoke_certificate,
+            revocations::list_revocations
         ))
-        .routes(routes!(certificates::trusted_cas))
+        .routes(routes!(revocations::trusted_cas))
         .routes(routes!(expiring::list_expiring))
         .routes(routes!(agent_ca::ca_certificate))
         .routes(routes!(agent_ca::crl))
@@ -129,8 +129,9 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/openapi.json",
             get(move || async move { Json(openapi.as_ref().clone()).into_response() }),
         )
-        // The console's forms are small; its routes read them with axum's limit.
-        .merge(crate::console::routes().layer(DefaultBodyLimit::max(16 * 1024)))
+        // The console's forms are small (the largest carry a JWK Set, a certificate or a CSR);
+        // its routes read them with axum's limit.
+        .merge(crate::console::routes().layer(DefaultBodyLimit::max(64 * 1024)))
         .fallback(|| async {
             Problem::new(axum::http::StatusCode::NOT_FOUND, "no such endpoint").into_response()
         })

@@ -25,26 +25,26 @@ const MAX_LIFETIME_SECONDS: u64 = 366 * 86_400;
 #[serde(deny_unknown_fields)]
 pub struct CreateAdminTokenRequest {
     /// 1 to 64 characters `a-z 0-9 . _ -`; the actor in audit records.
-    name: String,
+    pub(crate) name: String,
     /// `admin` (everything) or `auditor` (read-only).
-    role: String,
+    pub(crate) role: String,
     /// Seconds until the token stops working (at most a year); none: until revoked.
     #[serde(default)]
-    expires_in_seconds: Option<u64>,
+    pub(crate) expires_in_seconds: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminTokenView {
-    name: String,
-    role: &'static str,
+    pub(crate) name: String,
+    pub(crate) role: &'static str,
     /// `active`, `expired` or `revoked`.
-    status: &'static str,
-    created_at: String,
-    created_by: String,
-    expires_at: Option<String>,
+    pub(crate) status: &'static str,
+    pub(crate) created_at: String,
+    pub(crate) created_by: String,
+    pub(crate) expires_at: Option<String>,
     /// To the minute.
-    last_used_at: Option<String>,
-    revoked_at: Option<String>,
+    pub(crate) last_used_at: Option<String>,
+    pub(crate) revoked_at: Option<String>,
 }
 
 impl AdminTokenView {
@@ -70,17 +70,17 @@ impl AdminTokenView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedAdminToken {
     #[serde(flatten)]
-    view: AdminTokenView,
+    pub(crate) view: AdminTokenView,
     /// The token, shown this once: send it as `Authorization: Bearer <token>`.
-    token: String,
+    pub(crate) token: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminTokenList {
-    items: Vec<AdminTokenView>,
+    pub(crate) items: Vec<AdminTokenView>,
     /// Whether the bootstrap token (`SIGNET_ADMIN_TOKEN`, or the one printed at first start)
     /// still works.
-    bootstrap_token_active: bool,
+    pub(crate) bootstrap_token_active: bool,
 }
 
 /// Creates a named admin token; the response is the only place it appears.
@@ -99,6 +99,21 @@ pub async fn create_admin_token(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<CreateAdminTokenRequest>,
 ) -> Result<Response, Problem> {
+    let body = create(&admin, &state, request).await?;
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Creates a named admin token for `admin` (the admin API, or the console as its signed-in
+/// user) and audits it. The result holds the token, to be shown once.
+pub(crate) async fn create(
+    admin: &Admin,
+    state: &AppState,
+    request: CreateAdminTokenRequest,
+) -> Result<CreatedAdminToken, Problem> {
     admin_token::validate_name(&request.name).map_err(|e| Problem::invalid_field("name", e))?;
     let role = Role::parse(&request.role)
         .ok_or_else(|| Problem::invalid_field("role", "role is admin or auditor"))?;
@@ -139,15 +154,10 @@ pub async fn create_admin_token(
             "expires_at": token.expires_at,
         }));
     state.store.audit().record(audit).await?;
-    let body = CreatedAdminToken {
+    Ok(CreatedAdminToken {
         view: AdminTokenView::new(&token, now),
         token: secret.expose().to_owned(),
-    };
-    let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    })
 }
 
 /// Lists the named tokens (never the tokens themselves) with their last use.
@@ -160,12 +170,17 @@ pub async fn list_admin_tokens(
     _admin: Admin,
     State(state): State<AppState>,
 ) -> Result<Json<AdminTokenList>, Problem> {
+    Ok(Json(list(&state).await?))
+}
+
+/// The named tokens and whether the bootstrap token still works.
+pub(crate) async fn list(state: &AppState) -> Result<AdminTokenList, Problem> {
     let now = state.now();
     let tokens = state.store.admin_tokens().await?;
-    Ok(Json(AdminTokenList {
+    Ok(AdminTokenList {
         items: tokens.iter().map(|t| AdminTokenView::new(t, now)).collect(),
         bootstrap_token_active: state.store.bootstrap_token_retired_at().await?.is_none(),
-    }))
+    })
 }
 
 /// Revokes a named token at once (it stays listed, as revoked).
@@ -180,7 +195,13 @@ pub async fn revoke_admin_token(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    if !state.store.revoke_admin_token(&name, state.now()).await? {
+    revoke(&admin, &state, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes a named admin token for `admin` and audits it.
+pub(crate) async fn revoke(admin: &Admin, state: &AppState, name: &str) -> Result<(), Problem> {
+    if !state.store.revoke_admin_token(name, state.now()).await? {
         return Err(Problem::new(
             StatusCode::NOT_FOUND,
             "no active admin token with this name",
@@ -191,7 +212,7 @@ pub async fn revoke_admin_token(
         .with_agent(None)
         .with_detail(json!({ "name": name }));
     state.store.audit().record(audit).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Retires the bootstrap token for good: from now on only named tokens work. Refused unless a

@@ -29,7 +29,7 @@ pub struct AgentView {
     access_token_ttl: Option<u64>,
     allowed_cidrs: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    jwks_uri: Option<String>,
+    pub(crate) jwks_uri: Option<String>,
     /// Tokens issued at or before this time are inactive.
     #[serde(skip_serializing_if = "Option::is_none")]
     tokens_revoked_before: Option<String>,
@@ -48,46 +48,46 @@ pub struct AgentView {
     updated_at: String,
     /// Facts about the current secret (never the secret), on single-agent reads.
     #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<SecretView>,
+    pub(crate) secret: Option<SecretView>,
     /// Use of replaced credentials (old secret, revoked key, removed certificate), by kind, on
     /// single-agent reads: which service still uses old credentials, from where, since when.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    stale_credential_use: Vec<StaleUseView>,
+    pub(crate) stale_credential_use: Vec<StaleUseView>,
     /// Networks (IPv4 /24, IPv6 /64) the agent authenticated from, most recent first, on
     /// single-agent reads (recorded at most hourly per network).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    networks: Vec<NetworkView>,
+    pub(crate) networks: Vec<NetworkView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NetworkView {
-    network: String,
-    first_seen: String,
-    last_seen: String,
+    pub(crate) network: String,
+    pub(crate) first_seen: String,
+    pub(crate) last_seen: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StaleUseView {
     /// `secret`, `key` or `certificate`.
-    kind: String,
-    count: i64,
-    first_at: String,
-    last_at: String,
+    pub(crate) kind: String,
+    pub(crate) count: i64,
+    pub(crate) first_at: String,
+    pub(crate) last_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    last_source: Option<String>,
+    pub(crate) last_source: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    last_user_agent: Option<String>,
+    pub(crate) last_user_agent: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SecretView {
-    created_at: String,
+    pub(crate) created_at: String,
     /// When the secret stops working (the credential age policy, `SIGNET_SECRET_MAX_AGE_DAYS`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    expires_at: Option<String>,
+    pub(crate) expires_at: Option<String>,
     /// While a regenerated secret's predecessor still works.
     #[serde(skip_serializing_if = "Option::is_none")]
-    previous_secret_valid_until: Option<String>,
+    pub(crate) previous_secret_valid_until: Option<String>,
 }
 
 impl AgentView {
@@ -149,7 +149,7 @@ impl AgentView {
 }
 
 /// The agent as the API shows it, with facts about its credentials; 404 if there is none.
-pub(super) async fn agent_view(
+pub(crate) async fn agent_view(
     state: &AppState,
     agent_id: &str,
 ) -> Result<Json<AgentView>, Problem> {

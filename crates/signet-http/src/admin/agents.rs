@@ -72,6 +72,10 @@ pub struct CreateAgentRequest {
     pub(crate) tls_client_auth_san_email: Option<String>,
     /// For `self_signed_tls_client_auth`: certificates (PEM) to register.
     pub(crate) certificates: Option<Vec<String>>,
+    /// A key as the console submits it (one JWK, a JWK Set or PEM); not part of the API.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub(crate) key: Option<super::keys::KeyRegistration>,
 }
 
 /// The one `tls_client_auth_*` field of a request, if any.
@@ -261,17 +265,19 @@ pub(crate) async fn register_agent(
         }
         Some(pems) => super::certificates::parse_pems(pems)?,
     };
-    let keys = match &request.jwks {
-        None => Vec::new(),
-        Some(_) if agent.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt => {
+    let keys = match (&request.jwks, &request.key) {
+        (None, None) => Vec::new(),
+        _ if agent.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt => {
             return Err(Problem::invalid_field(
                 "jwks",
                 "jwks: keys are for private_key_jwt agents",
             ));
         }
-        Some(jwks) => {
+        (Some(jwks), None) => {
             parse_keys(KeyInput::Jwks(jwks), None, None, now).map_err(super::keys::key_problem)?
         }
+        (None, Some(key)) => key.parse()?,
+        (Some(_), Some(_)) => return Err(Problem::bad_request("give keys once")),
     };
     let secret = agent
         .token_endpoint_auth_method
@@ -559,14 +565,24 @@ pub async fn revoke_tokens(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<AgentView>, Problem> {
+    revoke_all_tokens(&admin, &state, &agent_id).await?;
+    agent_view(&state, &agent_id).await
+}
+
+/// Revokes every token issued to the agent so far, for `admin`, and audits it.
+pub(crate) async fn revoke_all_tokens(
+    admin: &Admin,
+    state: &AppState,
+    agent_id: &str,
+) -> Result<(), Problem> {
     let now = state.now();
-    if !state.store.revoke_agent_tokens(&agent_id, now).await? {
+    if !state.store.revoke_agent_tokens(agent_id, now).await? {
         return Err(Problem::not_found("agent"));
     }
     state
         .store
         .audit()
-        .record(admin.event(event::AGENT_TOKENS_REVOKED, &agent_id))
-        .await?;
-    agent_view(&state, &agent_id).await
+        .record(admin.event(event::AGENT_TOKENS_REVOKED, agent_id))
+        .await
+        .map_err(Problem::from)
 }

@@ -19,6 +19,8 @@ use crate::state::AppState;
 pub struct AlertParams {
     /// `open` or `acknowledged`.
     status: Option<String>,
+    /// Only this agent's alerts.
+    agent_id: Option<String>,
     /// 1 to 1000; default 100.
     limit: Option<u32>,
 }
@@ -48,7 +50,7 @@ pub async fn list_alerts(
     let limit = params.limit.unwrap_or(100).clamp(1, 1000);
     let alerts = state
         .store
-        .list_alerts(params.status.as_deref(), limit)
+        .list_alerts(params.status.as_deref(), params.agent_id.as_deref(), limit)
         .await?;
     Ok(Json(
         json!({ "items": alerts.iter().map(payload).collect::<Vec<_>>() }),

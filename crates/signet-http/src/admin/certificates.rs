@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use signet_core::agent::{Agent, AuthMethod};
 use signet_core::audit::event;
-use signet_core::pki::certificate::{normalize_serial, pem_blocks, pem_certificates};
-use signet_core::pki::{Certificate, PkiError, Revocation, dn};
+use signet_core::pki::certificate::{pem_blocks, pem_certificates};
+use signet_core::pki::{Certificate, PkiError};
 use signet_store::{IssuedRecord, StoredCertificate};
 use utoipa::ToSchema;
 
@@ -26,41 +26,41 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CertificateRegistration {
     /// PEM (`BEGIN CERTIFICATE`).
-    certificate: Option<String>,
+    pub(crate) certificate: Option<String>,
     /// A JWK whose `x5c` holds the certificate (RFC 7517 §4.7).
     #[schema(value_type = Option<Object>)]
-    jwk: Option<Value>,
+    pub(crate) jwk: Option<Value>,
 }
 
 /// A registered certificate as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CertificateView {
     /// `x5t#S256`: base64url SHA-256 of the DER, the value in certificate-bound tokens' `cnf`.
-    thumbprint: String,
-    subject: String,
-    not_before: String,
-    not_after: String,
+    pub(crate) thumbprint: String,
+    pub(crate) subject: String,
+    pub(crate) not_before: String,
+    pub(crate) not_after: String,
     /// `active`, `expired`, `not_yet_valid` or `revoked`.
-    status: &'static str,
-    created_at: String,
-    certificate: String,
+    pub(crate) status: &'static str,
+    pub(crate) created_at: String,
+    pub(crate) certificate: String,
 }
 
 /// A certificate issued by the agent CA.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IssuedView {
-    serial: String,
-    thumbprint: String,
-    subject: String,
-    not_before: String,
-    not_after: String,
-    issued_at: String,
+    pub(crate) serial: String,
+    pub(crate) thumbprint: String,
+    pub(crate) subject: String,
+    pub(crate) not_before: String,
+    pub(crate) not_after: String,
+    pub(crate) issued_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    revoked_at: Option<String>,
+    pub(crate) revoked_at: Option<String>,
 }
 
 impl IssuedView {
-    fn new(record: &IssuedRecord) -> Self {
+    pub(crate) fn new(record: &IssuedRecord) -> Self {
         Self {
             serial: record.serial.clone(),
             thumbprint: record.thumbprint.clone(),
@@ -94,59 +94,15 @@ pub struct IssueRequest {
 /// A certificate the agent CA issued.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IssuedCertificateResponse {
-    agent_id: String,
+    pub(crate) agent_id: String,
     /// The certificate (PEM).
-    certificate: String,
+    pub(crate) certificate: String,
     /// The agent CA's certificate (PEM), the issuer to trust.
-    ca_certificate: String,
-    thumbprint: String,
-    serial: String,
-    not_before: String,
-    not_after: String,
-}
-
-/// What to revoke: `thumbprint`, or `issuer` and `serial`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RevokeCertificateRequest {
-    /// `x5t#S256` of the certificate.
-    thumbprint: Option<String>,
-    /// Issuer DN (RFC 4514), with `serial`.
-    issuer: Option<String>,
-    /// Serial number in hex (colons allowed), with `issuer`.
-    serial: Option<String>,
-    /// Why, for the audit log.
-    reason: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RevocationView {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    thumbprint: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    issuer: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    serial: Option<String>,
-    reason: String,
-    actor: String,
-    revoked_at: String,
-}
-
-/// A CA trusted for `tls_client_auth`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TrustedCaView {
-    subject: String,
-    thumbprint: String,
-    not_after: String,
-    /// `agent_ca` (Signet's own) or `client_ca_file`.
-    source: &'static str,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TrustedCas {
-    authorities: Vec<TrustedCaView>,
-    /// CRLs loaded from `SIGNET_CLIENT_CRL_FILES`.
-    crls: usize,
+    pub(crate) ca_certificate: String,
+    pub(crate) thumbprint: String,
+    pub(crate) serial: String,
+    pub(crate) not_before: String,
+    pub(crate) not_after: String,
 }
 
 /// A certificate as a 400 problem.
@@ -229,7 +185,10 @@ async fn find_agent(state: &AppState, agent_id: &str) -> Result<Agent, Problem> 
         .ok_or_else(|| Problem::not_found("agent"))
 }
 
-async fn views(state: &AppState, agent_id: &str) -> Result<Vec<CertificateView>, Problem> {
+pub(crate) async fn views(
+    state: &AppState,
+    agent_id: &str,
+) -> Result<Vec<CertificateView>, Problem> {
     let revoked = state.pki.revoked();
     let stored = state.store.agent_certificates(agent_id).await?;
     Ok(stored
@@ -280,7 +239,19 @@ pub async fn add_certificate(
     Path(agent_id): Path<String>,
     ApiJson(request): ApiJson<CertificateRegistration>,
 ) -> Result<(StatusCode, Json<Vec<CertificateView>>), Problem> {
-    let agent = find_agent(&state, &agent_id).await?;
+    register_certificate(&admin, &state, &agent_id, &request).await?;
+    Ok((StatusCode::CREATED, Json(views(&state, &agent_id).await?)))
+}
+
+/// Registers a certificate for `admin` (the admin API, or the console as its signed-in user)
+/// and audits it.
+pub(crate) async fn register_certificate(
+    admin: &Admin,
+    state: &AppState,
+    agent_id: &str,
+    request: &CertificateRegistration,
+) -> Result<(), Problem> {
+    let agent = find_agent(state, agent_id).await?;
     if agent.token_endpoint_auth_method != AuthMethod::SelfSignedTlsClientAuth {
         return Err(Problem::conflict(format!(
             "the agent authenticates with {}; registered certificates are for self_signed_tls_client_auth agents",
@@ -299,17 +270,17 @@ pub async fn add_certificate(
     let now = state.now();
     state
         .store
-        .add_agent_certificates(&agent_id, std::slice::from_ref(&certificate), now)
+        .add_agent_certificates(agent_id, std::slice::from_ref(&certificate), now)
         .await?;
     let audit = admin
-        .event(event::AGENT_CERTIFICATE_ADDED, &agent_id)
+        .event(event::AGENT_CERTIFICATE_ADDED, agent_id)
         .with_detail(json!({
             "thumbprint": certificate.thumbprint,
             "subject": certificate.subject_display,
             "not_after": rfc3339(certificate.not_after),
         }));
     state.store.audit().record(audit).await?;
-    Ok((StatusCode::CREATED, Json(views(&state, &agent_id).await?)))
+    Ok(())
 }
 
 /// Removes a registered certificate; the agent can no longer authenticate with it.
@@ -324,18 +295,29 @@ pub async fn remove_certificate(
     State(state): State<AppState>,
     Path((agent_id, thumbprint)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
+    remove(&admin, &state, &agent_id, &thumbprint).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a registered certificate for `admin` and audits it.
+pub(crate) async fn remove(
+    admin: &Admin,
+    state: &AppState,
+    agent_id: &str,
+    thumbprint: &str,
+) -> Result<(), Problem> {
     if !state
         .store
-        .remove_agent_certificate(&agent_id, &thumbprint, state.now())
+        .remove_agent_certificate(agent_id, thumbprint, state.now())
         .await?
     {
         return Err(Problem::not_found("certificate"));
     }
     let audit = admin
-        .event(event::AGENT_CERTIFICATE_REMOVED, &agent_id)
+        .event(event::AGENT_CERTIFICATE_REMOVED, agent_id)
         .with_detail(json!({ "thumbprint": thumbprint }));
     state.store.audit().record(audit).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Issues a client certificate for a `tls_client_auth` agent from a CSR, signed by Signet's
@@ -358,13 +340,24 @@ pub async fn issue_certificate(
     Path(agent_id): Path<String>,
     ApiJson(request): ApiJson<IssueRequest>,
 ) -> Result<(StatusCode, Json<IssuedCertificateResponse>), Problem> {
-    let agent = find_agent(&state, &agent_id).await?;
-    let issued = issue(&state, &agent, &request, &admin.actor_name()).await?;
+    let issued = issue_for(&admin, &state, &agent_id, &request).await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+/// Issues a certificate from a CSR for `admin` and audits it.
+pub(crate) async fn issue_for(
+    admin: &Admin,
+    state: &AppState,
+    agent_id: &str,
+    request: &IssueRequest,
+) -> Result<IssuedCertificateResponse, Problem> {
+    let agent = find_agent(state, agent_id).await?;
+    let issued = issue(state, &agent, request, &admin.actor_name()).await?;
     let audit = admin
-        .event(event::CERTIFICATE_ISSUED, &agent_id)
+        .event(event::CERTIFICATE_ISSUED, agent_id)
         .with_detail(issued_detail(&issued));
     state.store.audit().record(audit).await?;
-    Ok((StatusCode::CREATED, Json(issued)))
+    Ok(issued)
 }
 
 /// The audit detail of an issued certificate.
@@ -442,157 +435,5 @@ pub async fn issue(
         serial: certificate.serial.clone(),
         not_before: rfc3339(certificate.not_before),
         not_after: rfc3339(certificate.not_after),
-    })
-}
-
-/// Revokes a certificate by thumbprint, or by issuer and serial. It is refused at once at the
-/// token endpoint; a certificate of the agent CA is also listed in its CRL.
-#[utoipa::path(
-    post, path = "/api/v1/certificates/revocations", tag = "certificates",
-    request_body = RevokeCertificateRequest,
-    responses(
-        (status = 201, description = "Revoked", body = RevocationView),
-        (status = 200, description = "Already revoked", body = RevocationView),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("admin_token" = []))
-)]
-pub async fn revoke_certificate(
-    admin: Admin,
-    State(state): State<AppState>,
-    ApiJson(request): ApiJson<RevokeCertificateRequest>,
-) -> Result<(StatusCode, Json<RevocationView>), Problem> {
-    let revocation = match (&request.thumbprint, &request.issuer, &request.serial) {
-        (Some(thumbprint), None, None) => {
-            let valid = thumbprint.len() == 43
-                && thumbprint
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid {
-                return Err(Problem::invalid_field(
-                    "thumbprint",
-                    "thumbprint: the x5t#S256 value (43 base64url characters)",
-                ));
-            }
-            Revocation::Thumbprint(thumbprint.clone())
-        }
-        (None, Some(issuer), Some(serial)) => Revocation::IssuerSerial {
-            issuer: dn::canonical_from_str(issuer)
-                .map_err(|e| Problem::invalid_field("issuer", format!("issuer: {e}")))?,
-            serial: normalize_serial(serial)
-                .map_err(|e| Problem::invalid_field("serial", format!("serial: {e}")))?,
-        },
-        _ => {
-            return Err(Problem::bad_request(
-                "give thumbprint, or issuer and serial",
-            ));
-        }
-    };
-    let reason = request.reason.clone().unwrap_or_default();
-    if reason.chars().count() > 500 {
-        return Err(Problem::invalid_field(
-            "reason",
-            "reason: at most 500 characters",
-        ));
-    }
-    let now = state.now();
-    let ca_issuer = state
-        .pki
-        .agent_ca()
-        .map(|ca| ca.certificate().subject.clone());
-    let inserted = state
-        .store
-        .revoke_certificate(
-            &revocation,
-            ca_issuer.as_deref(),
-            &reason,
-            &admin.actor_name(),
-            now,
-        )
-        .await?;
-    state.pki.reload_revocations(&state.store).await?;
-    let view = revocation_view(&revocation, reason, admin.actor_name(), now);
-    let audit = admin
-        .event(event::CERTIFICATE_REVOKED, "")
-        .with_agent(None)
-        .with_detail(serde_json::to_value(&view).unwrap_or_default());
-    state.store.audit().record(audit).await?;
-    let status = if inserted {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(view)))
-}
-
-fn revocation_view(
-    revocation: &Revocation,
-    reason: String,
-    actor: String,
-    revoked_at: i64,
-) -> RevocationView {
-    let (thumbprint, issuer, serial) = match revocation {
-        Revocation::Thumbprint(t) => (Some(t.clone()), None, None),
-        Revocation::IssuerSerial { issuer, serial } => {
-            (None, Some(issuer.clone()), Some(serial.clone()))
-        }
-    };
-    RevocationView {
-        thumbprint,
-        issuer,
-        serial,
-        reason,
-        actor,
-        revoked_at: rfc3339(revoked_at),
-    }
-}
-
-/// Lists operator revocations, oldest first.
-#[utoipa::path(
-    get, path = "/api/v1/certificates/revocations", tag = "certificates",
-    responses((status = 200, body = Vec<RevocationView>)),
-    security(("admin_token" = []))
-)]
-pub async fn list_revocations(
-    _admin: Admin,
-    State(state): State<AppState>,
-) -> Result<Json<Vec<RevocationView>>, Problem> {
-    let records = state.store.certificate_revocations().await?;
-    Ok(Json(
-        records
-            .into_iter()
-            .map(|r| revocation_view(&r.revocation, r.reason, r.actor, r.revoked_at))
-            .collect(),
-    ))
-}
-
-/// The CAs trusted for `tls_client_auth`: Signet's agent CA and `SIGNET_CLIENT_CA_FILE`.
-#[utoipa::path(
-    get, path = "/api/v1/certificates/trusted-cas", tag = "certificates",
-    responses((status = 200, body = TrustedCas)),
-    security(("admin_token" = []))
-)]
-pub async fn trusted_cas(_admin: Admin, State(state): State<AppState>) -> Json<TrustedCas> {
-    let trust = state.pki.trust();
-    let agent_ca = state
-        .pki
-        .agent_ca()
-        .map(|ca| ca.certificate().thumbprint.clone());
-    Json(TrustedCas {
-        authorities: trust
-            .authorities()
-            .iter()
-            .map(|c| TrustedCaView {
-                subject: c.subject_display.clone(),
-                thumbprint: c.thumbprint.clone(),
-                not_after: rfc3339(c.not_after),
-                source: if Some(&c.thumbprint) == agent_ca.as_ref() {
-                    "agent_ca"
-                } else {
-                    "client_ca_file"
-                },
-            })
-            .collect(),
-        crls: trust.crl_count(),
     })
 }

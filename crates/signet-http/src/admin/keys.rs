@@ -85,19 +85,19 @@ pub fn key_problem(error: KeyError) -> Problem {
 /// A registered key as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyView {
-    kid: String,
-    alg: String,
+    pub(crate) kid: String,
+    pub(crate) alg: String,
     /// RFC 7638 thumbprint.
-    thumbprint: String,
+    pub(crate) thumbprint: String,
     /// `active`, `expired` or `revoked`.
-    status: &'static str,
+    pub(crate) status: &'static str,
     #[schema(value_type = Object)]
-    jwk: Value,
-    created_at: String,
+    pub(crate) jwk: Value,
+    pub(crate) created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    expires_at: Option<String>,
+    pub(crate) expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    revoked_at: Option<String>,
+    pub(crate) revoked_at: Option<String>,
 }
 
 impl KeyView {
@@ -178,18 +178,30 @@ pub async fn add_keys(
     Path(agent_id): Path<String>,
     ApiJson(request): ApiJson<KeyRegistration>,
 ) -> Result<(StatusCode, Json<Vec<KeyView>>), Problem> {
-    require_key_agent(&state, &agent_id).await?;
-    let keys = request.parse()?;
-    state.store.add_agent_keys(&agent_id, &keys).await?;
-    let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
-    let audit = admin
-        .event(event::AGENT_KEY_ADDED, &agent_id)
-        .with_detail(json!({ "kids": kids }));
-    state.store.audit().record(audit).await?;
+    let keys = register_keys(&admin, &state, &agent_id, &request).await?;
     Ok((
         StatusCode::CREATED,
         Json(keys.iter().map(KeyView::new).collect()),
     ))
+}
+
+/// Registers keys for `admin` (the admin API, or the console as its signed-in user) and audits
+/// it.
+pub(crate) async fn register_keys(
+    admin: &Admin,
+    state: &AppState,
+    agent_id: &str,
+    request: &KeyRegistration,
+) -> Result<Vec<AgentKey>, Problem> {
+    require_key_agent(state, agent_id).await?;
+    let keys = request.parse()?;
+    state.store.add_agent_keys(agent_id, &keys).await?;
+    let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+    let audit = admin
+        .event(event::AGENT_KEY_ADDED, agent_id)
+        .with_detail(json!({ "kids": kids }));
+    state.store.audit().record(audit).await?;
+    Ok(keys)
 }
 
 /// Revokes a key at once: assertions signed with it are refused from the next request on.
@@ -204,16 +216,27 @@ pub async fn revoke_key(
     State(state): State<AppState>,
     Path((agent_id, kid)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
+    revoke(&admin, &state, &agent_id, &kid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes one of the agent's keys for `admin` and audits it.
+pub(crate) async fn revoke(
+    admin: &Admin,
+    state: &AppState,
+    agent_id: &str,
+    kid: &str,
+) -> Result<(), Problem> {
     if !state
         .store
-        .revoke_agent_key(&agent_id, &kid, signet_core::now())
+        .revoke_agent_key(agent_id, kid, signet_core::now())
         .await?
     {
         return Err(Problem::not_found("active key"));
     }
     let audit = admin
-        .event(event::AGENT_KEY_REVOKED, &agent_id)
+        .event(event::AGENT_KEY_REVOKED, agent_id)
         .with_detail(json!({ "kid": kid }));
     state.store.audit().record(audit).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -68,7 +68,7 @@ pub async fn lift_lockout(
     Path((kind, key)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     let kind = LockKind::parse(&kind)
-        .ok_or_else(|| Problem::bad_request("kind must be agent or source"))?;
+        .ok_or_else(|| Problem::bad_request("kind must be agent, source or console_user"))?;
     let lock = state
         .lockouts
         .lift(kind, &key, state.now())

@@ -13,6 +13,7 @@ pub mod json;
 pub mod keys;
 pub mod lockouts;
 pub mod problem;
+pub mod revocations;
 pub mod signing_keys;
 pub mod testing_clock;
 

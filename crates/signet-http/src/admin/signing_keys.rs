@@ -23,34 +23,34 @@ pub struct RotateRequest {
     /// A new key signs at once and every other key is removed from the JWKS: every token
     /// issued so far stops verifying. For a leaked signing key only.
     #[serde(default)]
-    emergency: bool,
+    pub(crate) emergency: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RotationResult {
     /// `published` (the next key signs from `activates_at`), `activated` or `emergency`.
-    outcome: &'static str,
-    kid: String,
+    pub(crate) outcome: &'static str,
+    pub(crate) kid: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    activates_at: Option<String>,
+    pub(crate) activates_at: Option<String>,
     /// Key IDs no longer used to sign (`activated`) or removed (`emergency`).
-    previous: Vec<String>,
+    pub(crate) previous: Vec<String>,
     /// What the rotation means for tokens already issued.
-    note: String,
+    pub(crate) note: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SigningKeyView {
-    kid: String,
-    alg: String,
+    pub(crate) kid: String,
+    pub(crate) alg: String,
     /// `next` (published, signs from `activates_at`), `active` (signs new tokens) or `retired`
     /// (still published until its tokens expire).
-    status: String,
-    created_at: String,
+    pub(crate) status: String,
+    pub(crate) created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    activates_at: Option<String>,
+    pub(crate) activates_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    retired_at: Option<String>,
+    pub(crate) retired_at: Option<String>,
 }
 
 /// Lists the signing keys.
@@ -63,19 +63,23 @@ pub async fn list_signing_keys(
     _admin: Admin,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<SigningKeyView>>, Problem> {
+    Ok(Json(views(&state).await?))
+}
+
+/// The signing keys as the API and the console show them.
+pub(crate) async fn views(state: &AppState) -> Result<Vec<SigningKeyView>, Problem> {
     let keys = state.store.signing_keys().await?;
-    Ok(Json(
-        keys.into_iter()
-            .map(|k| SigningKeyView {
-                kid: k.kid,
-                alg: k.alg,
-                status: k.status,
-                created_at: rfc3339(k.created_at),
-                activates_at: k.activates_at.map(rfc3339),
-                retired_at: k.retired_at.map(rfc3339),
-            })
-            .collect(),
-    ))
+    Ok(keys
+        .into_iter()
+        .map(|k| SigningKeyView {
+            kid: k.kid,
+            alg: k.alg,
+            status: k.status,
+            created_at: rfc3339(k.created_at),
+            activates_at: k.activates_at.map(rfc3339),
+            retired_at: k.retired_at.map(rfc3339),
+        })
+        .collect())
 }
 
 /// Rotates the signing key. Without `emergency`: if a next key is already published it signs from
@@ -93,6 +97,17 @@ pub async fn rotate_signing_key(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RotateRequest>,
 ) -> Result<(StatusCode, Json<RotationResult>), Problem> {
+    let result = rotate(&admin, &state, request.emergency).await?;
+    Ok((StatusCode::OK, Json(result)))
+}
+
+/// Rotates the signing key for `admin` (the admin API, or the console as its signed-in user)
+/// and audits it.
+pub(crate) async fn rotate(
+    admin: &Admin,
+    state: &AppState,
+    emergency: bool,
+) -> Result<RotationResult, Problem> {
     let now = state.now();
     let fail = |e: crate::keyring::KeyRingError| {
         tracing::error!(error = %e, "signing key rotation failed");
@@ -101,7 +116,7 @@ pub async fn rotate_signing_key(
             "the signing key could not be rotated; retry",
         )
     };
-    let result = if request.emergency {
+    let result = if emergency {
         let (kid, removed) = state
             .keys
             .emergency_rotate(&state.store, &state.master_key, now)
@@ -156,5 +171,5 @@ pub async fn rotate_signing_key(
             "previous": result.previous,
         }));
     state.store.audit().record(audit).await?;
-    Ok((StatusCode::OK, Json(result)))
+    Ok(result)
 }

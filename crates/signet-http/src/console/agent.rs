@@ -1,5 +1,7 @@
-//! One agent, in tabs: Overview, Credentials (Regenerate under Agent Secret, behind a
-//! confirmation that carries the documented warning) and Activity (its audit records).
+//! One agent, in tabs: Overview (settings, edit, enable/disable, delete, where and when it last
+//! authenticated), Credentials (Regenerate under Agent Secret behind a confirmation that carries
+//! the documented warning; keys and certificates in [`super::credentials`]), Activity (its
+//! audit records) and Alerts.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -8,13 +10,47 @@ use serde::Deserialize;
 use signet_core::agent::Agent;
 use signet_core::audit::AuditQuery;
 
+use super::audit::{AlertRow, Row};
+use super::credentials::Credentials;
 use super::render;
 use super::session::{CsrfOnly, Signed};
+use super::settings::outcome;
+use crate::admin::agent_view::{NetworkView, StaleUseView, agent_view};
 use crate::admin::agents::{
-    PatchAgentRequest, delete as delete_agent, regenerate as regenerate_secret, update,
+    PatchAgentRequest, delete as delete_agent, regenerate as regenerate_secret, revoke_all_tokens,
+    update,
 };
 use crate::admin::rfc3339;
 use crate::state::AppState;
+
+/// The agent page's tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tab {
+    Overview,
+    Credentials,
+    Activity,
+    Alerts,
+}
+
+impl Tab {
+    fn parse(text: Option<&str>) -> Self {
+        match text {
+            Some("credentials") => Self::Credentials,
+            Some("activity") => Self::Activity,
+            Some("alerts") => Self::Alerts,
+            _ => Self::Overview,
+        }
+    }
+
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::Overview => "overview",
+            Self::Credentials => "credentials",
+            Self::Activity => "activity",
+            Self::Alerts => "alerts",
+        }
+    }
+}
 
 pub(super) struct Facts {
     id: String,
@@ -80,13 +116,11 @@ impl Facts {
     }
 }
 
-pub(super) struct EventRow {
-    time: String,
-    event_type: String,
-    outcome: &'static str,
-    reason: String,
-    source: String,
-    actor: String,
+/// Where and how the agent authenticates: the Overview's second half.
+pub(super) struct Usage {
+    last_authenticated: Option<String>,
+    networks: Vec<NetworkView>,
+    stale: Vec<StaleUseView>,
 }
 
 #[derive(askama::Template)]
@@ -97,8 +131,12 @@ struct AgentPage {
     tab: &'static str,
     can_write: bool,
     csrf_token: String,
-    events: Vec<EventRow>,
+    usage: Option<Usage>,
+    credentials: Option<Credentials>,
+    events: Vec<Row>,
+    alerts: Vec<AlertRow>,
     error: Option<String>,
+    notice: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,22 +150,19 @@ pub async fn show(
     Path(agent_id): Path<String>,
     Query(query): Query<TabQuery>,
 ) -> Response {
-    let tab = match query.tab.as_deref() {
-        Some("credentials") => "credentials",
-        Some("activity") => "activity",
-        _ => "overview",
-    };
-    agent_page(&state, signed, &agent_id, tab, None).await
+    let tab = Tab::parse(query.tab.as_deref());
+    agent_page(&state, signed, &agent_id, tab, None, None).await
 }
 
-async fn agent_page(
+/// The agent page on `tab`, with what a change did (`notice`) or why it was refused (`error`).
+pub(super) async fn agent_page(
     state: &AppState,
     signed: Signed,
     agent_id: &str,
-    tab: &'static str,
+    tab: Tab,
     error: Option<String>,
+    notice: Option<String>,
 ) -> Response {
-    let unavailable = || super::unavailable();
     let agent = match state.store.find_agent(agent_id).await {
         Ok(Some(agent)) => agent,
         Ok(None) => {
@@ -137,46 +172,61 @@ async fn agent_page(
             )
                 .into_response();
         }
-        Err(_) => return unavailable(),
+        Err(_) => return super::unavailable(),
     };
-    let events = if tab == "activity" {
-        let query = AuditQuery {
-            agent_id: Some(agent_id.to_owned()),
-            limit: 100,
-            ..Default::default()
-        };
-        match state.store.query_audit(&query).await {
-            Ok(events) => events
-                .into_iter()
-                .map(|e| EventRow {
-                    time: rfc3339(e.ts_ms / 1000),
-                    event_type: e.event_type,
-                    outcome: e.outcome.as_str(),
-                    reason: e.reason.unwrap_or_default(),
-                    source: e.source.unwrap_or_default(),
-                    actor: e.actor.unwrap_or_default(),
-                })
-                .collect(),
-            Err(_) => return unavailable(),
-        }
-    } else {
-        Vec::new()
-    };
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    let page = AgentPage {
+    let mut page = AgentPage {
         can_write: signed.can_write(),
         csrf_token: signed.csrf_token.clone(),
         user: Some(signed),
         agent: Facts::new(&agent),
-        tab,
-        events,
+        tab: tab.as_str(),
+        usage: None,
+        credentials: None,
+        events: Vec::new(),
+        alerts: Vec::new(),
         error,
+        notice,
+    };
+    let loaded = match tab {
+        Tab::Overview => usage(state, agent_id).await.map(|u| page.usage = Some(u)),
+        Tab::Credentials => Credentials::load(state, &agent)
+            .await
+            .map(|c| page.credentials = Some(c)),
+        Tab::Activity => {
+            let query = AuditQuery {
+                agent_id: Some(agent_id.to_owned()),
+                limit: 100,
+                ..Default::default()
+            };
+            match state.store.query_audit(&query).await {
+                Ok(events) => Ok(page.events = events.into_iter().map(Row::new).collect()),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Tab::Alerts => match state.store.list_alerts(None, Some(agent_id), 200).await {
+            Ok(alerts) => Ok(page.alerts = alerts.into_iter().map(AlertRow::new).collect()),
+            Err(e) => Err(e.into()),
+        },
+    };
+    if let Err(problem) = loaded {
+        tracing::error!(detail = problem.detail(), "console agent page failed");
+        return super::unavailable();
+    }
+    let status = if page.error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
     };
     (status, render(&page)).into_response()
+}
+
+async fn usage(state: &AppState, agent_id: &str) -> Result<Usage, crate::admin::problem::Problem> {
+    let view = agent_view(state, agent_id).await?.0;
+    Ok(Usage {
+        last_authenticated: view.networks.first().map(|n| n.last_seen.clone()),
+        networks: view.networks,
+        stale: view.stale_credential_use,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,22 +258,28 @@ pub async fn regenerate(
         ),
         Err(problem) => {
             let error = Some(problem.detail().to_owned());
-            agent_page(&state, signed, &agent_id, "credentials", error).await
+            agent_page(&state, signed, &agent_id, Tab::Credentials, error, None).await
         }
     }
 }
 
 #[derive(askama::Template)]
 #[template(path = "console/secret.html")]
-struct SecretPage {
-    user: Option<Signed>,
-    heading: &'static str,
-    agent_id: String,
-    secret: String,
-    previous_valid_until: Option<String>,
+pub(super) struct SecretPage {
+    pub(super) user: Option<Signed>,
+    pub(super) heading: &'static str,
+    /// The agent the secret is for, if it is an agent secret.
+    pub(super) agent_id: Option<String>,
+    /// What is shown: "Agent Secret", "Admin token".
+    pub(super) label: &'static str,
+    pub(super) secret: String,
+    /// A sentence after the warning (when the previous secret stops working, how to use it).
+    pub(super) note: Option<String>,
+    pub(super) back: String,
+    pub(super) back_text: &'static str,
 }
 
-/// The one page that shows a secret: never cached (see `render`).
+/// The page that shows an agent's new secret, once: never cached (see `render`).
 pub(super) fn secret_page(
     signed: Signed,
     heading: &'static str,
@@ -234,9 +290,13 @@ pub(super) fn secret_page(
     render(&SecretPage {
         user: Some(signed),
         heading,
-        agent_id,
+        back: format!("/console/agents/{agent_id}?tab=credentials"),
+        agent_id: Some(agent_id),
+        label: "Agent Secret",
         secret,
-        previous_valid_until,
+        note: previous_valid_until
+            .map(|until| format!("The previous secret keeps working until {until}.")),
+        back_text: "Back to the agent",
     })
 }
 
@@ -277,7 +337,7 @@ pub async fn edit(
             Ok(ttl) => Some(ttl),
             Err(_) => {
                 let error = Some("the token lifetime is a number of seconds".to_owned());
-                return agent_page(&state, signed, &agent_id, "overview", error).await;
+                return agent_page(&state, signed, &agent_id, Tab::Overview, error, None).await;
             }
         },
     };
@@ -291,18 +351,19 @@ pub async fn edit(
         ..Default::default()
     };
     let result = update(&signed.admin(), &state, &agent_id, request).await;
-    after_change(&state, signed, &agent_id, result).await
+    after_change(&state, signed, &agent_id, result, "Changes saved.").await
 }
 
-/// The Overview again after a change, with the reason if it was refused.
+/// The Overview again after a change: what it did, or why it was refused.
 async fn after_change(
     state: &AppState,
     signed: Signed,
     agent_id: &str,
     result: Result<(), crate::admin::problem::Problem>,
+    notice: &str,
 ) -> Response {
-    let error = result.err().map(|problem| problem.detail().to_owned());
-    agent_page(state, signed, agent_id, "overview", error).await
+    let (error, notice) = outcome(result, notice.to_owned());
+    agent_page(state, signed, agent_id, Tab::Overview, error, notice).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -322,12 +383,32 @@ pub async fn status(
     if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
         return refused;
     }
+    let notice = if form.status == "active" {
+        "Agent enabled."
+    } else {
+        "Agent disabled: it gets no tokens, and its live tokens are inactive."
+    };
     let request = PatchAgentRequest {
         status: Some(form.status),
         ..Default::default()
     };
     let result = update(&signed.admin(), &state, &agent_id, request).await;
-    after_change(&state, signed, &agent_id, result).await
+    after_change(&state, signed, &agent_id, result, notice).await
+}
+
+/// Revokes every token the agent holds (they turn inactive at introspection at once).
+pub async fn revoke_tokens(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(agent_id): Path<String>,
+    axum::Form(form): axum::Form<CsrfOnly>,
+) -> Response {
+    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
+        return refused;
+    }
+    let result = revoke_all_tokens(&signed.admin(), &state, &agent_id).await;
+    let notice = "Every token issued to the agent so far is revoked.";
+    after_change(&state, signed, &agent_id, result, notice).await
 }
 
 /// Deletes the agent (after the confirmation dialog) and goes back to the list.
@@ -344,7 +425,7 @@ pub async fn delete(
         Ok(()) => axum::response::Redirect::to("/console/agents").into_response(),
         Err(problem) => {
             let error = Some(problem.detail().to_owned());
-            agent_page(&state, signed, &agent_id, "overview", error).await
+            agent_page(&state, signed, &agent_id, Tab::Overview, error, None).await
         }
     }
 }

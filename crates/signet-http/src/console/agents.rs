@@ -7,11 +7,14 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use signet_core::agent::Agent;
+use signet_core::agent::{Agent, AuthMethod};
 
+use super::agent::{Tab, agent_page};
+use super::credentials::{binding_fields, key_registration};
 use super::render;
 use super::session::Signed;
 use crate::admin::agents::{CreateAgentRequest, register_agent};
+use crate::admin::problem::Problem;
 use crate::admin::rfc3339;
 use crate::state::AppState;
 
@@ -24,6 +27,7 @@ pub(super) struct Row {
     status: &'static str,
     method: &'static str,
     created: String,
+    last_authenticated: String,
     warning: bool,
 }
 
@@ -66,7 +70,7 @@ async fn page(
         .store
         .list_agents(Some(query.trim()), after.as_deref(), PAGE)
         .await;
-    let alerts = state.store.list_alerts(Some("open"), 1000).await;
+    let alerts = state.store.list_alerts(Some("open"), None, 1000).await;
     let (listed, alerts) = match (listed, alerts) {
         (Ok(listed), Ok(alerts)) => (listed, alerts),
         (Err(e), _) | (_, Err(e)) => {
@@ -75,6 +79,10 @@ async fn page(
         }
     };
     let flagged: HashSet<String> = alerts.into_iter().filter_map(|a| a.agent_id).collect();
+    let ids: Vec<&str> = listed.items.iter().map(|a| a.agent_id.as_str()).collect();
+    let Ok(last) = state.store.last_authentications(&ids).await else {
+        return super::unavailable();
+    };
     let agents = listed
         .items
         .iter()
@@ -84,6 +92,9 @@ async fn page(
             status: a.status.as_str(),
             method: a.token_endpoint_auth_method.as_str(),
             created: rfc3339(a.created_at),
+            last_authenticated: last
+                .get(a.agent_id.as_str())
+                .map_or_else(|| "never".to_owned(), |t| rfc3339(*t)),
             warning: flagged.contains(a.agent_id.as_str()),
         })
         .collect();
@@ -109,6 +120,62 @@ pub struct NewAgentForm {
     description: String,
     #[serde(default)]
     scopes: String,
+    /// `client_secret_basic` when absent.
+    #[serde(default)]
+    token_endpoint_auth_method: String,
+    /// For `private_key_jwt`: a JWK, a JWK Set or PEM.
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    jwks_uri: String,
+    /// For `tls_client_auth`: which certificate field, and its value (empty: Signet's agent URI).
+    #[serde(default)]
+    binding_kind: String,
+    #[serde(default)]
+    binding_value: String,
+    /// For `self_signed_tls_client_auth`: the certificate (PEM).
+    #[serde(default)]
+    certificate: String,
+}
+
+impl NewAgentForm {
+    /// The form as the admin API's request; the fields of other methods are ignored.
+    fn request(self) -> Result<CreateAgentRequest, Problem> {
+        let method = match self.token_endpoint_auth_method.trim() {
+            "" => AuthMethod::ClientSecretBasic,
+            text => text.parse::<AuthMethod>().map_err(Problem::from)?,
+        };
+        let scopes: Vec<String> = self.scopes.split_whitespace().map(String::from).collect();
+        let mut request = CreateAgentRequest {
+            name: self.name,
+            description: Some(self.description).filter(|d| !d.is_empty()),
+            token_endpoint_auth_method: Some(method.as_str().to_owned()),
+            scopes: (!scopes.is_empty()).then_some(scopes),
+            ..Default::default()
+        };
+        match method {
+            AuthMethod::PrivateKeyJwt => {
+                if !self.key.trim().is_empty() {
+                    request.key = Some(key_registration(&self.key, "", "", "")?);
+                }
+                request.jwks_uri = Some(self.jwks_uri.trim().to_owned()).filter(|u| !u.is_empty());
+            }
+            AuthMethod::TlsClientAuth => {
+                let [dn, dns, uri, ip, email] =
+                    binding_fields(&self.binding_kind, &self.binding_value);
+                request.tls_client_auth_subject_dn = dn;
+                request.tls_client_auth_san_dns = dns;
+                request.tls_client_auth_san_uri = uri;
+                request.tls_client_auth_san_ip = ip;
+                request.tls_client_auth_san_email = email;
+            }
+            AuthMethod::SelfSignedTlsClientAuth if !self.certificate.trim().is_empty() => {
+                request.certificates = Some(vec![self.certificate]);
+            }
+            _ => {}
+        }
+        Ok(request)
+    }
 }
 
 pub async fn create(
@@ -119,21 +186,25 @@ pub async fn create(
     if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
         return refused;
     }
-    let scopes: Vec<String> = form.scopes.split_whitespace().map(String::from).collect();
-    let request = CreateAgentRequest {
-        name: form.name,
-        description: Some(form.description).filter(|d| !d.is_empty()),
-        scopes: (!scopes.is_empty()).then_some(scopes),
-        ..Default::default()
+    let created = match form.request() {
+        Ok(request) => register_agent(&signed.admin(), &state, request).await,
+        Err(problem) => Err(problem),
     };
-    match register_agent(&signed.admin(), &state, request).await {
-        Ok(created) => super::agent::secret_page(
-            signed,
-            "Agent registered",
-            created.agent.agent_id,
-            created.agent_secret.unwrap_or_default(),
-            None,
-        ),
+    match created {
+        Ok(created) => match created.agent_secret {
+            Some(secret) => super::agent::secret_page(
+                signed,
+                "Agent registered",
+                created.agent.agent_id,
+                secret,
+                None,
+            ),
+            None => {
+                let notice = Some("Agent registered. Its credentials are on this tab.".to_owned());
+                let id = created.agent.agent_id;
+                agent_page(&state, signed, &id, Tab::Credentials, None, notice).await
+            }
+        },
         Err(problem) => {
             let error = Some(problem.detail().to_owned());
             page(

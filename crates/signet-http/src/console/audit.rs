@@ -4,7 +4,8 @@
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use signet_core::audit::{AuditQuery, Outcome};
+use signet_core::audit::{AuditEvent, AuditQuery, Outcome};
+use signet_store::AlertRecord;
 
 use super::render;
 use super::session::{CsrfOnly, Signed};
@@ -24,17 +25,49 @@ pub struct Filter {
     outcome: String,
     #[serde(default)]
     reason: String,
+    #[serde(default)]
+    source: String,
+    /// `1h`, `24h` or `7d`: only records that recent; anything else: all.
+    #[serde(default)]
+    within: String,
     before: Option<i64>,
 }
 
+impl Filter {
+    /// The earliest time (ms) the `within` filter lets through.
+    fn since_ms(&self, now: i64) -> Option<i64> {
+        let seconds = match self.within.as_str() {
+            "1h" => 3600,
+            "24h" => 86_400,
+            "7d" => 7 * 86_400,
+            _ => return None,
+        };
+        Some((now - seconds) * 1000)
+    }
+}
+
 pub(super) struct Row {
-    time: String,
-    event_type: String,
-    outcome: &'static str,
-    reason: String,
-    agent_id: String,
-    source: String,
-    actor: String,
+    pub(super) time: String,
+    pub(super) event_type: String,
+    pub(super) outcome: &'static str,
+    pub(super) reason: String,
+    pub(super) agent_id: String,
+    pub(super) source: String,
+    pub(super) actor: String,
+}
+
+impl Row {
+    pub(super) fn new(e: AuditEvent) -> Self {
+        Self {
+            time: rfc3339(e.ts_ms / 1000),
+            event_type: e.event_type,
+            outcome: e.outcome.as_str(),
+            reason: e.reason.unwrap_or_default(),
+            agent_id: e.agent_id.unwrap_or_default(),
+            source: e.source.unwrap_or_default(),
+            actor: e.actor.unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(askama::Template)]
@@ -64,6 +97,8 @@ pub async fn audit(
             _ => None,
         },
         reason: some(&filter.reason),
+        source: some(&filter.source),
+        since_ms: filter.since_ms(state.now()),
         before_id: filter.before,
         limit: PAGE,
         ..Default::default()
@@ -80,22 +115,13 @@ pub async fn audit(
                 .append_pair("event_type", &filter.event_type)
                 .append_pair("outcome", &filter.outcome)
                 .append_pair("reason", &filter.reason)
+                .append_pair("source", &filter.source)
+                .append_pair("within", &filter.within)
                 .append_pair("before", &id.to_string())
                 .finish();
             format!("/console/audit?{query}")
         });
-    let events = events
-        .into_iter()
-        .map(|e| Row {
-            time: rfc3339(e.ts_ms / 1000),
-            event_type: e.event_type,
-            outcome: e.outcome.as_str(),
-            reason: e.reason.unwrap_or_default(),
-            agent_id: e.agent_id.unwrap_or_default(),
-            source: e.source.unwrap_or_default(),
-            actor: e.actor.unwrap_or_default(),
-        })
-        .collect();
+    let events = events.into_iter().map(Row::new).collect();
     render(&AuditPage {
         user: Some(signed),
         filter,
@@ -105,14 +131,29 @@ pub async fn audit(
 }
 
 pub(super) struct AlertRow {
-    id: i64,
-    rule: String,
-    subject: String,
-    agent_id: String,
-    count: i64,
-    first: String,
-    last: String,
-    status: String,
+    pub(super) id: i64,
+    pub(super) rule: String,
+    pub(super) subject: String,
+    pub(super) agent_id: String,
+    pub(super) count: i64,
+    pub(super) first: String,
+    pub(super) last: String,
+    pub(super) status: String,
+}
+
+impl AlertRow {
+    pub(super) fn new(a: AlertRecord) -> Self {
+        Self {
+            id: a.id,
+            rule: a.rule,
+            subject: a.subject,
+            agent_id: a.agent_id.unwrap_or_default(),
+            count: a.count,
+            first: rfc3339(a.first_at),
+            last: rfc3339(a.last_at),
+            status: a.status,
+        }
+    }
 }
 
 #[derive(askama::Template)]
@@ -149,22 +190,10 @@ async fn alerts_page(
     status: &'static str,
     notice: Option<String>,
 ) -> Response {
-    let Ok(alerts) = state.store.list_alerts(Some(status), 500).await else {
+    let Ok(alerts) = state.store.list_alerts(Some(status), None, 500).await else {
         return super::unavailable();
     };
-    let alerts = alerts
-        .into_iter()
-        .map(|a| AlertRow {
-            id: a.id,
-            rule: a.rule,
-            subject: a.subject,
-            agent_id: a.agent_id.unwrap_or_default(),
-            count: a.count,
-            first: rfc3339(a.first_at),
-            last: rfc3339(a.last_at),
-            status: a.status,
-        })
-        .collect();
+    let alerts = alerts.into_iter().map(AlertRow::new).collect();
     render(&AlertsPage {
         can_write: signed.can_write(),
         csrf_token: signed.csrf_token.clone(),

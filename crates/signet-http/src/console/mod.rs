@@ -6,7 +6,9 @@
 mod agent;
 mod agents;
 mod audit;
+mod credentials;
 mod session;
+mod settings;
 mod users;
 
 use askama::Template;
@@ -38,9 +40,70 @@ pub fn routes() -> Router<AppState> {
         .route("/console/agents/{agent_id}/edit", post(agent::edit))
         .route("/console/agents/{agent_id}/status", post(agent::status))
         .route("/console/agents/{agent_id}/delete", post(agent::delete))
+        .route(
+            "/console/agents/{agent_id}/tokens/revoke",
+            post(agent::revoke_tokens),
+        )
+        .route(
+            "/console/agents/{agent_id}/keys",
+            post(credentials::add_key),
+        )
+        .route(
+            "/console/agents/{agent_id}/keys/{kid}/revoke",
+            post(credentials::revoke_key),
+        )
+        .route(
+            "/console/agents/{agent_id}/jwks-uri",
+            post(credentials::jwks_uri),
+        )
+        .route(
+            "/console/agents/{agent_id}/binding",
+            post(credentials::binding),
+        )
+        .route(
+            "/console/agents/{agent_id}/certificates",
+            post(credentials::add_certificate),
+        )
+        .route(
+            "/console/agents/{agent_id}/certificates/{thumbprint}/remove",
+            post(credentials::remove_certificate),
+        )
+        .route(
+            "/console/agents/{agent_id}/certificates/revoke",
+            post(credentials::revoke_certificate),
+        )
+        .route(
+            "/console/agents/{agent_id}/certificates/issue",
+            post(credentials::issue),
+        )
         .route("/console/audit", get(audit::audit))
         .route("/console/alerts", get(audit::alerts))
         .route("/console/alerts/{id}/acknowledge", post(audit::acknowledge))
+        .route(
+            "/console/settings",
+            get(|| async { Redirect::to("/console/settings/users") }),
+        )
+        .route(
+            "/console/settings/signing-keys",
+            get(settings::signing_keys),
+        )
+        .route(
+            "/console/settings/signing-keys/rotate",
+            post(settings::rotate),
+        )
+        .route("/console/settings/trusted-cas", get(settings::trusted_cas))
+        .route(
+            "/console/settings/admin-tokens",
+            get(settings::admin_tokens).post(settings::create_admin_token),
+        )
+        .route(
+            "/console/settings/admin-tokens/{name}/revoke",
+            post(settings::revoke_admin_token),
+        )
+        .route(
+            "/console/settings/password",
+            get(settings::password).post(settings::change_password),
+        )
         .route(
             "/console/settings/users",
             get(users::list).post(users::create),

@@ -49,6 +49,11 @@ impl Signed {
         }
     }
 
+    /// The SHA-256 of this session's cookie, as stored.
+    pub fn session_sha256(&self) -> &[u8; 32] {
+        &self.id_sha256
+    }
+
     pub fn can_write(&self) -> bool {
         self.role == Role::Admin
     }
@@ -170,21 +175,26 @@ pub async fn login(
 ) -> Response {
     let now = state.now();
     let source = caller.ip.to_string();
-    let keys = [(LockKind::Source, source.as_str())];
+    // Per address, and per username so that guesses spread over many addresses are slowed too.
+    let username = truncate(&form.username);
+    let keys = [
+        (LockKind::Source, source.as_str()),
+        (LockKind::ConsoleUser, username.as_str()),
+    ];
     let audit = |outcome: Result<(), &'static str>| {
         let event = match outcome {
             Ok(()) => AuditEvent::success(event::CONSOLE_SIGN_IN),
             Err(reason) => AuditEvent::failure(event::CONSOLE_SIGN_IN, reason),
         };
         event
-            .with_actor(&format!("console:{}", truncate(&form.username)))
+            .with_actor(&format!("console:{username}"))
             .with_source(caller.source(), caller.user_agent.as_deref())
     };
     if let (Some(retry), _) = state.lockouts.check(&keys, now) {
         let _ = state.store.audit().record(audit(Err("locked"))).await;
         let mut response = refusal(
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed sign-ins from your address. Wait a moment and try again.",
+            "Too many failed sign-ins for this user or from your address. Wait a moment and try again.",
         );
         if let Ok(value) = HeaderValue::from_str(&retry.to_string()) {
             response.headers_mut().insert("retry-after", value);
@@ -216,7 +226,7 @@ pub async fn login(
         let page = Login {
             user: None,
             error: Some("Wrong username or password.".into()),
-            username: truncate(&form.username),
+            username: username.clone(),
         };
         return (StatusCode::UNAUTHORIZED, render(&page)).into_response();
     };

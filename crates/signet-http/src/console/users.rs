@@ -26,6 +26,7 @@ pub(super) struct UserRow {
 #[template(path = "console/users.html")]
 struct Users {
     user: Option<Signed>,
+    section: &'static str,
     users: Vec<UserRow>,
     current: String,
     can_write: bool,
@@ -56,6 +57,7 @@ async fn page(
         StatusCode::OK
     };
     let template = Users {
+        section: "users",
         users: users
             .into_iter()
             .map(|u| UserRow {

@@ -281,6 +281,7 @@ pub fn record_lock_events(state: &AppState, events: Vec<LockEvent>) {
         let record = match lock.kind {
             LockKind::Agent => record.with_agent(Some(&lock.key)),
             LockKind::Source => record.with_source(Some(lock.key.clone()), None),
+            LockKind::ConsoleUser => record.with_agent(None),
         }
         .with_actor("signet");
         let store = state.store.clone();

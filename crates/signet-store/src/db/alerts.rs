@@ -1,11 +1,14 @@
 //! Alerts and their webhook deliveries.
 
+use std::collections::HashMap;
+
 use signet_core::UnixTime;
 use signet_core::anomaly::Signal;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::Store;
+use super::statement::Statement;
 use crate::StoreError;
 
 /// An alert as stored.
@@ -106,18 +109,20 @@ impl Store {
         Ok((alert_from_row(&row)?, created))
     }
 
-    /// Alerts, newest first; `status` filters by `open` or `acknowledged`.
+    /// Alerts, newest first; `status` filters by `open` or `acknowledged`, `agent_id` by agent.
     pub async fn list_alerts(
         &self,
         status: Option<&str>,
+        agent_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AlertRecord>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             alert_columns!(),
-            " FROM alerts WHERE ($1 IS NULL OR status = $1) ORDER BY last_at DESC, id DESC LIMIT $2"
+            " FROM alerts WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR agent_id = $2) ORDER BY last_at DESC, id DESC LIMIT $3"
         ))
         .bind(status)
+        .bind(agent_id)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -203,6 +208,31 @@ impl Store {
         .bind(agent_id)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// When each of `agent_ids` last authenticated, to the hour (from its network history);
+    /// agents that never did are absent.
+    pub async fn last_authentications(
+        &self,
+        agent_ids: &[&str],
+    ) -> Result<HashMap<String, UnixTime>, StoreError> {
+        if agent_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut sql = Statement::new(
+            "SELECT agent_id, MAX(last_seen) FROM agent_networks WHERE agent_id IN (",
+        );
+        for (i, id) in agent_ids.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(id.to_string());
+        }
+        sql.push(") GROUP BY agent_id");
+        let rows = sql.query()?.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
     }
 
     pub async fn record_delivery(

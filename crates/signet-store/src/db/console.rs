@@ -118,6 +118,32 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a user's password hash and ends the user's other sessions (all but `keep`), in
+    /// one transaction; `false` if there is no such user.
+    pub async fn change_console_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        keep: &[u8; 32],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let changed =
+            sqlx::query("UPDATE console_users SET password_hash = $1 WHERE username = $2")
+                .bind(password_hash)
+                .bind(username)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        sqlx::query("DELETE FROM console_sessions WHERE username = $1 AND id_sha256 <> $2")
+            .bind(username)
+            .bind(&keep[..])
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
     /// Forgets sessions that expired before `now`.
     pub async fn purge_console_sessions(&self, now: UnixTime) -> Result<u64, StoreError> {
         let result = sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1")
