@@ -306,7 +306,66 @@ async fn scheduled_jobs_run_on_one_holder_at_a_time(db: TestDb) {
     );
 }
 
+async fn a_password_change_ends_the_users_other_sessions(db: TestDb) {
+    use signet_core::admin_token::Role;
+    use signet_core::console_user::ConsoleUser;
+    let store = open(&db).await;
+    for username in ["alice", "bob"] {
+        let user = ConsoleUser {
+            username: username.into(),
+            role: Role::Admin,
+            password_hash: "old-hash".into(),
+            created_at: 1,
+            created_by: "test".into(),
+        };
+        assert!(store.insert_console_user(&user).await.expect("insert"));
+    }
+    let session = |n: u8| [n; 32];
+    for (n, username) in [(1, "alice"), (2, "alice"), (3, "bob")] {
+        store
+            .insert_console_session(&session(n), username, "csrf", 10, 1000)
+            .await
+            .expect("session");
+    }
+    assert!(
+        store
+            .change_console_password("alice", "new-hash", &session(1))
+            .await
+            .expect("change")
+    );
+    let alive = |n: u8| {
+        let store = store.clone();
+        async move {
+            store
+                .console_session(&session(n), 20)
+                .await
+                .expect("read")
+                .is_some()
+        }
+    };
+    assert!(
+        alive(1).await,
+        "the session that changed the password stays"
+    );
+    assert!(!alive(2).await, "the user's other session ended");
+    assert!(alive(3).await, "other users' sessions stay");
+    let alice = store
+        .console_user("alice")
+        .await
+        .expect("read")
+        .expect("alice");
+    assert_eq!(alice.password_hash, "new-hash");
+    assert!(
+        !store
+            .change_console_password("nobody", "hash", &session(9))
+            .await
+            .expect("change"),
+        "no such user"
+    );
+}
+
 test_db::both_databases! {
+    a_password_change_ends_the_users_other_sessions,
     scheduled_jobs_run_on_one_holder_at_a_time,
     keys_are_stored_revoked_and_cached_and_jtis_are_recorded_once,
     agents_round_trip_and_survive_reopening,

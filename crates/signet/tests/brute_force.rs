@@ -1,6 +1,7 @@
 //! Brute-force protection: failures per agent and per source lock with back-off; while locked,
 //! requests get 429 with `Retry-After` and nothing is read or written; locks are listed,
-//! audited once, lifted by an operator, and end by themselves (clock moved, not slept).
+//! audited once, lifted by an operator, and end by themselves (clock moved, not slept). Console
+//! sign-ins are limited per address and per username.
 
 mod common;
 
@@ -142,4 +143,87 @@ async fn repeated_locks_back_off_and_a_quiet_server_never_locks() {
         }
     }
     assert_eq!(status_and_retry(&calm, &agent).await.0, 200);
+}
+
+/// A console sign-in from `address` (through a trusted proxy); returns the status, the
+/// `Retry-After` header and whether a session cookie was set.
+async fn console_sign_in(
+    app: &TestApp,
+    address: &str,
+    username: &str,
+    password: &str,
+) -> (u16, Option<String>, bool) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let response = client
+        .post(format!("{}/console/login", app.url))
+        .header("x-forwarded-for", address)
+        .form(&[("username", username), ("password", password)])
+        .send()
+        .await
+        .expect("send");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let cookie = header("set-cookie").is_some_and(|c| c.starts_with("signet_session="));
+    (response.status().as_u16(), header("retry-after"), cookie)
+}
+
+#[tokio::test]
+async fn console_sign_ins_are_limited_per_username_across_addresses() {
+    let password = "console-lockout-password-1";
+    let app = TestApp::spawn_with(&[
+        ("SIGNET_ADMIN_PASSWORD", password),
+        ("SIGNET_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("SIGNET_LOCKOUT_THRESHOLD", "3"),
+        ("SIGNET_LOCKOUT_WINDOW_SECONDS", "60"),
+        ("SIGNET_LOCKOUT_SECONDS", "30"),
+    ])
+    .await;
+    // Guesses for `admin` spread over three addresses: no address reaches the threshold…
+    for i in 1..=3 {
+        let address = format!("203.0.113.{i}");
+        let (status, _, cookie) = console_sign_in(&app, &address, "admin", "guess-guess-1").await;
+        assert_eq!((status, cookie), (401, false));
+    }
+    // …but the username does: even the right password from a fresh address waits.
+    let (status, retry, cookie) = console_sign_in(&app, "198.51.100.7", "admin", password).await;
+    assert_eq!((status, cookie), (429, false));
+    let retry: i64 = retry.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=30).contains(&retry), "{retry}");
+    // Other usernames are not affected (this one does not exist: an ordinary refusal).
+    let (status, _, _) = console_sign_in(&app, "198.51.100.7", "someone", "guess-guess-1").await;
+    assert_eq!(status, 401);
+    let locked = app.audit("event_type=console_sign_in&reason=locked").await;
+    assert_eq!(locked.len(), 1);
+    assert_eq!(locked[0]["actor"], "console:admin");
+    assert_eq!(locked[0]["source"], "198.51.100.7");
+
+    // The lock is listed and an operator lifts it; then the right password signs in.
+    let locks = app.get_json("/api/v1/lockouts").await;
+    assert!(
+        locks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|l| l["kind"] == "console_user" && l["key"] == "admin"),
+        "{locks}"
+    );
+    let response = app
+        .admin(
+            reqwest::Method::DELETE,
+            "/api/v1/lockouts/console_user/admin",
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 204);
+    let (status, _, cookie) = console_sign_in(&app, "198.51.100.7", "admin", password).await;
+    assert_eq!((status, cookie), (303, true));
 }

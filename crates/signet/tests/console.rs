@@ -1,10 +1,14 @@
-//! The Signet Console in a real browser: `tests/browser/console.mjs` drives Debian's headless
-//! Chromium with playwright-core against a real server (sign in, register an agent, read its
-//! one-time secret, regenerate it behind the documented warning, find the old secret's failure
-//! in the Activity tab, a form without its CSRF token refused, add an auditor who sees no
-//! Regenerate button and whose forged POST is refused, sign out). `scripts/test`
-//! installs Chromium and the Node package and sets `SIGNET_REQUIRE_BROWSER=1`; without them a
-//! plain `cargo test` says it skipped. Screenshots are kept in `target/console-screenshots/`.
+//! The Signet Console in a real browser: scripts in `tests/browser/` drive Debian's headless
+//! Chromium with playwright-core against a real server. `console.mjs`: sign in, register an
+//! agent, read its one-time secret, regenerate it behind the documented warning, find the old
+//! secret's failure in the Activity tab, a form without its CSRF token refused, add an auditor
+//! who sees no Regenerate button and whose forged POST is refused, sign out.
+//! `credentials.mjs`: keys (JWK and PEM) of a Private Key JWT agent used and revoked, a
+//! certificate issued from a CSR used over mutual TLS and revoked, a self-signed certificate
+//! registered and removed, signing-key rotation, trusted CAs, a named admin token created and
+//! revoked, and a password change. `scripts/test` installs Chromium and the Node package and
+//! sets `SIGNET_REQUIRE_BROWSER=1`; without them a plain `cargo test` says it skipped.
+//! Screenshots are kept in `target/console-screenshots/`.
 
 mod common;
 
@@ -38,12 +42,10 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
-#[tokio::test]
-async fn an_operator_signs_in_registers_an_agent_and_regenerates_its_secret() {
-    let Some((chromium, dir)) = browser() else {
-        return;
-    };
-    let app = TestApp::spawn_with(&[("SIGNET_ADMIN_PASSWORD", PASSWORD)]).await;
+/// Runs `script` from `tests/browser/` against `app`, with `env` on top of the usual variables;
+/// screenshots go to `target/console-screenshots/<database>/`. Returns that directory.
+async fn run_browser(app: &TestApp, script: &str, env: &[(&str, &str)]) -> Option<PathBuf> {
+    let (chromium, dir) = browser()?;
     let shots = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../target/console-screenshots")
         .join(if common::postgres_database().is_some() {
@@ -52,21 +54,80 @@ async fn an_operator_signs_in_registers_an_agent_and_regenerates_its_secret() {
             "sqlite"
         });
     std::fs::create_dir_all(&shots).expect("screenshot directory");
-    let output = tokio::process::Command::new("node")
-        .arg(dir.join("console.mjs"))
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(dir.join(script))
         .current_dir(&dir)
         .env("CONSOLE_URL", &app.url)
         .env("ADMIN_PASSWORD", PASSWORD)
         .env("SCREENSHOT_DIR", &shots)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .await
-        .expect("run node");
+        .env("CHROMIUM", &chromium);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().await.expect("run node");
     assert!(
         output.status.success(),
         "{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    Some(shots)
+}
+
+#[tokio::test]
+async fn an_operator_signs_in_registers_an_agent_and_regenerates_its_secret() {
+    let app = TestApp::spawn_with(&[("SIGNET_ADMIN_PASSWORD", PASSWORD)]).await;
+    let Some(shots) = run_browser(&app, "console.mjs", &[]).await else {
+        return;
+    };
     assert!(shots.join("04-secret-regenerated.png").exists());
+}
+
+/// A new P-256 key and a CSR for it, as `openssl req -new` would make.
+fn key_and_csr() -> (String, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let params = rcgen::CertificateParams::new(vec!["agent.example".into()]).expect("params");
+    let csr = params.serialize_request(&key).expect("csr");
+    (key.serialize_pem(), csr.pem().expect("pem"))
+}
+
+#[tokio::test]
+async fn an_operator_manages_keys_certificates_tokens_and_settings() {
+    let app = TestApp::spawn_with(&[("SIGNET_ADMIN_PASSWORD", PASSWORD)]).await;
+    let (csr_key, csr) = key_and_csr();
+    let self_signed = common::pki::self_signed(&common::pki::Leaf::named("self-signed-agent"));
+    let server_ca = app.data_dir.join("tls/dev-ca.pem");
+    let tls_url = app.tls_url.clone().expect("TLS listener");
+    let env = [
+        ("TLS_URL", tls_url.as_str()),
+        ("SERVER_CA", server_ca.to_str().expect("path")),
+        ("CSR", csr.as_str()),
+        ("CSR_KEY", csr_key.as_str()),
+        ("SELF_SIGNED_CERT", self_signed.pem.as_str()),
+        ("SELF_SIGNED_KEY", self_signed.key_pem.as_str()),
+    ];
+    let Some(shots) = run_browser(&app, "credentials.mjs", &env).await else {
+        return;
+    };
+    assert!(shots.join("12-certificate-issued.png").exists());
+    // What the browser did is in the audit log with the console user as the actor.
+    let records = app.audit("limit=1000").await;
+    for event_type in [
+        "agent_key_added",
+        "agent_key_revoked",
+        "certificate_issued",
+        "certificate_revoked",
+        "agent_certificate_removed",
+        "signing_key_rotated",
+        "admin_token_created",
+        "admin_token_revoked",
+    ] {
+        assert!(
+            records
+                .iter()
+                .any(|r| r["event_type"] == event_type && r["actor"] == "console:admin"),
+            "no {event_type} by console:admin"
+        );
+    }
 }

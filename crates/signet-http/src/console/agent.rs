@@ -198,15 +198,19 @@ pub(super) async fn agent_page(
                 limit: 100,
                 ..Default::default()
             };
-            match state.store.query_audit(&query).await {
-                Ok(events) => Ok(page.events = events.into_iter().map(Row::new).collect()),
-                Err(e) => Err(e.into()),
-            }
+            state
+                .store
+                .query_audit(&query)
+                .await
+                .map(|events| page.events = events.into_iter().map(Row::new).collect())
+                .map_err(Into::into)
         }
-        Tab::Alerts => match state.store.list_alerts(None, Some(agent_id), 200).await {
-            Ok(alerts) => Ok(page.alerts = alerts.into_iter().map(AlertRow::new).collect()),
-            Err(e) => Err(e.into()),
-        },
+        Tab::Alerts => state
+            .store
+            .list_alerts(None, Some(agent_id), 200)
+            .await
+            .map(|alerts| page.alerts = alerts.into_iter().map(AlertRow::new).collect())
+            .map_err(Into::into),
     };
     if let Err(problem) = loaded {
         tracing::error!(detail = problem.detail(), "console agent page failed");

@@ -207,7 +207,7 @@ pub async fn create_admin_token(
             label: "Admin token",
             secret: created.token,
             note: Some(format!(
-                "Send it as `Authorization: Bearer <token>` to the admin API; it acts as `{}` with the {} role.",
+                "Send it to the admin API in the header “Authorization: Bearer <token>”; it acts as {} with the {} role.",
                 created.view.name, created.view.role
             )),
             back: "/console/settings/admin-tokens".into(),

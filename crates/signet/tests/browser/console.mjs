@@ -126,6 +126,8 @@ try {
     if (!listed) await page.waitForTimeout(100);
   }
   assert.ok(listed, "the stale_credential alert is listed");
+  await page.goto(`${base}/console/agents/${agentId}?tab=alerts`);
+  await page.getByRole("cell", { name: "stale_credential" }).waitFor();
   await page.goto(`${base}/console/agents`);
   await page.getByText("stale credential in use").waitFor();
   await page.goto(`${base}/console/alerts`);
