@@ -218,10 +218,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         &mut out,
         "signet_lockouts_active",
         "gauge",
-        "Agents and source addresses locked by brute-force protection (this node).",
+        "Agents, source addresses and console usernames locked by brute-force protection (this node).",
     );
     let locks = state.lockouts.locks(state.now());
-    for kind in ["agent", "source"] {
+    for kind in ["agent", "source", "console_user"] {
         let n = locks.iter().filter(|l| l.kind.as_str() == kind).count();
         let _ = writeln!(out, "signet_lockouts_active{{kind=\"{kind}\"}} {n}");
     }

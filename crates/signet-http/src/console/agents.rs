@@ -1,7 +1,7 @@
 //! The agents list (search, paging, a marker on agents with open alerts) and registering an
 //! agent, whose secret is shown once.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -28,7 +28,8 @@ pub(super) struct Row {
     method: &'static str,
     created: String,
     last_authenticated: String,
-    warning: bool,
+    /// A marker for agents with open alerts: stale credentials in use, or another alert.
+    warning: Option<&'static str>,
 }
 
 #[derive(askama::Template)]
@@ -78,7 +79,20 @@ async fn page(
             return super::unavailable();
         }
     };
-    let flagged: HashSet<String> = alerts.into_iter().filter_map(|a| a.agent_id).collect();
+    let mut flagged: HashMap<String, &'static str> = HashMap::new();
+    for alert in alerts {
+        if let Some(agent_id) = alert.agent_id {
+            let marker = if alert.rule == "stale_credential" {
+                "stale credential in use"
+            } else {
+                "open alert"
+            };
+            let entry = flagged.entry(agent_id).or_insert(marker);
+            if marker == "stale credential in use" {
+                *entry = marker;
+            }
+        }
+    }
     let ids: Vec<&str> = listed.items.iter().map(|a| a.agent_id.as_str()).collect();
     let Ok(last) = state.store.last_authentications(&ids).await else {
         return super::unavailable();
@@ -95,7 +109,7 @@ async fn page(
             last_authenticated: last
                 .get(a.agent_id.as_str())
                 .map_or_else(|| "never".to_owned(), |t| rfc3339(*t)),
-            warning: flagged.contains(a.agent_id.as_str()),
+            warning: flagged.get(a.agent_id.as_str()).copied(),
         })
         .collect();
     let template = Agents {
