@@ -13,7 +13,7 @@ use signet_core::audit::AuditQuery;
 use super::audit::{AlertRow, Row};
 use super::credentials::Credentials;
 use super::render;
-use super::session::{CsrfOnly, Signed};
+use super::session::{Change, NoFields, Signed};
 use super::settings::outcome;
 use crate::admin::agent_view::{NetworkView, StaleUseView, agent_view};
 use crate::admin::agents::{
@@ -235,22 +235,15 @@ async fn usage(state: &AppState, agent_id: &str) -> Result<Usage, crate::admin::
 
 #[derive(Debug, Deserialize)]
 pub struct RegenerateForm {
-    /// Missing counts as wrong: refused (403) and audited, not a form error.
-    #[serde(default)]
-    csrf_token: String,
     #[serde(default)]
     grace_period_seconds: u64,
 }
 
 pub async fn regenerate(
     State(state): State<AppState>,
-    signed: Signed,
     Path(agent_id): Path<String>,
-    axum::Form(form): axum::Form<RegenerateForm>,
+    Change { signed, form }: Change<RegenerateForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let grace = form.grace_period_seconds;
     match regenerate_secret(&signed.admin(), &state, &agent_id, grace).await {
         Ok((secret, now)) => secret_page(
@@ -306,8 +299,6 @@ pub(super) fn secret_page(
 
 #[derive(Debug, Deserialize)]
 pub struct EditForm {
-    #[serde(default)]
-    csrf_token: String,
     name: String,
     #[serde(default)]
     description: String,
@@ -328,13 +319,9 @@ fn words(text: &str) -> Vec<String> {
 /// Saves the Overview's edit form (through the admin API's own update).
 pub async fn edit(
     State(state): State<AppState>,
-    signed: Signed,
     Path(agent_id): Path<String>,
-    axum::Form(form): axum::Form<EditForm>,
+    Change { signed, form }: Change<EditForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let ttl = match form.access_token_ttl.trim() {
         "" => None,
         text => match text.parse() {
@@ -372,21 +359,15 @@ async fn after_change(
 
 #[derive(Debug, Deserialize)]
 pub struct StatusForm {
-    #[serde(default)]
-    csrf_token: String,
     status: String,
 }
 
 /// Enables or disables the agent.
 pub async fn status(
     State(state): State<AppState>,
-    signed: Signed,
     Path(agent_id): Path<String>,
-    axum::Form(form): axum::Form<StatusForm>,
+    Change { signed, form }: Change<StatusForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let notice = if form.status == "active" {
         "Agent enabled."
     } else {
@@ -403,13 +384,9 @@ pub async fn status(
 /// Revokes every token the agent holds (they turn inactive at introspection at once).
 pub async fn revoke_tokens(
     State(state): State<AppState>,
-    signed: Signed,
     Path(agent_id): Path<String>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    Change { signed, .. }: Change<NoFields>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let result = revoke_all_tokens(&signed.admin(), &state, &agent_id).await;
     let notice = "Every token issued to the agent so far is revoked.";
     after_change(&state, signed, &agent_id, result, notice).await
@@ -418,13 +395,9 @@ pub async fn revoke_tokens(
 /// Deletes the agent (after the confirmation dialog) and goes back to the list.
 pub async fn delete(
     State(state): State<AppState>,
-    signed: Signed,
     Path(agent_id): Path<String>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    Change { signed, .. }: Change<NoFields>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     match delete_agent(&signed.admin(), &state, &agent_id).await {
         Ok(()) => axum::response::Redirect::to("/console/agents").into_response(),
         Err(problem) => {

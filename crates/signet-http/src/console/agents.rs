@@ -12,7 +12,7 @@ use signet_core::agent::{Agent, AuthMethod};
 use super::agent::{Tab, agent_page};
 use super::credentials::{binding_fields, key_registration};
 use super::render;
-use super::session::Signed;
+use super::session::{Change, Signed};
 use crate::admin::agents::{CreateAgentRequest, register_agent};
 use crate::admin::problem::Problem;
 use crate::admin::rfc3339;
@@ -126,9 +126,6 @@ async fn page(
 
 #[derive(Debug, Deserialize)]
 pub struct NewAgentForm {
-    /// Missing counts as wrong: refused (403) and audited, not a form error.
-    #[serde(default)]
-    csrf_token: String,
     name: String,
     #[serde(default)]
     description: String,
@@ -194,12 +191,8 @@ impl NewAgentForm {
 
 pub async fn create(
     State(state): State<AppState>,
-    signed: Signed,
-    axum::Form(form): axum::Form<NewAgentForm>,
+    Change { signed, form }: Change<NewAgentForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let created = match form.request() {
         Ok(request) => register_agent(&signed.admin(), &state, request).await,
         Err(problem) => Err(problem),

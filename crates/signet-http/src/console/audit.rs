@@ -8,7 +8,7 @@ use signet_core::audit::{AuditEvent, AuditQuery, Outcome};
 use signet_store::AlertRecord;
 
 use super::render;
-use super::session::{CsrfOnly, Signed};
+use super::session::{Change, NoFields, Signed};
 use crate::admin::rfc3339;
 use crate::state::AppState;
 
@@ -206,13 +206,9 @@ async fn alerts_page(
 
 pub async fn acknowledge(
     State(state): State<AppState>,
-    signed: Signed,
     Path(id): Path<i64>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    Change { signed, .. }: Change<NoFields>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let notice = match crate::admin::alerts::acknowledge(&signed.admin(), &state, id).await {
         Ok(alert) => format!("Alert {} ({}) acknowledged.", alert.id, alert.rule),
         Err(problem) => problem.detail().to_owned(),

@@ -13,7 +13,7 @@ use signet_core::pki::BindingKind;
 
 use super::agent::{Tab, agent_page};
 use super::render;
-use super::session::{CsrfOnly, Signed};
+use super::session::{Change, NoFields, Signed};
 use super::settings::outcome;
 use crate::admin::agent_view::{SecretView, StaleUseView, agent_view};
 use crate::admin::agents::{PatchAgentRequest, update};
@@ -113,8 +113,6 @@ fn optional(text: &str) -> Option<String> {
 
 #[derive(Debug, Deserialize)]
 pub struct KeyForm {
-    #[serde(default)]
-    csrf_token: String,
     /// One JWK, a JWK Set, or a PEM public key or certificate.
     key: String,
     #[serde(default)]
@@ -164,13 +162,9 @@ pub(super) fn key_registration(
 
 pub async fn add_key(
     State(state): State<AppState>,
-    signed: Signed,
     Path(agent_id): Path<String>,
-    axum::Form(form): axum::Form<KeyForm>,
+    Change { signed, form }: Change<KeyForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let result = match key_registration(&form.key, &form.kid, &form.alg, &form.expires) {
         Ok(registration) => {
             keys::register_keys(&signed.admin(), &state, &agent_id, &registration).await
@@ -189,13 +183,9 @@ pub async fn add_key(
 
 pub async fn revoke_key(
     State(state): State<AppState>,
-    signed: Signed,
     Path((agent_id, kid)): Path<(String, String)>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    Change { signed, .. }: Change<NoFields>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let result = keys::revoke(&signed.admin(), &state, &agent_id, &kid).await;
     let notice = format!("Key {kid} revoked: assertions signed with it are refused.");
     after(&state, signed, &agent_id, result, notice).await
@@ -204,21 +194,15 @@ pub async fn revoke_key(
 #[derive(Debug, Deserialize)]
 pub struct JwksUriForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     jwks_uri: String,
 }
 
 /// Sets (or, when empty, removes) the URL where the agent publishes its keys.
 pub async fn jwks_uri(
     State(state): State<AppState>,
-    signed: Signed,
     Path(agent_id): Path<String>,
-    axum::Form(form): axum::Form<JwksUriForm>,
+    Change { signed, form }: Change<JwksUriForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let uri = optional(&form.jwks_uri);
     let notice = match &uri {
         Some(uri) => format!("Keys are also fetched from {uri}."),
@@ -234,8 +218,6 @@ pub async fn jwks_uri(
 
 #[derive(Debug, Deserialize)]
 pub struct BindingForm {
-    #[serde(default)]
-    csrf_token: String,
     /// `tls_client_auth_subject_dn`, `tls_client_auth_san_dns`, …
     kind: String,
     value: String,
@@ -249,13 +231,9 @@ pub(super) fn binding_fields(field: &str, value: &str) -> [Option<String>; 5] {
 /// Changes which certificate name a `tls_client_auth` agent is bound to (RFC 8705 §2.1.2).
 pub async fn binding(
     State(state): State<AppState>,
-    signed: Signed,
     Path(agent_id): Path<String>,
-    axum::Form(form): axum::Form<BindingForm>,
+    Change { signed, form }: Change<BindingForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let [dn, dns, uri, ip, email] = binding_fields(&form.kind, &form.value);
     let result = if [&dn, &dns, &uri, &ip, &email].iter().all(|f| f.is_none()) {
         Err(Problem::invalid_field(
@@ -279,21 +257,15 @@ pub async fn binding(
 
 #[derive(Debug, Deserialize)]
 pub struct CertificateForm {
-    #[serde(default)]
-    csrf_token: String,
     certificate: String,
 }
 
 /// Registers a self-signed certificate (PEM).
 pub async fn add_certificate(
     State(state): State<AppState>,
-    signed: Signed,
     Path(agent_id): Path<String>,
-    axum::Form(form): axum::Form<CertificateForm>,
+    Change { signed, form }: Change<CertificateForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let request = CertificateRegistration {
         certificate: Some(form.certificate),
         jwk: None,
@@ -306,13 +278,9 @@ pub async fn add_certificate(
 
 pub async fn remove_certificate(
     State(state): State<AppState>,
-    signed: Signed,
     Path((agent_id, thumbprint)): Path<(String, String)>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    Change { signed, .. }: Change<NoFields>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let result = certificates::remove(&signed.admin(), &state, &agent_id, &thumbprint).await;
     let notice = "Certificate removed: the agent can no longer authenticate with it.".to_owned();
     after(&state, signed, &agent_id, result, notice).await
@@ -320,8 +288,6 @@ pub async fn remove_certificate(
 
 #[derive(Debug, Deserialize)]
 pub struct RevokeForm {
-    #[serde(default)]
-    csrf_token: String,
     thumbprint: String,
     #[serde(default)]
     reason: String,
@@ -331,13 +297,9 @@ pub struct RevokeForm {
 /// the agent CA's CRL if that CA issued it.
 pub async fn revoke_certificate(
     State(state): State<AppState>,
-    signed: Signed,
     Path(agent_id): Path<String>,
-    axum::Form(form): axum::Form<RevokeForm>,
+    Change { signed, form }: Change<RevokeForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let request = RevokeCertificateRequest {
         thumbprint: Some(form.thumbprint),
         issuer: None,
@@ -353,8 +315,6 @@ pub async fn revoke_certificate(
 
 #[derive(Debug, Deserialize)]
 pub struct IssueForm {
-    #[serde(default)]
-    csrf_token: String,
     csr: String,
     /// Days; empty: the server's default (`SIGNET_AGENT_CERT_TTL`).
     #[serde(default)]
@@ -375,13 +335,9 @@ struct IssuedPage {
 /// Issues a certificate from a CSR with Signet's agent CA and shows it with the CA's.
 pub async fn issue(
     State(state): State<AppState>,
-    signed: Signed,
     Path(agent_id): Path<String>,
-    axum::Form(form): axum::Form<IssueForm>,
+    Change { signed, form }: Change<IssueForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let lifetime_seconds = match form.lifetime_days.trim() {
         "" => Ok(None),
         days => days

@@ -5,12 +5,14 @@
 
 use std::sync::OnceLock;
 
-use axum::extract::{FromRequestParts, State};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use signet_core::admin_token::Role;
 use signet_core::audit::{AuditEvent, event};
 use signet_core::console_user::{self, MAX_PASSWORD_BYTES};
@@ -272,11 +274,45 @@ pub async fn login(
 }
 
 /// A form that carries nothing but its CSRF token (sign out, delete, acknowledge).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct CsrfOnly {
     /// Missing counts as wrong: refused (403) and audited, not a form error.
     #[serde(default)]
     pub(super) csrf_token: String,
+}
+
+/// A form that changes something, from a signed-in user allowed to change things: its CSRF
+/// token is the session's (else 403, audited) and the user is an admin (else 403, audited).
+/// Only then is the form itself read (400 with the reason if it does not parse). Every
+/// state-changing console handler takes it, so none can forget a check.
+pub struct Change<T> {
+    pub signed: Signed,
+    pub form: T,
+}
+
+/// A form with no fields besides its CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct NoFields {}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Change<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let signed = Signed::from_request_parts(&mut parts, state).await?;
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let csrf: CsrfOnly = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+        signed.check_change(state, &csrf.csrf_token).await?;
+        let form = serde_urlencoded::from_bytes(&bytes).map_err(|e| {
+            refusal(
+                StatusCode::BAD_REQUEST,
+                &format!("The form is incomplete or malformed: {e}."),
+            )
+        })?;
+        Ok(Self { signed, form })
+    }
 }
 
 pub async fn logout(

@@ -11,7 +11,7 @@ use signet_core::console_user::{self, MAX_PASSWORD_BYTES};
 
 use super::agent::SecretPage;
 use super::render;
-use super::session::{CsrfOnly, Signed};
+use super::session::{Change, NoFields, Signed};
 use crate::admin::admin_tokens::{self, AdminTokenView, CreateAdminTokenRequest};
 use crate::admin::revocations::{RevocationView, TrustedCaView};
 use crate::admin::signing_keys::{self, SigningKeyView};
@@ -66,8 +66,6 @@ async fn signing_keys_page(
 
 #[derive(Debug, Deserialize)]
 pub struct RotateForm {
-    #[serde(default)]
-    csrf_token: String,
     /// `emergency` for a leaked key; anything else is a planned rotation.
     #[serde(default)]
     kind: String,
@@ -76,12 +74,8 @@ pub struct RotateForm {
 /// Rotates the signing key (through the admin API's own rotation) and says what it means.
 pub async fn rotate(
     State(state): State<AppState>,
-    signed: Signed,
-    axum::Form(form): axum::Form<RotateForm>,
+    Change { signed, form }: Change<RotateForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let emergency = form.kind == "emergency";
     match signing_keys::rotate(&signed.admin(), &state, emergency).await {
         Ok(result) => {
@@ -166,8 +160,6 @@ async fn admin_tokens_page(
 
 #[derive(Debug, Deserialize)]
 pub struct NewTokenForm {
-    #[serde(default)]
-    csrf_token: String,
     name: String,
     role: String,
     /// Days until it stops working; empty: until revoked.
@@ -178,12 +170,8 @@ pub struct NewTokenForm {
 /// Creates a named admin token (through the admin API's own code) and shows it once.
 pub async fn create_admin_token(
     State(state): State<AppState>,
-    signed: Signed,
-    axum::Form(form): axum::Form<NewTokenForm>,
+    Change { signed, form }: Change<NewTokenForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let expires_in_seconds = match form.expires_in_days.trim() {
         "" => None,
         days => match days.parse::<u64>() {
@@ -221,13 +209,9 @@ pub async fn create_admin_token(
 
 pub async fn revoke_admin_token(
     State(state): State<AppState>,
-    signed: Signed,
     Path(name): Path<String>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    Change { signed, .. }: Change<NoFields>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let (error, notice) = outcome(
         admin_tokens::revoke(&signed.admin(), &state, &name).await,
         format!("Admin token {name} revoked; it no longer works."),

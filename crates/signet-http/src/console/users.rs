@@ -11,7 +11,7 @@ use signet_core::audit::{AuditEvent, event};
 use signet_core::console_user::{self, ConsoleUser};
 
 use super::render;
-use super::session::{CsrfOnly, Signed};
+use super::session::{Change, NoFields, Signed};
 use crate::admin::rfc3339;
 use crate::state::AppState;
 
@@ -79,8 +79,6 @@ async fn page(
 
 #[derive(Debug, Deserialize)]
 pub struct NewUserForm {
-    #[serde(default)]
-    csrf_token: String,
     username: String,
     role: String,
     password: String,
@@ -88,12 +86,8 @@ pub struct NewUserForm {
 
 pub async fn create(
     State(state): State<AppState>,
-    signed: Signed,
-    axum::Form(form): axum::Form<NewUserForm>,
+    Change { signed, form }: Change<NewUserForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     let checked = console_user::validate_username(&form.username)
         .and_then(|()| console_user::validate_password(&form.password))
         .and_then(|()| Role::parse(&form.role).ok_or_else(|| "the role is admin or auditor".into()))
@@ -143,13 +137,9 @@ pub async fn create(
 
 pub async fn delete(
     State(state): State<AppState>,
-    signed: Signed,
     Path(username): Path<String>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    Change { signed, .. }: Change<NoFields>,
 ) -> Response {
-    if let Err(refused) = signed.check_change(&state, &form.csrf_token).await {
-        return refused;
-    }
     if username == signed.username {
         let error = "you cannot delete yourself while signed in".to_owned();
         return page(&state, signed, Some(error), None).await;

@@ -141,6 +141,11 @@ try {
   });
   assert.equal(forged.status(), 403);
   assert.equal(await token(agentId, newSecret), 200, "the refused form changed nothing");
+  // A form with the right token but a missing field says so (400), it does not fail.
+  const csrf = await page.locator('form.who input[name="csrf_token"]').inputValue();
+  const incomplete = await page.request.post(`${base}/console/agents`, { form: { csrf_token: csrf } });
+  assert.equal(incomplete.status(), 400);
+  assert.match(await incomplete.text(), /The form is incomplete or malformed/);
 
   // Delete an agent, after a confirmation.
   await page.goto(`${base}/console/agents`);
@@ -184,9 +189,9 @@ try {
   await page.getByRole("heading", { name: "Agent Secret" }).waitFor();
   assert.equal(await page.getByRole("button", { name: "Regenerate" }).count(), 0);
   await shot("08-auditor-credentials");
-  const csrf = await page.locator('form.who input[name="csrf_token"]').inputValue();
+  const auditorCsrf = await page.locator('form.who input[name="csrf_token"]').inputValue();
   const refused = await page.request.post(`${base}/console/agents/${agentId}/secret/regenerate`, {
-    form: { csrf_token: csrf, grace_period_seconds: "0" },
+    form: { csrf_token: auditorCsrf, grace_period_seconds: "0" },
   });
   assert.equal(refused.status(), 403);
   assert.equal(await token(agentId, newSecret), 200, "the auditor changed nothing");
