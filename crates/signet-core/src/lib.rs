@@ -18,6 +18,7 @@ pub mod config;
 pub mod console_user;
 pub mod crypto;
 pub mod encoding;
+pub mod fuzzing;
 pub mod jwk;
 pub mod lockout;
 pub mod pki;

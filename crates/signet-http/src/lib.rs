@@ -12,6 +12,7 @@ mod body;
 pub mod cluster;
 mod connections;
 pub mod console;
+pub mod fuzzing;
 mod health;
 pub mod jwks_uri;
 pub mod keyring;

@@ -140,7 +140,7 @@ pub fn basic_secret(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, RFC 7617).
-fn parse_basic(value: &[u8]) -> Result<(String, String), ClientAuthError> {
+pub(crate) fn parse_basic(value: &[u8]) -> Result<(String, String), ClientAuthError> {
     let malformed = ClientAuthError::MalformedBasicHeader;
     let value = std::str::from_utf8(value).map_err(|_| malformed)?;
     let (scheme, encoded) = value.split_once(' ').ok_or(malformed)?;

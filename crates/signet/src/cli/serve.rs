@@ -72,6 +72,21 @@ fn prepare_data_dir(dir: &Path) -> Result<(), CliError> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
+    // The database, its journal and the TLS files are written here: say so now, not with a
+    // database error later.
+    let probe = dir.join(".signet-write-check");
+    let written = std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe));
+    if let Err(e) = written {
+        let why = if e.raw_os_error() == Some(30) {
+            "the file system is read-only".to_owned()
+        } else {
+            e.to_string()
+        };
+        return Err(CliError::failure(format!(
+            "the data directory {} is not writable ({why}): Signet keeps its database and keys there; mount it read-write, fix its permissions, or point SIGNET_DATA_DIR elsewhere",
+            dir.display()
+        )));
+    }
     Ok(())
 }
 

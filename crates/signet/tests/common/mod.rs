@@ -129,6 +129,16 @@ impl TestApp {
         app
     }
 
+    /// Spawns on `data_dir` (which the caller owns, e.g. on a mounted file system), with extra
+    /// `SIGNET_*` variables.
+    pub async fn spawn_in(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::start(data_dir, &env).await
+    }
+
     async fn start(data_dir: &Path, env: &[(String, String)]) -> Self {
         // The test's own HTTP client uses rustls with aws-lc-rs, as the server does.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
