@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use signet_core::audit::{AuditEvent, event};
 use signet_core::client_auth::{ClientAuthError, PresentedCredentials};
 
-use crate::admin::certificates::{IssueRequest, IssuedCertificateResponse, issue, issued_detail};
+use crate::admin::certificates::{IssueRequest, IssuedCertificateResponse, issue};
 use crate::admin::json::ApiJson;
 use crate::admin::problem::Problem;
 use crate::request::Caller;
@@ -96,14 +96,12 @@ pub async fn renew(
             ));
         }
     };
-    let issued = issue(&state, &agent, &request, agent.agent_id.as_str()).await?;
     let audit = AuditEvent::success(event::CERTIFICATE_ISSUED)
         .with_actor(agent.agent_id.as_str())
         .with_agent(Some(agent.agent_id.as_str()))
         .with_method("tls_client_auth")
-        .with_source(caller.source(), caller.user_agent.as_deref())
-        .with_detail(issued_detail(&issued));
-    state.store.audit().record(audit).await?;
+        .with_source(caller.source(), caller.user_agent.as_deref());
+    let issued = issue(&state, &agent, &request, audit).await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 

@@ -150,14 +150,13 @@ pub async fn register_key(
         event::AGENT_KEY_ADDED,
     )
     .await?;
-    state.store.add_agent_keys(&agent_id, &keys).await?;
     let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
     let audit = AuditEvent::success(event::AGENT_KEY_ADDED)
         .with_actor(&agent_id)
         .with_agent(Some(&agent_id))
         .with_source(caller.source(), caller.user_agent.as_deref())
         .with_detail(json!({ "kids": kids, "self_service": true }));
-    state.store.audit().record(audit).await?;
+    state.store.add_agent_keys(&agent_id, &keys, audit).await?;
     Ok((
         StatusCode::CREATED,
         Json(keys.iter().map(KeyView::new).collect()),
@@ -201,12 +200,14 @@ pub async fn revoke_key(
             "this is the agent's last active key: register the next key first",
         ));
     }
-    state.store.revoke_agent_key(&agent_id, &kid, now).await?;
     let audit = AuditEvent::success(event::AGENT_KEY_REVOKED)
         .with_actor(&agent_id)
         .with_agent(Some(&agent_id))
         .with_source(caller.source(), caller.user_agent.as_deref())
         .with_detail(json!({ "kid": kid, "self_service": true }));
-    state.store.audit().record(audit).await?;
+    state
+        .store
+        .revoke_agent_key(&agent_id, &kid, now, audit)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -117,6 +117,12 @@ pub async fn rotate_secret(
     let agent_id = authenticated.credentials.agent.agent_id.to_string();
     let now = state.now();
     let secret = AgentSecret::generate();
+    let audit = AuditEvent::success(event::AGENT_SECRET_REGENERATED)
+        .with_actor(&agent_id)
+        .with_agent(Some(&agent_id))
+        .with_method(attempt.method.unwrap_or("client_secret_basic"))
+        .with_source(caller.source(), caller.user_agent.as_deref())
+        .with_detail(serde_json::json!({ "self_service": true, "grace_period_seconds": grace }));
     state
         .store
         .replace_secret(
@@ -125,15 +131,9 @@ pub async fn rotate_secret(
                 .with_max_age(state.config.secret_max_age_seconds, now),
             now,
             grace,
+            audit,
         )
         .await?;
-    let audit = AuditEvent::success(event::AGENT_SECRET_REGENERATED)
-        .with_actor(&agent_id)
-        .with_agent(Some(&agent_id))
-        .with_method(attempt.method.unwrap_or("client_secret_basic"))
-        .with_source(caller.source(), caller.user_agent.as_deref())
-        .with_detail(serde_json::json!({ "self_service": true, "grace_period_seconds": grace }));
-    state.store.audit().record(audit).await?;
     Ok(RegeneratedSecret::response(
         &state, agent_id, &secret, now, grace,
     ))

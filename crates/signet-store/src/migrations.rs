@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[(&str, &str, &str)] = &[
     migration!("0013_job_leases"),
     migration!("0014_admin_tokens"),
     migration!("0015_console"),
+    migration!("0016_audit_chain_head"),
 ];
 
 /// PostgreSQL: the advisory lock held while one node migrates (others wait, then find nothing

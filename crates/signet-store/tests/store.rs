@@ -15,6 +15,11 @@ async fn open(db: &TestDb) -> Store {
     Store::open(db.url()).await.expect("open store")
 }
 
+/// The audit record an admin change is stored with.
+fn change() -> AuditEvent {
+    AuditEvent::success("test_change").with_actor("store-test")
+}
+
 fn agent(name: &str) -> signet_core::agent::Agent {
     NewAgent {
         name: name.into(),
@@ -32,7 +37,13 @@ async fn agents_round_trip_and_survive_reopening(db: TestDb) {
     {
         let store = open(&db).await;
         store
-            .create_agent(&a, Some(&StoredSecret::new(&key, &secret, 1)), &[])
+            .create_agent(
+                &a,
+                Some(&StoredSecret::new(&key, &secret, 1)),
+                &[],
+                &[],
+                change(),
+            )
             .await
             .expect("create");
         store.close().await;
@@ -69,6 +80,8 @@ async fn replacing_a_secret_invalidates_the_cache(db: TestDb) {
             &a,
             Some(&StoredSecret::new(&key, &AgentSecret::generate(), 1)),
             &[],
+            &[],
+            change(),
         )
         .await
         .expect("create");
@@ -83,6 +96,7 @@ async fn replacing_a_secret_invalidates_the_cache(db: TestDb) {
             &StoredSecret::new(&key, &AgentSecret::generate(), 2),
             2,
             0,
+            change(),
         )
         .await
         .expect("replace");
@@ -97,7 +111,7 @@ async fn replacing_a_secret_invalidates_the_cache(db: TestDb) {
     assert_eq!(after.secrets[1].replaced_at, None);
     assert!(
         store
-            .delete_agent(a.agent_id.as_str())
+            .delete_agent(a.agent_id.as_str(), change())
             .await
             .expect("delete")
     );
@@ -114,12 +128,12 @@ async fn listing_pages_and_searches(db: TestDb) {
     let store = open(&db).await;
     for i in 0..5 {
         store
-            .create_agent(&agent(&format!("worker-{i}")), None, &[])
+            .create_agent(&agent(&format!("worker-{i}")), None, &[], &[], change())
             .await
             .expect("create");
     }
     store
-        .create_agent(&agent("billing_100%"), None, &[])
+        .create_agent(&agent("billing_100%"), None, &[], &[], change())
         .await
         .expect("create");
     let first = store.list_agents(None, None, 4).await.expect("list");
@@ -211,7 +225,10 @@ async fn keys_are_stored_revoked_and_cached_and_jtis_are_recorded_once(db: TestD
     let (signing, _) = SigningKey::generate(SigningAlgorithm::Es256).expect("key");
     let keys = parse_keys(KeyInput::Jwk(signing.public_jwk()), None, None, 1).expect("valid");
     let a = agent("jwt");
-    store.create_agent(&a, None, &keys).await.expect("create");
+    store
+        .create_agent(&a, None, &keys, &[], change())
+        .await
+        .expect("create");
     let id = a.agent_id.as_str();
     let cached = store
         .agent_credentials(id)
@@ -220,20 +237,20 @@ async fn keys_are_stored_revoked_and_cached_and_jtis_are_recorded_once(db: TestD
         .expect("exists");
     assert_eq!(cached.keys.len(), 1);
     assert_eq!(cached.keys[0].kid, signing.kid());
-    let duplicate = store.add_agent_keys(id, &keys).await;
+    let duplicate = store.add_agent_keys(id, &keys, change()).await;
     assert!(matches!(
         duplicate,
         Err(signet_store::StoreError::Conflict(_))
     ));
     assert!(
         store
-            .revoke_agent_key(id, signing.kid(), 5)
+            .revoke_agent_key(id, signing.kid(), 5, change())
             .await
             .expect("revoke")
     );
     assert!(
         !store
-            .revoke_agent_key(id, signing.kid(), 6)
+            .revoke_agent_key(id, signing.kid(), 6, change())
             .await
             .expect("revoke twice")
     );
@@ -318,7 +335,12 @@ async fn a_password_change_ends_the_users_other_sessions(db: TestDb) {
             created_at: 1,
             created_by: "test".into(),
         };
-        assert!(store.insert_console_user(&user).await.expect("insert"));
+        assert!(
+            store
+                .insert_console_user(&user, change())
+                .await
+                .expect("insert")
+        );
     }
     let session = |n: u8| [n; 32];
     for (n, username) in [(1, "alice"), (2, "alice"), (3, "bob")] {
@@ -329,7 +351,7 @@ async fn a_password_change_ends_the_users_other_sessions(db: TestDb) {
     }
     assert!(
         store
-            .change_console_password("alice", "new-hash", &session(1))
+            .change_console_password("alice", "new-hash", &session(1), change())
             .await
             .expect("change")
     );
@@ -357,14 +379,75 @@ async fn a_password_change_ends_the_users_other_sessions(db: TestDb) {
     assert_eq!(alice.password_hash, "new-hash");
     assert!(
         !store
-            .change_console_password("nobody", "hash", &session(9))
+            .change_console_password("nobody", "hash", &session(9), change())
             .await
             .expect("change"),
         "no such user"
     );
 }
 
+/// Admin changes write their audit record in their own transaction while the group-commit writer
+/// appends token records: the chain stays one unbroken sequence, every change has its record,
+/// and a change that did nothing wrote none.
+async fn changes_commit_with_their_records_into_one_chain(db: TestDb) {
+    let store = open(&db).await;
+    let (key, _) = MasterKey::generate();
+    let a = agent("rotating");
+    store
+        .create_agent(
+            &a,
+            Some(&StoredSecret::new(&key, &AgentSecret::generate(), 1)),
+            &[],
+            &[],
+            change(),
+        )
+        .await
+        .expect("create");
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let audit = store.audit().clone();
+        tasks.push(tokio::spawn(async move {
+            let e = AuditEvent::success(event::TOKEN_REQUEST).with_agent(Some(&format!("agt_{i}")));
+            audit.record(e).await
+        }));
+    }
+    for i in 0..20 {
+        let (store, id) = (store.clone(), a.agent_id.to_string());
+        let secret = StoredSecret::new(&key, &AgentSecret::generate(), 2 + i);
+        tasks.push(tokio::spawn(async move {
+            store.replace_secret(&id, &secret, 2 + i, 0, change()).await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("join").expect("written");
+    }
+    assert!(
+        !store
+            .delete_agent("agt_0000000000000000000000", change())
+            .await
+            .expect("delete"),
+        "nothing to delete"
+    );
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(report.first_broken, None, "{report:?}");
+    assert_eq!(report.checked, 1 + 300 + 20);
+    let changes = store
+        .query_audit(&AuditQuery {
+            event_type: Some("test_change".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    assert_eq!(
+        changes.len(),
+        21,
+        "the creation and each replacement, nothing for the no-op"
+    );
+}
+
 test_db::both_databases! {
+    changes_commit_with_their_records_into_one_chain,
     a_password_change_ends_the_users_other_sessions,
     scheduled_jobs_run_on_one_holder_at_a_time,
     keys_are_stored_revoked_and_cached_and_jtis_are_recorded_once,

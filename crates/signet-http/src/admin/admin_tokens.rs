@@ -144,7 +144,6 @@ pub(crate) async fn create(
         last_used_at: None,
         revoked_at: None,
     };
-    state.store.insert_admin_token(&token).await?;
     let audit = admin
         .event(event::ADMIN_TOKEN_CREATED, "")
         .with_agent(None)
@@ -153,7 +152,7 @@ pub(crate) async fn create(
             "role": role.as_str(),
             "expires_at": token.expires_at,
         }));
-    state.store.audit().record(audit).await?;
+    state.store.insert_admin_token(&token, audit).await?;
     Ok(CreatedAdminToken {
         view: AdminTokenView::new(&token, now),
         token: secret.expose().to_owned(),
@@ -201,17 +200,20 @@ pub async fn revoke_admin_token(
 
 /// Revokes a named admin token for `admin` and audits it.
 pub(crate) async fn revoke(admin: &Admin, state: &AppState, name: &str) -> Result<(), Problem> {
-    if !state.store.revoke_admin_token(name, state.now()).await? {
+    let audit = admin
+        .event(event::ADMIN_TOKEN_REVOKED, "")
+        .with_agent(None)
+        .with_detail(json!({ "name": name }));
+    if !state
+        .store
+        .revoke_admin_token(name, state.now(), audit)
+        .await?
+    {
         return Err(Problem::new(
             StatusCode::NOT_FOUND,
             "no active admin token with this name",
         ));
     }
-    let audit = admin
-        .event(event::ADMIN_TOKEN_REVOKED, "")
-        .with_agent(None)
-        .with_detail(json!({ "name": name }));
-    state.store.audit().record(audit).await?;
     Ok(())
 }
 
@@ -229,14 +231,17 @@ pub async fn retire_bootstrap_token(
     admin: Admin,
     State(state): State<AppState>,
 ) -> Result<StatusCode, Problem> {
-    if !state.store.retire_bootstrap_token(state.now()).await? {
+    let audit = admin
+        .event(event::BOOTSTRAP_TOKEN_RETIRED, "")
+        .with_agent(None);
+    if !state
+        .store
+        .retire_bootstrap_token(state.now(), audit)
+        .await?
+    {
         return Err(Problem::conflict(
             "create a named admin token with the admin role first: without one, nobody could manage Signet",
         ));
     }
-    let audit = admin
-        .event(event::BOOTSTRAP_TOKEN_RETIRED, "")
-        .with_agent(None);
-    state.store.audit().record(audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }

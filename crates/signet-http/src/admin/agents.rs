@@ -287,21 +287,6 @@ pub(crate) async fn register_agent(
         StoredSecret::new(&state.master_key, s, now)
             .with_max_age(state.config.secret_max_age_seconds, now)
     });
-    state
-        .store
-        .create_agent(&agent, stored.as_ref(), &keys)
-        .await?;
-    if !certificates.is_empty() {
-        // A fresh agent has no certificates, so only a duplicate in the request can conflict.
-        if let Err(e) = state
-            .store
-            .add_agent_certificates(agent.agent_id.as_str(), &certificates, now)
-            .await
-        {
-            state.store.delete_agent(agent.agent_id.as_str()).await?;
-            return Err(e.into());
-        }
-    }
     let audit = admin
         .event(event::AGENT_CREATED, agent.agent_id.as_str())
         .with_detail(json!({
@@ -313,7 +298,11 @@ pub(crate) async fn register_agent(
             "certificates": certificates.iter().map(|c| c.thumbprint.as_str()).collect::<Vec<_>>(),
             "tls_client_auth": agent.tls_client_auth.as_ref().map(|b| json!({ b.kind.field(): b.value })),
         }));
-    state.store.audit().record(audit).await?;
+    // The agent, its credentials and the audit record: all or nothing.
+    state
+        .store
+        .create_agent(&agent, stored.as_ref(), &keys, &certificates, audit)
+        .await?;
     Ok(CreatedAgent {
         agent: AgentView::new(&agent),
         agent_secret: secret.map(|s| s.expose().to_string()),
@@ -423,7 +412,6 @@ pub(crate) async fn update(
     }
     let updated = patch.apply(&agent, state.now())?;
     if updated != agent {
-        state.store.update_agent(&updated).await?;
         let before = serde_json::to_value(AgentView::new(&agent)).unwrap_or_default();
         let after = serde_json::to_value(AgentView::new(&updated)).unwrap_or_default();
         let changes: serde_json::Map<String, Value> = after
@@ -441,7 +429,7 @@ pub(crate) async fn update(
         let audit = admin
             .event(event::AGENT_UPDATED, agent_id)
             .with_detail(json!({ "changes": changes }));
-        state.store.audit().record(audit).await?;
+        state.store.update_agent(&updated, audit).await?;
     }
     Ok(())
 }
@@ -464,14 +452,10 @@ pub async fn delete_agent(
 
 /// Deletes the agent for `admin` (the admin API, or the console as its user) and audits it.
 pub(crate) async fn delete(admin: &Admin, state: &AppState, agent_id: &str) -> Result<(), Problem> {
-    if !state.store.delete_agent(agent_id).await? {
+    let audit = admin.event(event::AGENT_DELETED, agent_id);
+    if !state.store.delete_agent(agent_id, audit).await? {
         return Err(Problem::not_found("agent"));
     }
-    state
-        .store
-        .audit()
-        .record(admin.event(event::AGENT_DELETED, agent_id))
-        .await?;
     Ok(())
 }
 
@@ -527,6 +511,9 @@ pub(crate) async fn regenerate(
     }
     let now = state.now();
     let secret = AgentSecret::generate();
+    let audit = admin
+        .event(event::AGENT_SECRET_REGENERATED, agent_id)
+        .with_detail(json!({ "grace_period_seconds": grace }));
     state
         .store
         .replace_secret(
@@ -535,12 +522,9 @@ pub(crate) async fn regenerate(
                 .with_max_age(state.config.secret_max_age_seconds, now),
             now,
             grace,
+            audit,
         )
         .await?;
-    let audit = admin
-        .event(event::AGENT_SECRET_REGENERATED, agent_id)
-        .with_detail(json!({ "grace_period_seconds": grace }));
-    state.store.audit().record(audit).await?;
     Ok((secret, now))
 }
 
@@ -576,13 +560,13 @@ pub(crate) async fn revoke_all_tokens(
     agent_id: &str,
 ) -> Result<(), Problem> {
     let now = state.now();
-    if !state.store.revoke_agent_tokens(agent_id, now).await? {
+    let audit = admin.event(event::AGENT_TOKENS_REVOKED, agent_id);
+    if !state
+        .store
+        .revoke_agent_tokens(agent_id, now, audit)
+        .await?
+    {
         return Err(Problem::not_found("agent"));
     }
-    state
-        .store
-        .audit()
-        .record(admin.event(event::AGENT_TOKENS_REVOKED, agent_id))
-        .await
-        .map_err(Problem::from)
+    Ok(())
 }

@@ -80,20 +80,20 @@ pub(crate) async fn acknowledge(
     state: &AppState,
     id: i64,
 ) -> Result<signet_store::AlertRecord, Problem> {
-    let alert = state
+    let audit = |alert: &signet_store::AlertRecord| {
+        admin
+            .event(
+                event::ALERT_ACKNOWLEDGED,
+                alert.agent_id.as_deref().unwrap_or_default(),
+            )
+            .with_agent(alert.agent_id.as_deref())
+            .with_detail(json!({ "alert_id": id, "rule": alert.rule, "count": alert.count }))
+    };
+    state
         .store
-        .acknowledge_alert(id, &admin.actor_name(), state.now())
+        .acknowledge_alert(id, &admin.actor_name(), state.now(), audit)
         .await?
-        .ok_or_else(|| Problem::not_found("open alert"))?;
-    let audit = admin
-        .event(
-            event::ALERT_ACKNOWLEDGED,
-            alert.agent_id.as_deref().unwrap_or_default(),
-        )
-        .with_agent(alert.agent_id.as_deref())
-        .with_detail(json!({ "alert_id": id, "rule": alert.rule, "count": alert.count }));
-    state.store.audit().record(audit).await?;
-    Ok(alert)
+        .ok_or_else(|| Problem::not_found("open alert"))
 }
 
 /// The webhook delivery attempts of an alert.

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use signet_core::agent::{Agent, AuthMethod};
-use signet_core::audit::event;
+use signet_core::audit::{AuditEvent, event};
 use signet_core::pki::certificate::{pem_blocks, pem_certificates};
 use signet_core::pki::{Certificate, PkiError};
 use signet_store::{IssuedRecord, StoredCertificate};
@@ -268,10 +268,6 @@ pub(crate) async fn register_certificate(
         }
     };
     let now = state.now();
-    state
-        .store
-        .add_agent_certificates(agent_id, std::slice::from_ref(&certificate), now)
-        .await?;
     let audit = admin
         .event(event::AGENT_CERTIFICATE_ADDED, agent_id)
         .with_detail(json!({
@@ -279,7 +275,10 @@ pub(crate) async fn register_certificate(
             "subject": certificate.subject_display,
             "not_after": rfc3339(certificate.not_after),
         }));
-    state.store.audit().record(audit).await?;
+    state
+        .store
+        .add_agent_certificates(agent_id, std::slice::from_ref(&certificate), now, audit)
+        .await?;
     Ok(())
 }
 
@@ -306,17 +305,16 @@ pub(crate) async fn remove(
     agent_id: &str,
     thumbprint: &str,
 ) -> Result<(), Problem> {
+    let audit = admin
+        .event(event::AGENT_CERTIFICATE_REMOVED, agent_id)
+        .with_detail(json!({ "thumbprint": thumbprint }));
     if !state
         .store
-        .remove_agent_certificate(agent_id, thumbprint, state.now())
+        .remove_agent_certificate(agent_id, thumbprint, state.now(), audit)
         .await?
     {
         return Err(Problem::not_found("certificate"));
     }
-    let audit = admin
-        .event(event::AGENT_CERTIFICATE_REMOVED, agent_id)
-        .with_detail(json!({ "thumbprint": thumbprint }));
-    state.store.audit().record(audit).await?;
     Ok(())
 }
 
@@ -352,12 +350,8 @@ pub(crate) async fn issue_for(
     request: &IssueRequest,
 ) -> Result<IssuedCertificateResponse, Problem> {
     let agent = find_agent(state, agent_id).await?;
-    let issued = issue(state, &agent, request, &admin.actor_name()).await?;
-    let audit = admin
-        .event(event::CERTIFICATE_ISSUED, agent_id)
-        .with_detail(issued_detail(&issued));
-    state.store.audit().record(audit).await?;
-    Ok(issued)
+    let audit = admin.event(event::CERTIFICATE_ISSUED, agent_id);
+    issue(state, &agent, request, audit).await
 }
 
 /// The audit detail of an issued certificate.
@@ -369,12 +363,13 @@ pub fn issued_detail(issued: &IssuedCertificateResponse) -> Value {
     })
 }
 
-/// Signs `request` for `agent` with the agent CA and records the certificate.
+/// Signs `request` for `agent` with the agent CA and records the certificate together with
+/// `audit` (given its detail here).
 pub async fn issue(
     state: &AppState,
     agent: &Agent,
     request: &IssueRequest,
-    _actor: &str,
+    audit: AuditEvent,
 ) -> Result<IssuedCertificateResponse, Problem> {
     if agent.token_endpoint_auth_method != AuthMethod::TlsClientAuth {
         return Err(Problem::conflict(format!(
@@ -414,20 +409,7 @@ pub async fn issue(
         )
         .map_err(|e| Problem::invalid_field("csr", format!("csr: {e}")))?;
     let certificate = &issued.certificate;
-    state
-        .store
-        .record_issued_certificate(&IssuedRecord {
-            serial: certificate.serial.clone(),
-            agent_id: agent.agent_id.to_string(),
-            thumbprint: certificate.thumbprint.clone(),
-            subject: certificate.subject_display.clone(),
-            not_before: certificate.not_before,
-            not_after: certificate.not_after,
-            issued_at: now,
-            revoked_at: None,
-        })
-        .await?;
-    Ok(IssuedCertificateResponse {
+    let response = IssuedCertificateResponse {
         agent_id: agent.agent_id.to_string(),
         certificate: certificate.to_pem(),
         ca_certificate: ca.certificate().to_pem(),
@@ -435,5 +417,21 @@ pub async fn issue(
         serial: certificate.serial.clone(),
         not_before: rfc3339(certificate.not_before),
         not_after: rfc3339(certificate.not_after),
-    })
+    };
+    let record = IssuedRecord {
+        serial: certificate.serial.clone(),
+        agent_id: agent.agent_id.to_string(),
+        thumbprint: certificate.thumbprint.clone(),
+        subject: certificate.subject_display.clone(),
+        not_before: certificate.not_before,
+        not_after: certificate.not_after,
+        issued_at: now,
+        revoked_at: None,
+    };
+    let audit = audit.with_detail(issued_detail(&response));
+    state
+        .store
+        .record_issued_certificate(&record, audit)
+        .await?;
+    Ok(response)
 }

@@ -195,12 +195,11 @@ pub(crate) async fn register_keys(
 ) -> Result<Vec<AgentKey>, Problem> {
     require_key_agent(state, agent_id).await?;
     let keys = request.parse()?;
-    state.store.add_agent_keys(agent_id, &keys).await?;
     let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
     let audit = admin
         .event(event::AGENT_KEY_ADDED, agent_id)
         .with_detail(json!({ "kids": kids }));
-    state.store.audit().record(audit).await?;
+    state.store.add_agent_keys(agent_id, &keys, audit).await?;
     Ok(keys)
 }
 
@@ -227,16 +226,15 @@ pub(crate) async fn revoke(
     agent_id: &str,
     kid: &str,
 ) -> Result<(), Problem> {
+    let audit = admin
+        .event(event::AGENT_KEY_REVOKED, agent_id)
+        .with_detail(json!({ "kid": kid }));
     if !state
         .store
-        .revoke_agent_key(agent_id, kid, signet_core::now())
+        .revoke_agent_key(agent_id, kid, signet_core::now(), audit)
         .await?
     {
         return Err(Problem::not_found("active key"));
     }
-    let audit = admin
-        .event(event::AGENT_KEY_REVOKED, agent_id)
-        .with_detail(json!({ "kid": kid }));
-    state.store.audit().record(audit).await?;
     Ok(())
 }

@@ -131,6 +131,11 @@ pub(crate) async fn revoke(
         .pki
         .agent_ca()
         .map(|ca| ca.certificate().subject.clone());
+    let view = revocation_view(&revocation, reason.clone(), admin.actor_name(), now);
+    let audit = admin
+        .event(event::CERTIFICATE_REVOKED, "")
+        .with_agent(None)
+        .with_detail(serde_json::to_value(&view).unwrap_or_default());
     let inserted = state
         .store
         .revoke_certificate(
@@ -139,15 +144,10 @@ pub(crate) async fn revoke(
             &reason,
             &admin.actor_name(),
             now,
+            audit,
         )
         .await?;
     state.pki.reload_revocations(&state.store).await?;
-    let view = revocation_view(&revocation, reason, admin.actor_name(), now);
-    let audit = admin
-        .event(event::CERTIFICATE_REVOKED, "")
-        .with_agent(None)
-        .with_detail(serde_json::to_value(&view).unwrap_or_default());
-    state.store.audit().record(audit).await?;
     Ok((inserted, view))
 }
 

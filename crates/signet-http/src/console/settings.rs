@@ -312,15 +312,17 @@ pub async fn change_password(
     };
     match state
         .store
-        .change_console_password(&signed.username, &hash, signed.session_sha256())
+        .change_console_password(
+            &signed.username,
+            &hash,
+            signed.session_sha256(),
+            record(Ok(())),
+        )
         .await
     {
         Ok(true) => {}
         Ok(false) => return password_page(signed, Some("no such user".into()), None),
         Err(_) => return super::unavailable(),
-    }
-    if state.store.audit().record(record(Ok(()))).await.is_err() {
-        return super::unavailable();
     }
     let notice = "Password changed; your other sessions have ended.".to_owned();
     password_page(signed, None, Some(notice))

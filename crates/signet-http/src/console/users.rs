@@ -103,7 +103,12 @@ pub async fn create(
         created_at: state.now(),
         created_by: format!("console:{}", signed.username),
     };
-    match state.store.insert_console_user(&user).await {
+    let audit = signed
+        .admin()
+        .event(event::CONSOLE_USER_CREATED, "")
+        .with_agent(None)
+        .with_detail(json!({ "username": user.username, "role": role.as_str() }));
+    match state.store.insert_console_user(&user, audit).await {
         Ok(true) => {}
         Ok(false) => {
             let error = format!("a user named `{}` exists", user.username);
@@ -112,20 +117,6 @@ pub async fn create(
         Err(_) => {
             return super::unavailable();
         }
-    }
-    let audit = signed
-        .admin()
-        .event(event::CONSOLE_USER_CREATED, "")
-        .with_agent(None)
-        .with_detail(json!({ "username": user.username, "role": role.as_str() }));
-    if state.store.audit().record(audit).await.is_err() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            super::message_page(
-                "The change is saved but could not be audited; check the database.",
-            ),
-        )
-            .into_response();
     }
     let notice = format!(
         "User {} added with the {} role.",
@@ -144,13 +135,12 @@ pub async fn delete(
         let error = "you cannot delete yourself while signed in".to_owned();
         return page(&state, signed, Some(error), None).await;
     }
-    match state.store.delete_console_user(&username).await {
+    let audit = AuditEvent::success(event::CONSOLE_USER_DELETED)
+        .with_actor(&format!("console:{}", signed.username))
+        .with_source(signed.caller.source(), signed.caller.user_agent.as_deref())
+        .with_detail(json!({ "username": username }));
+    match state.store.delete_console_user(&username, audit).await {
         Ok(true) => {
-            let audit = AuditEvent::success(event::CONSOLE_USER_DELETED)
-                .with_actor(&format!("console:{}", signed.username))
-                .with_source(signed.caller.source(), signed.caller.user_agent.as_deref())
-                .with_detail(json!({ "username": username }));
-            let _ = state.store.audit().record(audit).await;
             let notice = format!("User {username} deleted; their sessions are over.");
             page(&state, signed, None, Some(notice)).await
         }

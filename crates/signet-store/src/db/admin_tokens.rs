@@ -2,6 +2,7 @@
 
 use signet_core::UnixTime;
 use signet_core::admin_token::{AdminToken, Role};
+use signet_core::audit::AuditEvent;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -18,8 +19,13 @@ macro_rules! columns {
 const BOOTSTRAP_RETIRED: &str = "bootstrap_admin_token_retired_at";
 
 impl Store {
-    /// Stores a new token; a taken name is a conflict.
-    pub async fn insert_admin_token(&self, token: &AdminToken) -> Result<(), StoreError> {
+    /// Stores a new token, with its audit record; a taken name is a conflict.
+    pub async fn insert_admin_token(
+        &self,
+        token: &AdminToken,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
         let result = sqlx::query(
             "INSERT INTO admin_tokens (name, role, token_sha256, created_at, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
         )
@@ -29,7 +35,7 @@ impl Store {
         .bind(token.created_at)
         .bind(&token.created_by)
         .bind(token.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::Conflict(format!(
@@ -37,7 +43,7 @@ impl Store {
                 token.name
             )));
         }
-        Ok(())
+        self.commit_audited(tx, audit).await
     }
 
     /// The token whose SHA-256 is `digest`, revoked or not.
@@ -69,15 +75,25 @@ impl Store {
     }
 
     /// Revokes the token named `name`; `false` if there is none or it was already revoked.
-    pub async fn revoke_admin_token(&self, name: &str, now: UnixTime) -> Result<bool, StoreError> {
+    pub async fn revoke_admin_token(
+        &self,
+        name: &str,
+        now: UnixTime,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
         let result = sqlx::query(
             "UPDATE admin_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(name)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(result.rows_affected() > 0)
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.commit_audited(tx, audit).await?;
+        Ok(true)
     }
 
     /// Records a use, at most once a minute per token (a listing shows it to the minute).
@@ -95,7 +111,11 @@ impl Store {
 
     /// Retires the bootstrap token, if a named admin-role token that works at `now` exists
     /// (else nobody could manage Signet any more). `false` if none does.
-    pub async fn retire_bootstrap_token(&self, now: UnixTime) -> Result<bool, StoreError> {
+    pub async fn retire_bootstrap_token(
+        &self,
+        now: UnixTime,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
         let usable: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM admin_tokens WHERE role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)",
@@ -113,7 +133,7 @@ impl Store {
         .bind(now.to_string())
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit_audited(tx, audit).await?;
         Ok(true)
     }
 

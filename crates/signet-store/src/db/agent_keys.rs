@@ -1,6 +1,7 @@
 //! Agents' public keys (private_key_jwt) and the used `jti` values of client assertions.
 
 use signet_core::UnixTime;
+use signet_core::audit::AuditEvent;
 use signet_core::jwk::{AgentKey, MAX_KEYS_PER_AGENT};
 use sqlx::Row;
 
@@ -78,10 +79,11 @@ impl Store {
         &self,
         agent_id: &str,
         keys: &[AgentKey],
+        audit: AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         insert_keys(&mut tx, agent_id, keys).await?;
-        tx.commit().await?;
+        self.commit_audited(tx, audit).await?;
         self.changed(super::Change::Agent(agent_id.to_string()))
             .await;
         Ok(())
@@ -93,16 +95,22 @@ impl Store {
         agent_id: &str,
         kid: &str,
         now: UnixTime,
+        audit: AuditEvent,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
         let result = sqlx::query("UPDATE agent_keys SET revoked_at = $1 WHERE agent_id = $2 AND kid = $3 AND revoked_at IS NULL")
             .bind(now)
             .bind(agent_id)
             .bind(kid)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.commit_audited(tx, audit).await?;
         self.changed(super::Change::Agent(agent_id.to_string()))
             .await;
-        Ok(result.rows_affected() > 0)
+        Ok(true)
     }
 
     /// Records a client assertion's `jti` for the agent until `expires_at`. Returns `false` if it

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use signet_core::UnixTime;
 use signet_core::agent::{Agent, AgentId};
+use signet_core::audit::AuditEvent;
 use signet_core::client_auth::{AgentCredentials, StoredSecret};
 use signet_core::jwk::{AgentKey, VerifyingKey};
-use signet_core::pki::{BindingKind, CertificateBinding};
+use signet_core::pki::{BindingKind, Certificate, CertificateBinding};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -34,6 +35,8 @@ impl Store {
         agent: &Agent,
         secret: Option<&StoredSecret>,
         keys: &[AgentKey],
+        certificates: &[Certificate],
+        audit: AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
@@ -61,7 +64,14 @@ impl Store {
             insert_secret(&mut tx, agent.agent_id.as_str(), secret).await?;
         }
         super::agent_keys::insert_keys(&mut tx, agent.agent_id.as_str(), keys).await?;
-        tx.commit().await?;
+        super::certificates::insert_certificates(
+            &mut tx,
+            agent.agent_id.as_str(),
+            certificates,
+            agent.created_at,
+        )
+        .await?;
+        self.commit_audited(tx, audit).await?;
         Ok(())
     }
 
@@ -185,8 +195,9 @@ impl Store {
         Ok(Page { items, next_cursor })
     }
 
-    /// Writes an updated agent (settings and status).
-    pub async fn update_agent(&self, agent: &Agent) -> Result<(), StoreError> {
+    /// Writes an updated agent (settings and status), with its audit record.
+    pub async fn update_agent(&self, agent: &Agent, audit: AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE agents SET name = $1, description = $2, status = $3, token_endpoint_auth_method = $4, scopes = $5, audiences = $6, access_token_ttl = $7, allowed_cidrs = $8, jwks_uri = $9, tls_binding_kind = $10, tls_binding_value = $11, tls_binding_canonical = $12, updated_at = $13 WHERE agent_id = $14",
         )
@@ -204,23 +215,33 @@ impl Store {
         .bind(agent.tls_client_auth.as_ref().map(|b| b.canonical()))
         .bind(agent.updated_at)
         .bind(agent.agent_id.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(binding_conflict)?;
+        self.commit_audited(tx, audit).await?;
         self.changed(super::Change::Agent(agent.agent_id.to_string()))
             .await;
         Ok(())
     }
 
-    /// Deletes an agent and its credentials; `false` if there was none.
-    pub async fn delete_agent(&self, agent_id: &str) -> Result<bool, StoreError> {
+    /// Deletes an agent and its credentials, with its audit record; `false` if there was none.
+    pub async fn delete_agent(
+        &self,
+        agent_id: &str,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
         let result = sqlx::query("DELETE FROM agents WHERE agent_id = $1")
             .bind(agent_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.commit_audited(tx, audit).await?;
         self.changed(super::Change::Agent(agent_id.to_string()))
             .await;
-        Ok(result.rows_affected() > 0)
+        Ok(true)
     }
 
     /// Replaces the agent's current secret with `secret`. The old one keeps working for
@@ -232,6 +253,7 @@ impl Store {
         secret: &StoredSecret,
         now: UnixTime,
         grace_seconds: u64,
+        audit: AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
@@ -250,7 +272,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_secret(&mut tx, agent_id, secret).await?;
-        tx.commit().await?;
+        self.commit_audited(tx, audit).await?;
         self.changed(super::Change::Agent(agent_id.to_string()))
             .await;
         Ok(())
@@ -480,18 +502,24 @@ impl Store {
         &self,
         agent_id: &str,
         now: UnixTime,
+        audit: AuditEvent,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
         let result = sqlx::query(
             "UPDATE agents SET tokens_revoked_before = $1, updated_at = $2 WHERE agent_id = $3",
         )
         .bind(now)
         .bind(now)
         .bind(agent_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.commit_audited(tx, audit).await?;
         self.changed(super::Change::Agent(agent_id.to_string()))
             .await;
-        Ok(result.rows_affected() > 0)
+        Ok(true)
     }
 }
 

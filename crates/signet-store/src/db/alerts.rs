@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use signet_core::UnixTime;
 use signet_core::anomaly::Signal;
+use signet_core::audit::AuditEvent;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -129,20 +130,23 @@ impl Store {
         rows.iter().map(alert_from_row).collect()
     }
 
-    /// Acknowledges an open alert; `None` if there is no open alert with this id.
+    /// Acknowledges an open alert, with the audit record `audit` makes of it; `None` if there is
+    /// no open alert with this id.
     pub async fn acknowledge_alert(
         &self,
         id: i64,
         actor: &str,
         now: UnixTime,
+        audit: impl FnOnce(&AlertRecord) -> AuditEvent,
     ) -> Result<Option<AlertRecord>, StoreError> {
+        let mut tx = self.write_tx().await?;
         let updated = sqlx::query(
             "UPDATE alerts SET status = 'acknowledged', acknowledged_by = $1, acknowledged_at = $2 WHERE id = $3 AND status = 'open'",
         )
         .bind(actor)
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         if updated == 0 {
@@ -154,9 +158,11 @@ impl Store {
             " FROM alerts WHERE id = $1"
         ))
         .bind(id)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(Some(alert_from_row(&row)?))
+        let alert = alert_from_row(&row)?;
+        self.commit_audited(tx, audit(&alert)).await?;
+        Ok(Some(alert))
     }
 
     /// Records that `agent_id` authenticated from `network` at `now`. Returns whether the agent

@@ -4,8 +4,8 @@ use signet_core::audit::{AuditEvent, AuditQuery, CHAIN_GENESIS, ChainFields, Out
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::Store;
 use super::statement::Statement;
-use super::{Backend, Store};
 use crate::StoreError;
 
 impl Store {
@@ -197,15 +197,10 @@ impl Store {
                 report.checked += 1;
             }
         }
-        // Records removed from the end leave the id sequence ahead of the last record.
-        let sequence: i64 = sqlx::query_scalar(match self.backend {
-            Backend::Sqlite => {
-                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0)"
-            }
-            Backend::Postgres => "SELECT last_id FROM audit_chain_head WHERE id = 1",
-        })
-        .fetch_one(&self.pool)
-        .await?;
+        // Records removed from the end leave the chain head ahead of the last record.
+        let sequence: i64 = sqlx::query_scalar("SELECT last_id FROM audit_chain_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
         if sequence > after {
             report.first_broken = Some(after + 1);
         }

@@ -2,6 +2,7 @@
 //! operator revocations, and the agent CA with the certificates it issued.
 
 use signet_core::UnixTime;
+use signet_core::audit::AuditEvent;
 use signet_core::client_auth::RegisteredCertificate;
 use signet_core::pki::{Certificate, Revocation};
 use sqlx::Row;
@@ -51,45 +52,17 @@ pub struct IssuedRecord {
 }
 
 impl Store {
-    /// Registers certificates with a `self_signed_tls_client_auth` agent.
+    /// Registers certificates with a `self_signed_tls_client_auth` agent, with the audit record.
     pub async fn add_agent_certificates(
         &self,
         agent_id: &str,
         certificates: &[Certificate],
         now: UnixTime,
+        audit: AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        let existing: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM agent_certificates WHERE agent_id = $1")
-                .bind(agent_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        if existing as usize + certificates.len() > MAX_CERTIFICATES_PER_AGENT {
-            return Err(StoreError::Conflict(format!(
-                "an agent may have at most {MAX_CERTIFICATES_PER_AGENT} certificates; remove one first"
-            )));
-        }
-        for certificate in certificates {
-            let result = sqlx::query(
-                "INSERT INTO agent_certificates (agent_id, thumbprint, der, subject, not_before, not_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (agent_id, thumbprint) DO NOTHING",
-            )
-            .bind(agent_id)
-            .bind(&certificate.thumbprint)
-            .bind(certificate.der())
-            .bind(&certificate.subject_display)
-            .bind(certificate.not_before)
-            .bind(certificate.not_after)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            if result.rows_affected() == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "the certificate {} is already registered",
-                    certificate.thumbprint
-                )));
-            }
-        }
-        tx.commit().await?;
+        insert_certificates(&mut tx, agent_id, certificates, now).await?;
+        self.commit_audited(tx, audit).await?;
         self.changed(super::Change::Agent(agent_id.to_string()))
             .await;
         Ok(())
@@ -141,6 +114,7 @@ impl Store {
         agent_id: &str,
         thumbprint: &str,
         now: UnixTime,
+        audit: AuditEvent,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
         let result =
@@ -149,7 +123,10 @@ impl Store {
                 .bind(thumbprint)
                 .execute(&mut *tx)
                 .await?;
-        if result.rows_affected() > 0 {
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        {
             sqlx::query(
                 "INSERT INTO removed_certificates (agent_id, thumbprint, removed_at) VALUES ($1, $2, $3) ON CONFLICT (agent_id, thumbprint) DO UPDATE SET removed_at = excluded.removed_at",
             )
@@ -159,10 +136,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.commit_audited(tx, audit).await?;
         self.changed(super::Change::Agent(agent_id.to_string()))
             .await;
-        Ok(result.rows_affected() > 0)
+        Ok(true)
     }
 
     pub(super) async fn removed_certificates(
@@ -186,6 +163,7 @@ impl Store {
         reason: &str,
         actor: &str,
         now: UnixTime,
+        audit: AuditEvent,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
         let (thumbprint, issuer, serial) = match revocation {
@@ -224,7 +202,7 @@ impl Store {
             }
             Revocation::IssuerSerial { .. } => {}
         }
-        tx.commit().await?;
+        self.commit_audited(tx, audit).await?;
         self.changed(super::Change::Revocations).await;
         Ok(inserted)
     }
@@ -295,7 +273,13 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt("agent_ca vanished after insert".into()))
     }
 
-    pub async fn record_issued_certificate(&self, issued: &IssuedRecord) -> Result<(), StoreError> {
+    /// Records a certificate the agent CA issued, with its audit record.
+    pub async fn record_issued_certificate(
+        &self,
+        issued: &IssuedRecord,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO issued_certificates (serial, agent_id, thumbprint, subject, not_before, not_after, issued_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
         )
@@ -306,9 +290,9 @@ impl Store {
         .bind(issued.not_before)
         .bind(issued.not_after)
         .bind(issued.issued_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        self.commit_audited(tx, audit).await
     }
 
     /// Certificates the agent CA issued, to one agent or to all, newest first.
@@ -368,4 +352,48 @@ fn issued_from_row(r: &sqlx::any::AnyRow) -> Result<IssuedRecord, StoreError> {
         issued_at: r.try_get("issued_at")?,
         revoked_at: r.try_get("revoked_at")?,
     })
+}
+
+/// Adds `certificates` to the agent's in `tx`: all or none, at most
+/// `MAX_CERTIFICATES_PER_AGENT`, none registered twice.
+pub(super) async fn insert_certificates(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    agent_id: &str,
+    certificates: &[Certificate],
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    if certificates.is_empty() {
+        return Ok(());
+    }
+    let existing: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM agent_certificates WHERE agent_id = $1")
+            .bind(agent_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    if existing as usize + certificates.len() > MAX_CERTIFICATES_PER_AGENT {
+        return Err(StoreError::Conflict(format!(
+            "an agent may have at most {MAX_CERTIFICATES_PER_AGENT} certificates; remove one first"
+        )));
+    }
+    for certificate in certificates {
+        let result = sqlx::query(
+            "INSERT INTO agent_certificates (agent_id, thumbprint, der, subject, not_before, not_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (agent_id, thumbprint) DO NOTHING",
+        )
+        .bind(agent_id)
+        .bind(&certificate.thumbprint)
+        .bind(certificate.der())
+        .bind(&certificate.subject_display)
+        .bind(certificate.not_before)
+        .bind(certificate.not_after)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "the certificate {} is already registered",
+                certificate.thumbprint
+            )));
+        }
+    }
+    Ok(())
 }

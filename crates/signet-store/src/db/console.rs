@@ -2,6 +2,7 @@
 
 use signet_core::UnixTime;
 use signet_core::admin_token::Role;
+use signet_core::audit::AuditEvent;
 use signet_core::console_user::ConsoleUser;
 use sqlx::Row;
 
@@ -18,8 +19,13 @@ pub struct ConsoleSession {
 }
 
 impl Store {
-    /// Adds a user; `false` if the username is taken.
-    pub async fn insert_console_user(&self, user: &ConsoleUser) -> Result<bool, StoreError> {
+    /// Adds a user, with the audit record; `false` if the username is taken.
+    pub async fn insert_console_user(
+        &self,
+        user: &ConsoleUser,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
         let result = sqlx::query(
             "INSERT INTO console_users (username, role, password_hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING",
         )
@@ -28,9 +34,13 @@ impl Store {
         .bind(&user.password_hash)
         .bind(user.created_at)
         .bind(&user.created_by)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(result.rows_affected() == 1)
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.commit_audited(tx, audit).await?;
+        Ok(true)
     }
 
     /// Every user, by name.
@@ -44,12 +54,21 @@ impl Store {
     }
 
     /// Removes a user and ends their sessions; `false` if there was none.
-    pub async fn delete_console_user(&self, username: &str) -> Result<bool, StoreError> {
+    pub async fn delete_console_user(
+        &self,
+        username: &str,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
         let result = sqlx::query("DELETE FROM console_users WHERE username = $1")
             .bind(username)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(result.rows_affected() > 0)
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.commit_audited(tx, audit).await?;
+        Ok(true)
     }
 
     pub async fn console_user(&self, username: &str) -> Result<Option<ConsoleUser>, StoreError> {
@@ -119,14 +138,15 @@ impl Store {
     }
 
     /// Replaces a user's password hash and ends the user's other sessions (all but `keep`), in
-    /// one transaction; `false` if there is no such user.
+    /// one transaction with the audit record; `false` if there is no such user.
     pub async fn change_console_password(
         &self,
         username: &str,
         password_hash: &str,
         keep: &[u8; 32],
+        audit: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let changed =
             sqlx::query("UPDATE console_users SET password_hash = $1 WHERE username = $2")
                 .bind(password_hash)
@@ -135,13 +155,16 @@ impl Store {
                 .await?
                 .rows_affected()
                 == 1;
+        if !changed {
+            return Ok(false);
+        }
         sqlx::query("DELETE FROM console_sessions WHERE username = $1 AND id_sha256 <> $2")
             .bind(username)
             .bind(&keep[..])
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(changed)
+        self.commit_audited(tx, audit).await?;
+        Ok(true)
     }
 
     /// Forgets sessions that expired before `now`.

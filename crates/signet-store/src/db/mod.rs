@@ -17,13 +17,14 @@ mod tokens;
 use std::sync::Arc;
 use std::time::Duration;
 
+use signet_core::audit::{AuditEvent, CHAIN_GENESIS};
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AssertSqlSafe, Executor};
 
 use crate::StoreError;
 use crate::cache::AgentCache;
-use crate::group_commit::AuditLog;
+use crate::group_commit::{AuditLog, ChainHead, chain_next};
 use crate::migrations::migrate;
 
 pub use agents::{ExpiringCredential, Page, StaleUse};
@@ -196,6 +197,56 @@ impl Store {
 
     pub fn audit(&self) -> &AuditLog {
         &self.audit
+    }
+
+    /// Appends `event` to the audit chain inside `tx` and commits both: a change and its audit
+    /// record are written together or not at all (never a regenerated secret without its
+    /// record). The chain head is taken inside the transaction, as the writer takes it.
+    pub(crate) async fn commit_audited(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        mut event: AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.audit.stamp(&mut event);
+        let head_sql = match self.backend {
+            Backend::Sqlite => "SELECT last_id, hash FROM audit_chain_head WHERE id = 1",
+            Backend::Postgres => {
+                "SELECT last_id, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE"
+            }
+        };
+        let (id, hash): (i64, Option<Vec<u8>>) =
+            sqlx::query_as(head_sql).fetch_one(&mut *tx).await?;
+        let head = ChainHead {
+            id,
+            hash: hash
+                .and_then(|h| <[u8; 32]>::try_from(h).ok())
+                .unwrap_or(CHAIN_GENESIS),
+        };
+        let (id, detail, hash) = chain_next(&head, &event);
+        sqlx::query("INSERT INTO audit_events (id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, hash, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
+            .bind(id)
+            .bind(event.ts_ms)
+            .bind(&event.event_type)
+            .bind(event.outcome.as_str())
+            .bind(event.reason.as_deref())
+            .bind(event.agent_id.as_deref())
+            .bind(event.method.as_deref())
+            .bind(event.source.as_deref())
+            .bind(event.user_agent.as_deref())
+            .bind(event.actor.as_deref())
+            .bind(event.jti.as_deref())
+            .bind(detail)
+            .bind(&hash[..])
+            .bind(event.request_id.as_deref())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE audit_chain_head SET last_id = $1, hash = $2 WHERE id = 1")
+            .bind(id)
+            .bind(&hash[..])
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Whether the database answers (readiness).

@@ -131,17 +131,23 @@ impl AuditLog {
         self.off.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Records `event` and returns once it is committed.
-    pub async fn record(&self, mut event: AuditEvent) -> Result<(), StoreError> {
-        if self.off.load(std::sync::atomic::Ordering::Relaxed) {
-            return Ok(());
-        }
+    /// Sets what the writer sets on every record: the server clock's time and the id of the
+    /// request being served.
+    pub(crate) fn stamp(&self, event: &mut AuditEvent) {
         if let Some(clock) = self.clock.get() {
             event.ts_ms = clock.now_ms();
         }
         if event.request_id.is_none() {
             event.request_id = REQUEST_ID.try_with(|id| id.to_string()).ok();
         }
+    }
+
+    /// Records `event` and returns once it is committed.
+    pub async fn record(&self, mut event: AuditEvent) -> Result<(), StoreError> {
+        if self.off.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.stamp(&mut event);
         let (ack, done) = oneshot::channel();
         self.sender
             .send(Write::Audit(event, ack))
@@ -189,13 +195,13 @@ trait Sink: Send {
 
 /// The end of the audit chain: the last record's id and hash.
 #[derive(Debug, Clone, Copy)]
-struct ChainHead {
-    id: i64,
-    hash: [u8; 32],
+pub(crate) struct ChainHead {
+    pub(crate) id: i64,
+    pub(crate) hash: [u8; 32],
 }
 
 /// An audit record numbered and hashed after `head`: its id, its detail as stored, its hash.
-fn chain_next(head: &ChainHead, e: &AuditEvent) -> (i64, Option<String>, [u8; 32]) {
+pub(crate) fn chain_next(head: &ChainHead, e: &AuditEvent) -> (i64, Option<String>, [u8; 32]) {
     let id = head.id + 1;
     let detail = e.detail.as_ref().map(|d| d.to_string());
     let hash = chain_hash(

@@ -1,5 +1,5 @@
-//! The group-commit writer on SQLite: its own rusqlite connection, prepared statements, the
-//! chain head kept in memory and advanced only after a commit.
+//! The group-commit writer on SQLite: its own rusqlite connection, prepared statements, and the
+//! chain head read at the start of each batch's transaction.
 
 use std::time::Duration;
 
@@ -11,35 +11,19 @@ use crate::db::Durability;
 
 pub(super) struct SqliteSink {
     connection: Connection,
-    /// Unknown after a failed batch: read again before the next.
-    head: Option<ChainHead>,
 }
 
 impl SqliteSink {
     pub(super) fn open(path: &std::path::Path, durability: Durability) -> rusqlite::Result<Self> {
-        let connection = open(path, durability)?;
-        let head = chain_head(&connection).ok();
-        Ok(Self { connection, head })
+        Ok(Self {
+            connection: open(path, durability)?,
+        })
     }
 }
 
 impl Sink for SqliteSink {
     fn write(&mut self, batch: &[Write]) -> Result<Vec<bool>, String> {
-        let start = match self.head {
-            Some(head) => head,
-            None => chain_head(&self.connection)
-                .map_err(|e| format!("the audit chain head cannot be read: {e}"))?,
-        };
-        match write_batch(&mut self.connection, batch, start) {
-            Ok((inserted, head)) => {
-                self.head = Some(head);
-                Ok(inserted)
-            }
-            Err(e) => {
-                self.head = None;
-                Err(e.to_string())
-            }
-        }
+        write_batch(&mut self.connection, batch).map_err(|e| e.to_string())
     }
 }
 
@@ -56,70 +40,29 @@ fn open(path: &std::path::Path, durability: Durability) -> rusqlite::Result<Conn
     Ok(connection)
 }
 
-/// Reads the chain head: the newest record, else the retention checkpoint, else the start.
-/// Ids never repeat, also after retention deleted the newest records' predecessors.
+/// Reads the chain head inside the batch's transaction (admin changes append their own records
+/// in theirs, so a head kept from the last batch could be stale).
 fn chain_head(connection: &Connection) -> rusqlite::Result<ChainHead> {
-    use rusqlite::OptionalExtension;
-    let last: Option<(i64, Option<Vec<u8>>)> = connection
-        .query_row(
-            "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let sequence: i64 = connection
-        .query_row(
-            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0)",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap_or(0);
-    let as_hash = |bytes: Option<Vec<u8>>| {
-        bytes
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .unwrap_or(CHAIN_GENESIS)
-    };
-    let head = match last {
-        Some((id, hash)) => ChainHead {
-            id,
-            hash: as_hash(hash),
+    connection.query_row(
+        "SELECT last_id, hash FROM audit_chain_head WHERE id = 1",
+        [],
+        |r| {
+            let hash: Vec<u8> = r.get(1)?;
+            Ok(ChainHead {
+                id: r.get(0)?,
+                hash: <[u8; 32]>::try_from(hash).unwrap_or(CHAIN_GENESIS),
+            })
         },
-        None => {
-            let checkpoint: Option<(i64, Vec<u8>)> = connection
-                .query_row(
-                    "SELECT last_id, hash FROM audit_checkpoints ORDER BY last_id DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            match checkpoint {
-                Some((id, hash)) => ChainHead {
-                    id,
-                    hash: as_hash(Some(hash)),
-                },
-                None => ChainHead {
-                    id: 0,
-                    hash: CHAIN_GENESIS,
-                },
-            }
-        }
-    };
-    Ok(ChainHead {
-        id: head.id.max(sequence),
-        hash: head.hash,
-    })
+    )
 }
 
 /// Writes the batch in one transaction; for each write, whether it inserted a row (for a `jti`:
 /// whether it was new; a `jti` repeated within the batch is new only the first time). Audit
-/// records continue the chain from `head`; the new head is returned with the result.
-fn write_batch(
-    connection: &mut Connection,
-    batch: &[Write],
-    head: ChainHead,
-) -> rusqlite::Result<(Vec<bool>, ChainHead)> {
-    let mut head = head;
+/// records continue the chain from its head as of this transaction.
+fn write_batch(connection: &mut Connection, batch: &[Write]) -> rusqlite::Result<Vec<bool>> {
     let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut head = chain_head(&tx)?;
+    let start = head.id;
     let mut inserted = Vec::with_capacity(batch.len());
     {
         let mut insert_jti = tx.prepare_cached(
@@ -161,6 +104,12 @@ fn write_batch(
             inserted.push(rows == 1);
         }
     }
+    if head.id != start {
+        tx.execute(
+            "UPDATE audit_chain_head SET last_id = ?1, hash = ?2 WHERE id = 1",
+            params![head.id, &head.hash[..]],
+        )?;
+    }
     tx.commit()?;
-    Ok((inserted, head))
+    Ok(inserted)
 }

@@ -2,6 +2,7 @@
 //! (or `_FILE`), or with a generated password that is printed once.
 
 use signet_core::admin_token::Role;
+use signet_core::audit::{AuditEvent, event};
 use signet_core::config::Config;
 use signet_core::console_user::{self, ConsoleUser, FIRST_ADMIN};
 use signet_core::sensitive::Sensitive;
@@ -34,7 +35,15 @@ pub async fn ensure_first_admin(
         created_at: signet_core::now(),
         created_by: "signet".to_owned(),
     };
+    let audit = AuditEvent::success(event::CONSOLE_USER_CREATED)
+        .with_actor("signet")
+        .with_detail(
+            serde_json::json!({ "username": FIRST_ADMIN, "role": "admin", "first_start": true }),
+        );
     // Another node may have created it at the same moment: then its password stands.
-    let created = store.insert_console_user(&user).await.map_err(failure)?;
+    let created = store
+        .insert_console_user(&user, audit)
+        .await
+        .map_err(failure)?;
     Ok((created && generated).then_some(password))
 }
