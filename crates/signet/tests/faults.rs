@@ -312,7 +312,14 @@ async fn a_damaged_signing_key_table_stops_the_start_with_what_to_fix() {
     let mut app = TestApp::spawn().await;
     let database_url = app.database_url();
     app.stop().await;
-    app.execute_sql("UPDATE signing_keys SET private_key_sealed = X'00ff00ff'");
+    let garbage = if database_url.starts_with("postgres") {
+        "decode('00ff00ff', 'hex')"
+    } else {
+        "X'00ff00ff'"
+    };
+    app.execute_sql(&format!(
+        "UPDATE signing_keys SET private_key_sealed = {garbage}"
+    ));
     let stderr = refused_start(&app.data_dir, Some(database_url)).await;
     assert!(stderr.contains("signing key"), "{stderr}");
 }
