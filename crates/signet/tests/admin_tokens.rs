@@ -249,3 +249,59 @@ async fn last_admin_auth_failure_as(app: &TestApp, token: &str) -> Value {
     let body: Value = response.json().await.expect("json");
     body["items"][0].clone()
 }
+
+/// Every operation of the admin API that is not a read, taken from the OpenAPI document (so a
+/// new endpoint is covered the day it is added), refuses an auditor token with 403 and changes
+/// nothing; the same token still reads.
+#[tokio::test]
+async fn an_auditor_token_is_refused_by_every_admin_write() {
+    let app = TestApp::spawn().await;
+    let agent = app.secret_agent().await;
+    let auditor = create_token(&app, json!({ "name": "soc-reader", "role": "auditor" })).await;
+    let token = auditor["token"].as_str().expect("token").to_string();
+    let openapi = app.get_json("/api/v1/openapi.json").await;
+    let mut writes = 0;
+    for (path, operations) in openapi["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let admin_only = operation["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s.get("admin_token").is_some());
+            // Introspection (POST, but a read) admits auditors; revocation is tested above.
+            let admin_api = path.starts_with("/api/v1/");
+            if !admin_only || !admin_api || ["get", "head"].contains(&method.as_str()) {
+                continue;
+            }
+            let concrete = path
+                .replace("{agent_id}", &agent.id)
+                .replace("{kid}", "k1")
+                .replace("{thumbprint}", "t1")
+                .replace("{name}", "soc-reader")
+                .replace("{id}", "1")
+                .replace("{kind}", "agent")
+                .replace("{key}", &agent.id);
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let response = with_token(&app, &token, method.clone(), &concrete)
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(response.status(), 403, "{method} {concrete}");
+            writes += 1;
+        }
+    }
+    assert!(writes >= 17, "only {writes} write operations found");
+    // Nothing changed: the agent's secret still works and the auditor token was not revoked.
+    assert_eq!(
+        app.token(&agent, "grant_type=client_credentials")
+            .await
+            .status(),
+        200
+    );
+    let read = with_token(&app, &token, Method::GET, "/api/v1/agents")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(read.status(), 200);
+}
