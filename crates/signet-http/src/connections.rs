@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -14,7 +15,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt as _;
 
 use crate::request::TlsConnection;
@@ -24,12 +25,15 @@ pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts connections until `stop` turns true, then drains them and returns. `handshake`
 /// turns an accepted socket into the stream to serve (and, over TLS, what the handshake
-/// learned), or drops it.
+/// learned), or drops it. Each connection holds a permit of `limit` while it is open: at the
+/// limit, no more are accepted until one closes, so new clients wait in the listen backlog
+/// instead of exhausting file descriptors and memory.
 pub(crate) async fn serve<H, F, Io>(
     listener: TcpListener,
     app: Router,
     mut stop: watch::Receiver<bool>,
     what: &'static str,
+    limit: Arc<Semaphore>,
     handshake: H,
 ) where
     H: Fn(TcpStream, SocketAddr) -> F + Clone + Send + 'static,
@@ -47,6 +51,11 @@ pub(crate) async fn serve<H, F, Io>(
     };
     tokio::pin!(stopping);
     loop {
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => permit,
+            () = &mut stopping => break,
+        };
+        let Ok(permit) = permit else { break };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut stopping => break,
@@ -65,6 +74,7 @@ pub(crate) async fn serve<H, F, Io>(
         let watcher = graceful.watcher();
         let handshake = handshake.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let _ = tcp.set_nodelay(true);
             let Some((stream, connection)) = handshake(tcp, peer).await else {
                 return;

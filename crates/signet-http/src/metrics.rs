@@ -216,6 +216,20 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     );
     family(
         &mut out,
+        "signet_connections_open",
+        "gauge",
+        "Open client connections, both listeners (at SIGNET_MAX_CONNECTIONS new ones wait).",
+    );
+    let _ = writeln!(
+        out,
+        "signet_connections_open {}",
+        state
+            .config
+            .max_connections
+            .saturating_sub(state.connections.available_permits())
+    );
+    family(
+        &mut out,
         "signet_lockouts_active",
         "gauge",
         "Agents, source addresses and console usernames locked by brute-force protection (this node).",

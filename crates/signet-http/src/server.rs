@@ -30,13 +30,23 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
+    let limit = state.connections.clone();
     let app = router::app(state);
     let (stop, stopped) = watch::channel(false);
-    let mut tls_task =
-        tls.map(|t| tokio::spawn(tls::run(t.listener, t.config, app.clone(), stopped.clone())));
-    let server = crate::connections::serve(listener, app, stopped, "HTTP", |tcp, _| async move {
-        Some((tcp, None))
+    let mut tls_task = tls.map(|t| {
+        let run = tls::run(
+            t.listener,
+            t.config,
+            app.clone(),
+            stopped.clone(),
+            limit.clone(),
+        );
+        tokio::spawn(run)
     });
+    let server =
+        crate::connections::serve(listener, app, stopped, "HTTP", limit, |tcp, _| async move {
+            Some((tcp, None))
+        });
     let mut server = tokio::spawn(server);
     tokio::select! {
         result = &mut server => return result.map_err(io::Error::other),

@@ -55,6 +55,8 @@ pub struct AppState {
     pub alerts: Arc<crate::alerts::Alerts>,
     /// Requests in flight, and load shedding past the limit.
     pub admission: Arc<crate::overload::Admission>,
+    /// One permit per open client connection (`SIGNET_MAX_CONNECTIONS`, both listeners).
+    pub connections: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -93,8 +95,10 @@ impl AppState {
         let admission = Arc::new(crate::overload::Admission::new(
             config.max_concurrent_requests,
         ));
+        let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
         Self {
             admission,
+            connections,
             jwks_fetcher,
             config: Arc::new(config),
             store,

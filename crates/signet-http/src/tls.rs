@@ -205,9 +205,10 @@ pub(crate) async fn run(
     config: Arc<ServerConfig>,
     app: Router,
     stop: watch::Receiver<bool>,
+    limit: Arc<tokio::sync::Semaphore>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    crate::connections::serve(listener, app, stop, "TLS", move |tcp, peer| {
+    crate::connections::serve(listener, app, stop, "TLS", limit, move |tcp, peer| {
         let acceptor = acceptor.clone();
         async move {
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {

@@ -1,6 +1,7 @@
 //! Slow and hostile clients: a client that never finishes its request headers is disconnected
 //! after the header-read timeout (10 s) on the plain listener, garbage sent to the TLS listener
-//! is dropped at once, and other clients are served meanwhile.
+//! is dropped at once, and other clients are served meanwhile. Past `SIGNET_MAX_CONNECTIONS`,
+//! new connections wait until one closes.
 
 mod common;
 
@@ -76,4 +77,67 @@ async fn slow_headers_time_out_and_garbage_handshakes_are_dropped() {
             .status(),
         200
     );
+}
+
+/// Sends a health check on `stream` and waits up to `limit` for the start of its answer.
+async fn answered(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buffer = [0u8; 512];
+    match tokio::time::timeout(limit, stream.read(&mut buffer)).await {
+        Ok(Ok(n)) => buffer[..n].starts_with(b"HTTP/1.1 200"),
+        _ => false,
+    }
+}
+
+async fn ask_health(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: signet\r\n\r\n")
+        .await
+        .expect("write");
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_until_one_closes() {
+    let app = TestApp::spawn_with(&[("SIGNET_MAX_CONNECTIONS", "4")]).await;
+    // Open connections, each kept open after one answered request, until one is not answered:
+    // the limit is reached (the test client's own pooled connection may hold a place too).
+    let mut open = Vec::new();
+    let mut waiting = loop {
+        let mut stream = TcpStream::connect(address(&app.url))
+            .await
+            .expect("connect");
+        ask_health(&mut stream).await;
+        if !answered(&mut stream, Duration::from_millis(700)).await {
+            break stream;
+        }
+        open.push(stream);
+        assert!(
+            open.len() <= 4,
+            "more than SIGNET_MAX_CONNECTIONS were served"
+        );
+    };
+    assert!(
+        open.len() >= 3,
+        "only {} connections were served",
+        open.len()
+    );
+    // Still not served a moment later: it waits in the backlog, it is not dropped.
+    assert!(!answered(&mut waiting, Duration::from_millis(500)).await);
+    // One connection closes: the waiting one is accepted and its request answered.
+    drop(open.remove(0));
+    assert!(
+        answered(&mut waiting, Duration::from_secs(3)).await,
+        "served once a place is free"
+    );
+    drop(open);
+    drop(waiting);
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("signet_connections_open"), "{metrics}");
 }

@@ -58,6 +58,7 @@ pub(super) struct FileConfig {
     pub(super) access_token_ttl: Option<u64>,
     pub(super) max_body_bytes: Option<usize>,
     pub(super) max_concurrent_requests: Option<u64>,
+    pub(super) max_connections: Option<u64>,
     pub(super) shutdown_grace_seconds: Option<u64>,
     pub(super) client_assertion_max_lifetime: Option<u64>,
     pub(super) clock_skew_seconds: Option<u64>,

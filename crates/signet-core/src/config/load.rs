@@ -514,8 +514,11 @@ impl Config {
             512,
         )?
         .min(1_000_000) as usize;
+        let max_connections = number("SIGNET_MAX_CONNECTIONS", env, file.max_connections, 4096)?
+            .clamp(1, 1_000_000) as usize;
         Ok(Config {
             max_concurrent_requests,
+            max_connections,
             access_log: flag("SIGNET_ACCESS_LOG", file.access_log)?,
             audit_sink,
             audit_off_for_benchmarks: flag("SIGNET_AUDIT_OFF_FOR_BENCHMARKS", None)?,

@@ -71,6 +71,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Requests in flight past which new ones get 503 (0: no limit).
     pub max_concurrent_requests: usize,
+    /// Open client connections, both listeners together, past which new ones wait in the
+    /// listen backlog until one closes.
+    pub max_connections: usize,
     /// Seconds that a shutdown waits for in-flight requests.
     pub shutdown_grace_seconds: u64,
     /// Longest accepted `exp - iat` of a client assertion (private_key_jwt), in seconds.
