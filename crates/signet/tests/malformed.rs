@@ -201,3 +201,114 @@ async fn malformed_admin_requests_change_nothing() {
     assert_eq!(agent["name"], "test-agent");
     assert_eq!(agent["status"], "active");
 }
+
+/// Deeply nested JSON (a stack-exhaustion attempt) in an admin body, a client assertion's header
+/// and claims, and a registered JWK: each is a clean refusal, the server keeps serving.
+#[tokio::test]
+async fn deeply_nested_inputs_are_refused_cleanly() {
+    use base64::Engine as _;
+    let app = TestApp::spawn().await;
+    let agent = app.secret_agent().await;
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let response = app
+        .admin(reqwest::Method::POST, "/api/v1/agents")
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"name": "x", "scopes": {deep}}}"#))
+        .send()
+        .await
+        .expect("send");
+    assert!(
+        [400, 413].contains(&response.status().as_u16()),
+        "{}",
+        response.status()
+    );
+    let response = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{}/keys", agent.id),
+        )
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"jwk": {{"kty": "EC", "x": {}}}}}"#,
+            &deep[..20_000]
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert!(
+        [400, 409, 413].contains(&response.status().as_u16()),
+        "{}",
+        response.status()
+    );
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let nested = format!("{}{}", "{\"a\":".repeat(400), "}".repeat(400));
+    let assertion = format!("{}.{}.AAAA", b64(&nested), b64(&nested));
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}",
+        agent.id
+    );
+    let response = app.post_form("/oauth2/token", None, &form).await;
+    assert!(
+        [400, 401].contains(&response.status().as_u16()),
+        "{}",
+        response.status()
+    );
+    // Still serving.
+    assert_eq!(
+        app.token(&agent, "grant_type=client_credentials")
+            .await
+            .status(),
+        200
+    );
+}
+
+/// `text` with its first (ASCII) character in its full-width form.
+fn full_width_first(text: &str) -> String {
+    let mut chars = text.chars();
+    let first = chars.next().expect("a character");
+    let wide = char::from_u32(first as u32 + 0xFEE0).expect("full-width form");
+    std::iter::once(wide).chain(chars).collect()
+}
+
+/// Agent IDs that only look like one (Unicode lookalikes, full-width letters, a trailing NUL,
+/// percent-encoded path tricks) are unknown agents: refused like any wrong credential, never
+/// matched to the real agent, and not recorded as an agent in the audit log.
+#[tokio::test]
+async fn lookalike_agent_ids_are_unknown() {
+    let app = TestApp::spawn().await;
+    let agent = app.secret_agent().await;
+    let tail = &agent.id["agt_".len()..];
+    let lookalikes = [
+        format!("аgt_{tail}"), // Cyrillic а
+        format!("agt_{}", full_width_first(tail)),
+        format!("{}\u{0}", agent.id),
+        format!("{}\u{200b}", agent.id), // zero-width space
+        format!("../{}", agent.id),
+        agent.id.to_uppercase(),
+    ];
+    for id in &lookalikes {
+        let response = app
+            .post_form(
+                "/oauth2/token",
+                Some((id, &agent.secret)),
+                "grant_type=client_credentials",
+            )
+            .await;
+        assert_eq!(response.status(), 401, "{id:?}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"], "invalid_client");
+    }
+    let failures = app
+        .audit("event_type=token_request&outcome=failure&limit=100")
+        .await;
+    assert_eq!(failures.len(), lookalikes.len());
+    for failure in &failures {
+        assert!(failure["agent_id"].is_null(), "{failure}");
+    }
+    assert_eq!(
+        app.token(&agent, "grant_type=client_credentials")
+            .await
+            .status(),
+        200
+    );
+}
