@@ -216,6 +216,17 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     );
     family(
         &mut out,
+        "signet_agent_cache_misses_total",
+        "counter",
+        "Agent lookups that read the database (known agents and unknown IDs are both cached).",
+    );
+    let _ = writeln!(
+        out,
+        "signet_agent_cache_misses_total {}",
+        state.store.agent_cache_misses()
+    );
+    family(
+        &mut out,
         "signet_connections_open",
         "gauge",
         "Open client connections, both listeners (at SIGNET_MAX_CONNECTIONS new ones wait).",

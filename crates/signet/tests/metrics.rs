@@ -90,3 +90,64 @@ async fn metrics_parse_and_count_token_requests() {
     // No per-agent labels.
     assert!(!output.stdout.windows(4).any(|w| w == b"agt_"));
 }
+
+/// The value of an unlabelled counter or gauge in the text exposition.
+async fn scalar(app: &TestApp, name: &str) -> u64 {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+/// A known agent and an unknown agent ID both cost a database read once, then none: a wrong
+/// secret and an unknown agent take the same path, and a flood of one unknown ID does not
+/// reach the database. An agent created afterwards under a cached-unknown ID would be found
+/// (creation invalidates the entry on every node).
+#[tokio::test]
+async fn known_and_unknown_agents_are_read_from_the_database_once() {
+    let app = TestApp::spawn().await;
+    let agent = app.secret_agent().await;
+    let wrong_secret = TestAgent {
+        id: agent.id.clone(),
+        secret: signet_core::client_auth::AgentSecret::generate()
+            .expose()
+            .to_string(),
+    };
+    let unknown = TestAgent {
+        id: "agt_ZZZZZZZZZZZZZZZZZZZZZZ".into(),
+        secret: wrong_secret.secret.clone(),
+    };
+    assert_eq!(
+        app.token(&wrong_secret, "grant_type=client_credentials")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.token(&unknown, "grant_type=client_credentials")
+            .await
+            .status(),
+        401
+    );
+    let before = scalar(&app, "signet_agent_cache_misses_total").await;
+    for _ in 0..20 {
+        for who in [&wrong_secret, &unknown] {
+            let response = app.token(who, "grant_type=client_credentials").await;
+            assert_eq!(response.status(), 401);
+        }
+    }
+    assert_eq!(
+        scalar(&app, "signet_agent_cache_misses_total").await,
+        before,
+        "no database read for a cached agent or a cached unknown ID"
+    );
+}

@@ -72,7 +72,15 @@ impl Store {
         )
         .await?;
         self.commit_audited(tx, audit).await?;
+        // Nodes that were asked for this ID before it existed forget that it did not.
+        self.changed(super::Change::Agent(agent.agent_id.to_string()))
+            .await;
         Ok(())
+    }
+
+    /// Agent lookups that went to the database (cache misses), for metrics.
+    pub fn agent_cache_misses(&self) -> u64 {
+        self.cache.misses()
     }
 
     pub async fn find_agent(&self, agent_id: &str) -> Result<Option<Agent>, StoreError> {
@@ -95,8 +103,13 @@ impl Store {
         if let Some(hit) = self.cache.get(agent_id) {
             return Ok(Some(hit));
         }
+        if self.cache.is_absent(agent_id) {
+            return Ok(None);
+        }
         let generation = self.cache.generation();
+        self.cache.count_miss();
         let Some(agent) = self.find_agent(agent_id).await? else {
+            self.cache.insert_absent(agent_id, generation);
             return Ok(None);
         };
         let rows = sqlx::query(
