@@ -312,3 +312,23 @@ async fn lookalike_agent_ids_are_unknown() {
         200
     );
 }
+
+/// Found by fuzzing (`fuzz/corpus/pem_key/crash-overlapping-begin-end`): a PEM whose END marker
+/// overlaps its BEGIN line once made the key parser panic. Over HTTP it is a 400 that says why.
+#[tokio::test]
+async fn a_pem_with_overlapping_markers_is_a_400() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .create_agent(json!({ "name": "jwt", "token_endpoint_auth_method": "private_key_jwt" }))
+        .await;
+    let id = created["agent_id"].as_str().expect("id");
+    let response = app
+        .admin(reqwest::Method::POST, &format!("/api/v1/agents/{id}/keys"))
+        .json(&json!({ "pem": "-----BEGIN PUBLIC KEY--------END PUBLIC KEY-----\n" }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.expect("problem");
+    assert_eq!(problem["field"], "key");
+}

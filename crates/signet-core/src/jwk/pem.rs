@@ -55,10 +55,11 @@ pub fn pem_block(text: &str) -> Result<(String, Vec<u8>), KeyError> {
     let label = rest[..label_end].to_string();
     let body_start = label_end + 5;
     let end_marker = format!("-----END {label}-----");
-    let body_end = rest
+    // The end marker is looked for after the header only: it may not overlap it.
+    let body_len = rest[body_start..]
         .find(&end_marker)
         .ok_or_else(|| malformed(format!("no `{end_marker}` line")))?;
-    let body: String = rest[body_start..body_end]
+    let body: String = rest[body_start..body_start + body_len]
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
@@ -120,5 +121,26 @@ fn spki_components(der: &[u8]) -> Result<PublicComponents, KeyError> {
             x: spki.subject_public_key.data.to_vec(),
         }),
         other => Err(KeyError::UnsupportedKeyType(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_pem_framing_is_refused_not_a_panic() {
+        for text in [
+            // Found by the `pem_key` fuzz target: the END marker overlaps the BEGIN line.
+            "-----BEGIN PUBLIC KEY--------END PUBLIC KEY-----\n",
+            "-----BEGIN PUBLIC KEY-----",
+            "-----BEGIN ",
+            "-----BEGIN PUBLIC KEY-----\n@@@\n-----END PUBLIC KEY-----\n",
+            "-----END PUBLIC KEY----------BEGIN PUBLIC KEY-----",
+        ] {
+            assert!(pem_block(text).is_err(), "{text:?}");
+        }
+        let empty = pem_block("-----BEGIN X-----\n-----END X-----\n").expect("empty body");
+        assert_eq!(empty, ("X".to_owned(), Vec::new()));
     }
 }
