@@ -305,3 +305,48 @@ async fn an_auditor_token_is_refused_by_every_admin_write() {
         .expect("send");
     assert_eq!(read.status(), 200);
 }
+
+/// No secret is truncated before it is compared (the bcrypt 72-byte class): an admin token with
+/// a character more or less is refused, and a long console password that differs only after
+/// its 72nd byte does not sign in.
+#[tokio::test]
+async fn long_secrets_are_compared_whole() {
+    let password = format!("{}{}", "p".repeat(72), "the-rest-of-the-password");
+    let app = TestApp::spawn_with(&[("SIGNET_ADMIN_PASSWORD", password.as_str())]).await;
+    let created = create_token(&app, json!({ "name": "ops", "role": "admin" })).await;
+    let token = created["token"].as_str().expect("token").to_string();
+    for variant in [
+        format!("{token}x"),
+        token[..token.len() - 1].to_string(),
+        token.clone(),
+    ] {
+        let status = with_token(&app, &variant, Method::GET, "/api/v1/agents")
+            .send()
+            .await
+            .expect("send")
+            .status();
+        let expected = if variant == token { 200 } else { 401 };
+        assert_eq!(status, expected, "{variant}");
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for (attempt, expected) in [
+        (
+            format!("{}{}", "p".repeat(72), "something-else-entirely"),
+            401,
+        ),
+        ("p".repeat(72), 401),
+        (password.clone(), 303),
+    ] {
+        let status = client
+            .post(format!("{}/console/login", app.url))
+            .form(&[("username", "admin"), ("password", attempt.as_str())])
+            .send()
+            .await
+            .expect("send")
+            .status();
+        assert_eq!(status, expected, "{} bytes", attempt.len());
+    }
+}

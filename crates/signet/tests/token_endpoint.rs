@@ -531,3 +531,67 @@ async fn two_authorization_headers_are_refused() {
         .expect("send");
     assert_eq!(response.status(), 401);
 }
+
+/// Method downgrade for every method: key and certificate agents presented a secret, and a secret
+/// agent presented an assertion, are refused with `method_mismatch`, never served. (The two
+/// secret forms are one method: SPEC §4 accepts either for every secret agent.)
+#[tokio::test]
+async fn every_method_refuses_the_credentials_of_another() {
+    let app = TestApp::spawn().await;
+    let secret_agent = app.secret_agent().await;
+    let mut others = Vec::new();
+    for method in [
+        "private_key_jwt",
+        "tls_client_auth",
+        "self_signed_tls_client_auth",
+    ] {
+        let created = app
+            .create_agent(json!({ "name": method, "token_endpoint_auth_method": method }))
+            .await;
+        let id = created["agent_id"].as_str().expect("id").to_string();
+        let secret = created["agent_secret"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| secret_agent.secret.clone());
+        others.push((method, TestAgent { id, secret }));
+    }
+    // A secret, over Basic or in the body: refused for the key and certificate agents.
+    for (method, agent) in &others {
+        let response = app.token(agent, "grant_type=client_credentials").await;
+        assert_eq!(response.status(), 401, "{method}");
+        assert_eq!(
+            app.last_token_reason(&agent.id).await.as_deref(),
+            Some("method_mismatch"),
+            "{method}"
+        );
+    }
+    for (method, agent) in &others {
+        let form = format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}",
+            agent.id, agent.secret
+        );
+        let response = app.post_form("/oauth2/token", None, &form).await;
+        assert_eq!(response.status(), 401, "{method}");
+        assert_eq!(
+            app.last_token_reason(&agent.id).await.as_deref(),
+            Some("method_mismatch"),
+            "{method}"
+        );
+    }
+    // An assertion for a secret agent, signed by a key it never registered.
+    let key = common::jwt::AgentKey::new(jsonwebtoken::Algorithm::ES256);
+    let assertion = common::jwt::sign(&key, "k1", &common::jwt::claims_for(&app, &secret_agent.id));
+    let response = common::jwt::token_request(&app, None, &assertion).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        app.last_token_reason(&secret_agent.id).await.as_deref(),
+        Some("method_mismatch")
+    );
+    // The right method still works.
+    assert_eq!(
+        app.token(&secret_agent, "grant_type=client_credentials")
+            .await
+            .status(),
+        200
+    );
+}
