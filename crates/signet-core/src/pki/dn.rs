@@ -107,11 +107,14 @@ pub fn parse(text: &str) -> Result<Rdns, DnError> {
         }
         let value =
             String::from_utf8(value).map_err(|_| DnError("escaped bytes are not UTF-8".into()))?;
-        if value.trim().is_empty() {
+        // Spaces around a value are not part of it (RFC 4514); only ASCII ones, like every
+        // comparison of names here.
+        let value = value.trim_matches(|c: char| c.is_ascii_whitespace());
+        if value.is_empty() {
             return Err(DnError(format!("empty value for `{}`", attr_type.trim())));
         }
         if let Some(rdn) = rdns.last_mut() {
-            rdn.push((oid, value.trim().to_string()));
+            rdn.push((oid, value.to_string()));
         }
         match end {
             None => break,
@@ -220,12 +223,15 @@ fn attribute_oid(name: &str) -> Result<String, DnError> {
     }
 }
 
+/// Case and runs of spaces do not matter, in ASCII only: a non-ASCII character matches only
+/// itself, so that no lookalike (the Kelvin sign `K` lower-cases to `k`, a no-break space is
+/// Unicode whitespace, full-width letters) can pass for an ASCII name.
 fn normalize_value(value: &str) -> String {
     value
-        .split_whitespace()
+        .split_ascii_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
-        .to_lowercase()
+        .to_ascii_lowercase()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -253,6 +259,23 @@ mod tests {
         assert_ne!(a, canonical_from_str("O=b,CN=a").expect("valid"));
         assert_ne!(a, canonical_from_str("CN=a,O=c").expect("valid"));
         assert_ne!(a, canonical_from_str("CN=a").expect("valid"));
+    }
+
+    #[test]
+    fn unicode_lookalikes_do_not_match_ascii_names() {
+        let ascii = canonical_from_str("CN=key,O=Acme").expect("valid");
+        assert_eq!(ascii, canonical_from_str("cn=KEY,  o=acme").expect("valid"));
+        for lookalike in [
+            "CN=\u{212A}ey,O=Acme",  // Kelvin sign, which Unicode lower-cases to `k`
+            "CN=k\u{0435}y,O=Acme",  // Cyrillic e
+            "CN=\u{FF4B}ey,O=Acme",  // full-width k
+            "CN=key\u{00A0},O=Acme", // no-break space (Unicode whitespace)
+            "CN=ke\u{200B}y,O=Acme", // zero-width space
+        ] {
+            if let Ok(other) = canonical_from_str(lookalike) {
+                assert_ne!(other, ascii, "{lookalike:?}");
+            }
+        }
     }
 
     #[test]
