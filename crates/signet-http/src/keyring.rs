@@ -80,8 +80,9 @@ impl KeyRing {
             .any(|k| k.status == "active" && k.alg == alg.as_str());
         if !active_matches {
             let row = new_key(alg, master_key, now)?;
-            store.activate_signing_key(&row, now).await?;
-            audit_created(store, &row, "system", "start").await?;
+            store
+                .activate_signing_key(&row, now, created(&row, "start"))
+                .await?;
         }
         let set = load_set(store, master_key).await?;
         Ok(Self {
@@ -186,8 +187,9 @@ impl KeyRing {
         now: UnixTime,
     ) -> Result<(String, Vec<String>), KeyRingError> {
         let row = new_key(self.alg, master_key, now)?;
-        let removed = store.replace_all_signing_keys(&row, now).await?;
-        audit_created(store, &row, "system", "emergency").await?;
+        let removed = store
+            .replace_all_signing_keys(&row, now, created(&row, "emergency"))
+            .await?;
         self.reload(store, master_key).await?;
         Ok((row.kid, removed))
     }
@@ -200,10 +202,12 @@ impl KeyRing {
         now: UnixTime,
     ) -> Result<Option<Rotation>, KeyRingError> {
         let row = new_key(self.alg, master_key, now)?;
-        if !store.insert_next_signing_key(&row, activates_at).await? {
+        if !store
+            .insert_next_signing_key(&row, activates_at, created(&row, "next"))
+            .await?
+        {
             return Ok(None);
         }
-        audit_created(store, &row, "system", "next").await?;
         Ok(Some(Rotation::Published {
             kid: row.kid,
             activates_at,
@@ -247,22 +251,12 @@ fn new_key(
     })
 }
 
-async fn audit_created(
-    store: &Store,
-    row: &StoredSigningKey,
-    actor: &str,
-    why: &str,
-) -> Result<(), KeyRingError> {
-    store
-        .audit()
-        .record(
-            AuditEvent::success(event::SIGNING_KEY_CREATED)
-                .with_actor(actor)
-                .with_detail(serde_json::json!({ "kid": row.kid, "alg": row.alg, "reason": why })),
-        )
-        .await?;
+/// The audit record a new signing key is stored with (in the same transaction).
+fn created(row: &StoredSigningKey, why: &str) -> AuditEvent {
     tracing::info!(kid = %row.kid, alg = %row.alg, reason = why, "generated a token signing key");
-    Ok(())
+    AuditEvent::success(event::SIGNING_KEY_CREATED)
+        .with_actor("system")
+        .with_detail(serde_json::json!({ "kid": row.kid, "alg": row.alg, "reason": why }))
 }
 
 async fn load_set(store: &Store, master_key: &MasterKey) -> Result<KeySet, KeyRingError> {

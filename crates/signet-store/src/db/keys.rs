@@ -1,6 +1,7 @@
 //! Token signing keys, stored with their private part sealed by the master key.
 
 use signet_core::UnixTime;
+use signet_core::audit::AuditEvent;
 use sqlx::Row;
 
 use super::Store;
@@ -47,6 +48,7 @@ impl Store {
         &self,
         key: &StoredSigningKey,
         now: UnixTime,
+        audit: AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         // A next key made for the previous algorithm must not take over later.
@@ -68,7 +70,7 @@ impl Store {
         .bind(key.created_at)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit_audited(tx, audit).await?;
         self.changed(super::Change::SigningKeys).await;
         Ok(())
     }
@@ -79,7 +81,9 @@ impl Store {
         &self,
         key: &StoredSigningKey,
         activates_at: UnixTime,
+        audit: AuditEvent,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
         let result = sqlx::query(
             "INSERT INTO signing_keys (kid, alg, private_key_sealed, status, created_at, retired_at, activates_at) VALUES ($1, $2, $3, 'next', $4, NULL, $5) ON CONFLICT DO NOTHING",
         )
@@ -88,13 +92,14 @@ impl Store {
         .bind(&key.private_key_sealed)
         .bind(key.created_at)
         .bind(activates_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        let inserted = result.rows_affected() > 0;
-        if inserted {
-            self.changed(super::Change::SigningKeys).await;
+        if result.rows_affected() == 0 {
+            return Ok(false);
         }
-        Ok(inserted)
+        self.commit_audited(tx, audit).await?;
+        self.changed(super::Change::SigningKeys).await;
+        Ok(true)
     }
 
     /// Makes the next key the active one and retires the active key; `false` if there was no
@@ -130,6 +135,7 @@ impl Store {
         &self,
         key: &StoredSigningKey,
         now: UnixTime,
+        audit: AuditEvent,
     ) -> Result<Vec<String>, StoreError> {
         let mut tx = self.write_tx().await?;
         let removed: Vec<String> = sqlx::query_scalar("SELECT kid FROM signing_keys")
@@ -148,7 +154,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit_audited(tx, audit).await?;
         self.changed(super::Change::SigningKeys).await;
         Ok(removed)
     }
