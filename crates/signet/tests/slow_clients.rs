@@ -146,14 +146,6 @@ async fn connections_past_the_limit_wait_until_one_closes() {
     );
     drop(open);
     drop(waiting);
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(metrics.contains("signet_connections_open"), "{metrics}");
 }

@@ -439,6 +439,18 @@ impl TestApp {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("signet.db").display()))
     }
 
+    /// The `/metrics` text exposition.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// Runs SQL against the server's database behind its back, as an intruder with access to
     /// the database would (psql, or Python's sqlite3 for the SQLite file).
     pub fn execute_sql(&self, sql: &str) {
