@@ -293,3 +293,71 @@ async fn health_and_unknown_paths() {
     assert_eq!(keys[0]["alg"], "ES256");
     assert_eq!(keys[0]["status"], "active");
 }
+
+/// No admin read shows a secret: every GET operation in the OpenAPI document, called for agents
+/// of every method and a named admin token, answers without the agent secret, the admin token
+/// or any private key; nor does the server's log, read after it stops.
+#[tokio::test]
+async fn no_admin_read_and_no_log_line_shows_a_secret() {
+    let mut app = TestApp::spawn().await;
+    let agent = app.secret_agent().await;
+    let mut agent_ids = vec![agent.id.clone()];
+    for method in ["private_key_jwt", "tls_client_auth"] {
+        let created = app
+            .create_agent(json!({ "name": method, "token_endpoint_auth_method": method }))
+            .await;
+        agent_ids.push(created["agent_id"].as_str().expect("id").to_string());
+    }
+    let created = app
+        .admin(reqwest::Method::POST, "/api/v1/admin-tokens")
+        .json(&json!({ "name": "reader", "role": "auditor" }))
+        .send()
+        .await
+        .expect("send");
+    let token: Value = created.json().await.expect("json");
+    let token = token["token"].as_str().expect("token").to_string();
+    // Some use, so that the audit log and the listings have something to show.
+    assert_eq!(
+        app.token(&agent, "grant_type=client_credentials")
+            .await
+            .status(),
+        200
+    );
+    let secrets = [agent.secret.as_str(), token.as_str(), common::ADMIN_TOKEN];
+    let openapi = app.get_json("/api/v1/openapi.json").await;
+    let mut reads = 0;
+    for (path, operations) in openapi["paths"].as_object().expect("paths") {
+        let Some(get) = operations.get("get") else {
+            continue;
+        };
+        let admin_only = get["security"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s.get("admin_token").is_some());
+        if !admin_only {
+            continue;
+        }
+        for agent_id in &agent_ids {
+            let concrete = path.replace("{agent_id}", agent_id).replace("{id}", "1");
+            let body = app
+                .admin(reqwest::Method::GET, &concrete)
+                .send()
+                .await
+                .expect("send")
+                .text()
+                .await
+                .expect("text");
+            for secret in secrets {
+                assert!(!body.contains(secret), "GET {concrete} shows a secret");
+            }
+            assert!(!body.contains("PRIVATE KEY"), "GET {concrete}");
+            reads += 1;
+        }
+    }
+    assert!(reads >= 30, "only {reads} reads");
+    let (_, log) = app.stop().await;
+    for secret in secrets {
+        assert!(!log.contains(secret), "the log shows a secret");
+    }
+}
