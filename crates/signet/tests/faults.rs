@@ -147,7 +147,8 @@ async fn a_database_locked_by_another_process_is_answered_with_503_then_recovers
             .2
             .expect("a token before the lock"),
     ];
-    // Another process takes SQLite's write lock for longer than the busy timeout (5 s).
+    // Another process takes SQLite's write lock for longer than the busy timeout (5 s), and
+    // writes under it, so the lock is certainly held when it says so.
     let database = app.data_dir.join("signet.db");
     let mut holder = tokio::process::Command::new("python3")
         .arg("-c")
@@ -155,8 +156,9 @@ async fn a_database_locked_by_another_process_is_answered_with_503_then_recovers
             "import sqlite3, sys, time\n\
              c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)\n\
              c.execute('BEGIN EXCLUSIVE')\n\
+             c.execute('CREATE TABLE fault_lock_probe (x)')\n\
              print('locked', flush=True)\n\
-             time.sleep(9)\n\
+             time.sleep(15)\n\
              c.execute('ROLLBACK')\n",
         )
         .arg(&database)
@@ -169,15 +171,20 @@ async fn a_database_locked_by_another_process_is_answered_with_503_then_recovers
         .await
         .expect("read");
     assert_eq!(line.trim(), "locked");
-    // While it holds the lock: no token without its audit record, and no half regenerate.
-    let (during, regenerated) = tokio::join!(token(&app, &agent), regenerate(&app, &agent.id));
+    // While it holds the lock (15 s): no token without its audit record (the writer gives up
+    // after 5 s), and no half regenerate (refused after 5 s more).
+    let during = token(&app, &agent).await;
     assert_eq!(
         during.0, 503,
         "a token needs its audit record committed: {during:?}"
     );
     assert!(during.1.is_some(), "503 says when to retry");
-    // The regenerate waited behind the blocked writes: refused, or done once the lock went.
+    let regenerated = regenerate(&app, &agent.id).await;
     let regenerate_status = regenerated.status().as_u16();
+    assert_eq!(
+        regenerate_status, 503,
+        "a change that cannot be written is refused"
+    );
     let body: serde_json::Value = regenerated.json().await.unwrap_or_default();
     holder.wait().await.expect("lock released");
     // Released: the server serves again by itself.
