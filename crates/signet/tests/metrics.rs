@@ -144,3 +144,49 @@ async fn known_and_unknown_agents_are_read_from_the_database_once() {
         "no database read for a cached agent or a cached unknown ID"
     );
 }
+
+/// Timing, measured: 200 requests with a wrong secret for a real agent and 200 for an unknown
+/// agent ID, interleaved; the median answer times stay within a generous factor of each other
+/// (both are answered from memory; a database read or a skipped hash would show here only as
+/// a small shift, which is why the bound is loose and the test above counts the reads).
+#[tokio::test]
+async fn wrong_secret_and_unknown_agent_take_about_as_long() {
+    let app = TestApp::spawn().await;
+    let agent = app.secret_agent().await;
+    let wrong = TestAgent {
+        id: agent.id.clone(),
+        secret: signet_core::client_auth::AgentSecret::generate()
+            .expose()
+            .to_string(),
+    };
+    let unknown = TestAgent {
+        id: "agt_YYYYYYYYYYYYYYYYYYYYYY".into(),
+        secret: wrong.secret.clone(),
+    };
+    let mut times: [Vec<std::time::Duration>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..220 {
+        for (i, who) in [&wrong, &unknown].into_iter().enumerate() {
+            let started = std::time::Instant::now();
+            let status = app
+                .token(who, "grant_type=client_credentials")
+                .await
+                .status();
+            assert_eq!(status, 401);
+            // The first 20 rounds warm both caches and the connection.
+            if round >= 20 {
+                times[i].push(started.elapsed());
+            }
+        }
+    }
+    let median = |v: &mut Vec<std::time::Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (wrong_secret, unknown_agent) = (median(&mut times[0]), median(&mut times[1]));
+    let ratio = wrong_secret.as_secs_f64() / unknown_agent.as_secs_f64();
+    assert!(
+        (1.0 / 3.0..=3.0).contains(&ratio),
+        "median wrong secret {wrong_secret:?}, unknown agent {unknown_agent:?}"
+    );
+    eprintln!("median wrong secret {wrong_secret:?}, unknown agent {unknown_agent:?}");
+}
