@@ -216,12 +216,7 @@ pub(super) async fn agent_page(
         tracing::error!(detail = problem.detail(), "console agent page failed");
         return super::unavailable();
     }
-    let status = if page.error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    (status, render(&page)).into_response()
+    (super::status_for(&page.error), render(&page)).into_response()
 }
 
 async fn usage(state: &AppState, agent_id: &str) -> Result<Usage, crate::admin::problem::Problem> {

@@ -79,25 +79,21 @@ struct AuditPage {
     older: Option<String>,
 }
 
-fn some(text: &str) -> Option<String> {
-    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
-}
-
 pub async fn audit(
     State(state): State<AppState>,
     signed: Signed,
     Query(filter): Query<Filter>,
 ) -> Response {
     let query = AuditQuery {
-        agent_id: some(&filter.agent_id),
-        event_type: some(&filter.event_type),
+        agent_id: super::filled(&filter.agent_id),
+        event_type: super::filled(&filter.event_type),
         outcome: match filter.outcome.as_str() {
             "failure" => Some(Outcome::Failure),
             "success" => Some(Outcome::Success),
             _ => None,
         },
-        reason: some(&filter.reason),
-        source: some(&filter.source),
+        reason: super::filled(&filter.reason),
+        source: super::filled(&filter.source),
         since_ms: filter.since_ms(state.now()),
         before_id: filter.before,
         limit: PAGE,

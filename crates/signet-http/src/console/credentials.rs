@@ -107,10 +107,6 @@ async fn after(
     agent_page(state, signed, agent_id, Tab::Credentials, error, notice).await
 }
 
-fn optional(text: &str) -> Option<String> {
-    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
-}
-
 #[derive(Debug, Deserialize)]
 pub struct KeyForm {
     /// One JWK, a JWK Set, or a PEM public key or certificate.
@@ -154,9 +150,9 @@ pub(super) fn key_registration(
         jwk,
         jwks,
         pem,
-        kid: optional(kid),
-        alg: optional(alg),
-        expires_at: optional(expires).map(|day| format!("{day}T00:00:00Z")),
+        kid: super::filled(kid),
+        alg: super::filled(alg),
+        expires_at: super::filled(expires).map(|day| format!("{day}T00:00:00Z")),
     })
 }
 
@@ -203,7 +199,7 @@ pub async fn jwks_uri(
     Path(agent_id): Path<String>,
     Change { signed, form }: Change<JwksUriForm>,
 ) -> Response {
-    let uri = optional(&form.jwks_uri);
+    let uri = super::filled(&form.jwks_uri);
     let notice = match &uri {
         Some(uri) => format!("Keys are also fetched from {uri}."),
         None => "The jwks_uri is removed.".to_owned(),
@@ -225,7 +221,11 @@ pub struct BindingForm {
 
 /// The five `tls_client_auth_*` fields with only `field` set (to `value`, if not empty).
 pub(super) fn binding_fields(field: &str, value: &str) -> [Option<String>; 5] {
-    BindingKind::ALL.map(|kind| (kind.field() == field).then(|| optional(value)).flatten())
+    BindingKind::ALL.map(|kind| {
+        (kind.field() == field)
+            .then(|| super::filled(value))
+            .flatten()
+    })
 }
 
 /// Changes which certificate name a `tls_client_auth` agent is bound to (RFC 8705 §2.1.2).
@@ -304,7 +304,7 @@ pub async fn revoke_certificate(
         thumbprint: Some(form.thumbprint),
         issuer: None,
         serial: None,
-        reason: optional(&form.reason),
+        reason: super::filled(&form.reason),
     };
     let result = revocations::revoke(&signed.admin(), &state, &request)
         .await

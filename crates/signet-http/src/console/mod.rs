@@ -158,6 +158,20 @@ struct Message<'a> {
     message: &'a str,
 }
 
+/// 400 for a page that shows why a form was refused, 200 otherwise.
+fn status_for(error: &Option<String>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// A form field as typed, trimmed; `None` when left empty.
+fn filled(text: &str) -> Option<String> {
+    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
 /// The database did not answer: 503, say so.
 fn unavailable() -> Response {
     (

@@ -3,7 +3,6 @@
 //! named admin API tokens (create, shown once; revoke), and changing one's own password.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use signet_core::audit::{AuditEvent, event};
@@ -17,15 +16,6 @@ use crate::admin::revocations::{RevocationView, TrustedCaView};
 use crate::admin::signing_keys::{self, SigningKeyView};
 use crate::admin::{problem::Problem, revocations};
 use crate::state::AppState;
-
-/// 400 for a page that shows why a form was refused, 200 otherwise.
-fn status_for(error: &Option<String>) -> StatusCode {
-    if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    }
-}
 
 #[derive(askama::Template)]
 #[template(path = "console/signing_keys.html")]
@@ -61,7 +51,7 @@ async fn signing_keys_page(
         notice,
         error: error.clone(),
     };
-    (status_for(&error), render(&page)).into_response()
+    (super::status_for(&error), render(&page)).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,7 +145,7 @@ async fn admin_tokens_page(
         notice,
         error: error.clone(),
     };
-    (status_for(&error), render(&page)).into_response()
+    (super::status_for(&error), render(&page)).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,7 +242,7 @@ fn password_page(signed: Signed, error: Option<String>, notice: Option<String>) 
         notice,
         error: error.clone(),
     };
-    (status_for(&error), render(&page)).into_response()
+    (super::status_for(&error), render(&page)).into_response()
 }
 
 #[derive(Debug, Deserialize)]

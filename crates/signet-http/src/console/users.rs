@@ -2,7 +2,6 @@
 //! `auditor`) and a password, and removing one (which ends their sessions). Admins only change.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -51,11 +50,7 @@ async fn page(
             return super::unavailable();
         }
     };
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = super::status_for(&error);
     let template = Users {
         section: "users",
         users: users

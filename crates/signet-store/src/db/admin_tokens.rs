@@ -81,19 +81,12 @@ impl Store {
         now: UnixTime,
         audit: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let result = sqlx::query(
+        let change = sqlx::query(
             "UPDATE admin_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
         )
         .bind(now)
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
-        if result.rows_affected() == 0 {
-            return Ok(false);
-        }
-        self.commit_audited(tx, audit).await?;
-        Ok(true)
+        .bind(name);
+        self.execute_audited(change, audit).await
     }
 
     /// Records a use, at most once a minute per token (a listing shows it to the minute).

@@ -97,20 +97,14 @@ impl Store {
         now: UnixTime,
         audit: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let result = sqlx::query("UPDATE agent_keys SET revoked_at = $1 WHERE agent_id = $2 AND kid = $3 AND revoked_at IS NULL")
+        let change = sqlx::query("UPDATE agent_keys SET revoked_at = $1 WHERE agent_id = $2 AND kid = $3 AND revoked_at IS NULL")
             .bind(now)
             .bind(agent_id)
-            .bind(kid)
-            .execute(&mut *tx)
-            .await?;
-        if result.rows_affected() == 0 {
-            return Ok(false);
-        }
-        self.commit_audited(tx, audit).await?;
+            .bind(kid);
+        let revoked = self.execute_audited(change, audit).await?;
         self.changed(super::Change::Agent(agent_id.to_string()))
             .await;
-        Ok(true)
+        Ok(revoked)
     }
 
     /// Records a client assertion's `jti` for the agent until `expires_at`. Returns `false` if it

@@ -243,18 +243,11 @@ impl Store {
         agent_id: &str,
         audit: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let result = sqlx::query("DELETE FROM agents WHERE agent_id = $1")
-            .bind(agent_id)
-            .execute(&mut *tx)
-            .await?;
-        if result.rows_affected() == 0 {
-            return Ok(false);
-        }
-        self.commit_audited(tx, audit).await?;
+        let change = sqlx::query("DELETE FROM agents WHERE agent_id = $1").bind(agent_id);
+        let deleted = self.execute_audited(change, audit).await?;
         self.changed(super::Change::Agent(agent_id.to_string()))
             .await;
-        Ok(true)
+        Ok(deleted)
     }
 
     /// Replaces the agent's current secret with `secret`. The old one keeps working for
@@ -517,22 +510,16 @@ impl Store {
         now: UnixTime,
         audit: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let result = sqlx::query(
+        let change = sqlx::query(
             "UPDATE agents SET tokens_revoked_before = $1, updated_at = $2 WHERE agent_id = $3",
         )
         .bind(now)
         .bind(now)
-        .bind(agent_id)
-        .execute(&mut *tx)
-        .await?;
-        if result.rows_affected() == 0 {
-            return Ok(false);
-        }
-        self.commit_audited(tx, audit).await?;
+        .bind(agent_id);
+        let revoked = self.execute_audited(change, audit).await?;
         self.changed(super::Change::Agent(agent_id.to_string()))
             .await;
-        Ok(true)
+        Ok(revoked)
     }
 }
 

@@ -59,16 +59,8 @@ impl Store {
         username: &str,
         audit: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let result = sqlx::query("DELETE FROM console_users WHERE username = $1")
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
-        if result.rows_affected() == 0 {
-            return Ok(false);
-        }
-        self.commit_audited(tx, audit).await?;
-        Ok(true)
+        let change = sqlx::query("DELETE FROM console_users WHERE username = $1").bind(username);
+        self.execute_audited(change, audit).await
     }
 
     pub async fn console_user(&self, username: &str) -> Result<Option<ConsoleUser>, StoreError> {

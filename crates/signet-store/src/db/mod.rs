@@ -199,6 +199,21 @@ impl Store {
         &self.audit
     }
 
+    /// Runs one changing statement in a write transaction and commits it with `audit`; `false`,
+    /// with nothing written, when it touched no row.
+    pub(crate) async fn execute_audited(
+        &self,
+        change: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        if change.execute(&mut *tx).await?.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.commit_audited(tx, audit).await?;
+        Ok(true)
+    }
+
     /// Appends `event` to the audit chain inside `tx` and commits both: a change and its audit
     /// record are written together or not at all (never a regenerated secret without its
     /// record). The chain head is taken inside the transaction, as the writer takes it.
