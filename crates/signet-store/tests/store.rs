@@ -294,6 +294,66 @@ async fn concurrent_uses_of_one_jti_have_exactly_one_winner(db: TestDb) {
     assert_eq!(fresh, 1);
 }
 
+/// A `jti` recorded with the request's audit record in one commit: of 40 concurrent uses (most
+/// in one batch) one is new and gets the success record, every other gets the replay record,
+/// and the chain holds.
+async fn a_jti_and_its_audit_record_commit_together(db: TestDb) {
+    let store = open(&db).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let audit = store.audit().clone();
+        tasks.push(tokio::spawn(async move {
+            let request = |e: AuditEvent| e.with_agent(Some("agt_a")).with_actor(&format!("r{i}"));
+            audit
+                .record_with_jti(
+                    "agt_a",
+                    "shared-jti",
+                    100,
+                    request(AuditEvent::success(event::TOKEN_REQUEST)),
+                    request(AuditEvent::failure(event::TOKEN_REQUEST, "jti_replayed")),
+                )
+                .await
+        }));
+    }
+    let mut winners = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        if task.await.expect("join").expect("recorded") {
+            winners.push(format!("r{i}"));
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one use is new");
+    let records = store
+        .query_audit(&AuditQuery {
+            agent_id: Some("agt_a".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    assert_eq!(records.len(), 40, "one record per use");
+    let successes: Vec<_> = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Success)
+        .collect();
+    assert_eq!(successes.len(), 1);
+    assert_eq!(successes[0].actor.as_deref(), Some(winners[0].as_str()));
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.outcome == Outcome::Failure)
+            .all(|r| r.reason.as_deref() == Some("jti_replayed"))
+    );
+    assert!(
+        !store
+            .record_jti("agt_a", "shared-jti", 100)
+            .await
+            .expect("record"),
+        "the jti was committed"
+    );
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(report.first_broken, None, "{report:?}");
+}
+
 async fn scheduled_jobs_run_on_one_holder_at_a_time(db: TestDb) {
     let store = open(&db).await;
     let claim = |holder: &'static str, now: i64| {
@@ -456,4 +516,5 @@ test_db::both_databases! {
     listing_pages_and_searches,
     concurrent_audit_records_are_all_committed,
     concurrent_uses_of_one_jti_have_exactly_one_winner,
+    a_jti_and_its_audit_record_commit_together,
 }

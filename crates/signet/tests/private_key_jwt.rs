@@ -233,3 +233,59 @@ async fn a_jti_is_used_once_even_across_a_restart() {
         "a fresh jti still works"
     );
 }
+
+/// Concurrent uses of one assertion: its `jti` is recorded with the request's audit record in
+/// one commit, so one request gets a token (and the success record carries that token's
+/// `jti`), every other is refused as a replay and audited as one.
+#[tokio::test]
+async fn concurrent_replays_get_one_token_and_every_use_is_audited() {
+    let f = Fixture::new(Algorithm::ES256).await;
+    let assertion = f.sign(&f.claims());
+    let form = format!(
+        "grant_type=client_credentials&client_assertion_type={JWT_BEARER}&client_assertion={assertion}&client_id={}",
+        f.agent_id
+    );
+    let requests: Vec<_> = (0..20)
+        .map(|_| {
+            let request = f
+                .app
+                .http
+                .post(format!("{}/oauth2/token", f.app.url))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.clone());
+            tokio::spawn(async move { request.send().await.expect("send") })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for request in requests {
+        let response = request.await.expect("join");
+        match response.status().as_u16() {
+            200 => {
+                let body: serde_json::Value = response.json().await.expect("json");
+                tokens.push(body["access_token"].as_str().expect("token").to_string());
+            }
+            401 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(tokens.len(), 1, "exactly one request gets a token");
+    let issued = common::claims(&tokens[0]);
+    let records = f
+        .app
+        .audit(&format!(
+            "agent_id={}&event_type=token_request&limit=100",
+            f.agent_id
+        ))
+        .await;
+    let successes: Vec<_> = records
+        .iter()
+        .filter(|r| r["outcome"] == "success")
+        .collect();
+    assert_eq!(successes.len(), 1);
+    assert_eq!(successes[0]["jti"], issued["jti"]);
+    let replays = records
+        .iter()
+        .filter(|r| r["reason"] == "jti_replayed")
+        .count();
+    assert_eq!(replays, 19);
+}

@@ -157,7 +157,8 @@ pub(crate) fn parse_basic(value: &[u8]) -> Result<(String, String), ClientAuthEr
     Ok((agent_id, secret))
 }
 
-/// An authenticated agent, with the assertion `jti` still to be recorded (see [`consume_jti`]).
+/// An authenticated agent, with the assertion `jti` still to be recorded (see [`consume_jti`];
+/// the token endpoint records it with the token's audit record, `super::audited_with_jti`).
 #[derive(Debug)]
 pub struct AuthenticatedAgent {
     pub credentials: Arc<AgentCredentials>,

@@ -61,9 +61,6 @@ pub(crate) async fn read_form(
     Form::parse(&bytes).map_err(|e| (e.reason(), OAuthError::invalid_request(e.description())))
 }
 
-/// Records an OAuth endpoint's audit event, with who called and how, and then returns
-/// `response`. If the record cannot be committed the caller gets 503 instead: nothing (a token
-/// least of all) leaves the server unaudited.
 /// The claimed agent ID as the audit log may keep it: only a well-formed one. Anything else
 /// may be a secret typed into the wrong field (ID and secret swapped), and a secret is never
 /// recorded; the failure's reason still says what happened.
@@ -74,6 +71,9 @@ fn recorded_agent_id(attempt: &Attempt) -> Option<&str> {
         .filter(|id| AgentId::is_well_formed(id))
 }
 
+/// Records an OAuth endpoint's audit event, with who called and how, and then returns
+/// `response`. If the record cannot be committed the caller gets 503 instead: nothing (a token
+/// least of all) leaves the server unaudited.
 pub(crate) async fn audited(
     state: &AppState,
     caller: &Caller,
@@ -81,9 +81,87 @@ pub(crate) async fn audited(
     event: AuditEvent,
     response: Response,
 ) -> Response {
-    let mut event = event
+    let event = match described(state, caller, attempt, event).await {
+        Ok(event) => event,
+        Err(unavailable) => return unavailable,
+    };
+    let observed = (event.outcome == signet_core::audit::Outcome::Failure).then(|| event.clone());
+    let issued = event.event_type == event::TOKEN_REQUEST;
+    if let Err(e) = state.store.audit().record(event).await {
+        tracing::error!(error = %e, "request could not be audited; refusing it");
+        return OAuthError::temporarily_unavailable().into_response();
+    }
+    observe(state, caller, attempt, observed, issued);
+    response
+}
+
+/// A token issued to a client assertion: its `jti` is recorded with the token's audit record
+/// in one commit. A `jti` recorded before is a replay: then the record is `replayed` and the
+/// caller gets `replay_response` instead of the token. Returns the response and whether it was
+/// a replay.
+pub(crate) async fn audited_with_jti(
+    state: &AppState,
+    caller: &Caller,
+    attempt: &Attempt,
+    assertion: &signet_core::client_auth::VerifiedAssertion,
+    agent_id: &str,
+    (issued, response): (AuditEvent, Response),
+    (replayed, replay_response): (AuditEvent, Response),
+) -> (Response, bool) {
+    let issued = match described(state, caller, attempt, issued).await {
+        Ok(event) => event,
+        Err(unavailable) => return (unavailable, false),
+    };
+    let replayed = describe(caller, attempt, replayed);
+    let observed = replayed.clone();
+    let recorded = state
+        .store
+        .audit()
+        .record_with_jti(
+            agent_id,
+            &assertion.jti,
+            assertion.jti_expires_at,
+            issued,
+            replayed,
+        )
+        .await;
+    match recorded {
+        Ok(true) => {
+            observe(state, caller, attempt, None, true);
+            (response, false)
+        }
+        Ok(false) => {
+            observe(state, caller, attempt, Some(observed), false);
+            (replay_response, true)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "request could not be audited; refusing it");
+            (OAuthError::temporarily_unavailable().into_response(), false)
+        }
+    }
+}
+
+/// The event with who called, from where and how.
+fn describe(caller: &Caller, attempt: &Attempt, event: AuditEvent) -> AuditEvent {
+    let event = event
         .with_agent(recorded_agent_id(attempt))
         .with_source(caller.source(), caller.user_agent.as_deref());
+    match attempt.method {
+        Some(method) => event.with_method(method),
+        None => event,
+    }
+}
+
+/// [`describe`], and what comes with an event before it is recorded: a stale credential's use
+/// is counted, and a client certificate header from an untrusted address gets its own record
+/// (503 if that cannot be committed).
+async fn described(
+    state: &AppState,
+    caller: &Caller,
+    attempt: &Attempt,
+    event: AuditEvent,
+) -> Result<AuditEvent, Response> {
+    let event = describe(caller, attempt, event);
     // Use of a replaced credential is counted per agent, for "still used by … since …".
     let stale = match event.reason.as_deref() {
         Some("stale_secret") => Some("secret"),
@@ -105,9 +183,6 @@ pub(crate) async fn audited(
     {
         tracing::warn!(error = %e, "stale credential use could not be counted");
     }
-    if let Some(method) = attempt.method {
-        event = event.with_method(method);
-    }
     if caller.ignored_certificate_header {
         // A client certificate header from an address that is not a trusted proxy: ignored,
         // and recorded, since it is what a forgery attempt looks like.
@@ -116,16 +191,22 @@ pub(crate) async fn audited(
             .with_source(caller.source(), caller.user_agent.as_deref());
         if let Err(e) = state.store.audit().record(ignored).await {
             tracing::error!(error = %e, "request could not be audited; refusing it");
-            return OAuthError::temporarily_unavailable().into_response();
+            return Err(OAuthError::temporarily_unavailable().into_response());
         }
     }
-    let observed = (event.outcome == signet_core::audit::Outcome::Failure).then(|| event.clone());
-    let issued = event.event_type == event::TOKEN_REQUEST;
-    if let Err(e) = state.store.audit().record(event).await {
-        tracing::error!(error = %e, "request could not be audited; refusing it");
-        return OAuthError::temporarily_unavailable().into_response();
-    }
-    match observed {
+    Ok(event)
+}
+
+/// Feeds a recorded request to anomaly detection: a failure's event, or a success (`issued`
+/// when a token was issued).
+fn observe(
+    state: &AppState,
+    caller: &Caller,
+    attempt: &Attempt,
+    failure: Option<AuditEvent>,
+    issued: bool,
+) {
+    match failure {
         Some(event) => state.alerts.observe(&state.store, &event, state.now()),
         None => {
             if let Some(agent_id) = attempt.claimed_agent_id.as_deref()
@@ -141,5 +222,4 @@ pub(crate) async fn audited(
             }
         }
     }
-    response
 }

@@ -8,12 +8,13 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use signet_core::audit::{AuditEvent, event};
+use signet_core::client_auth::{ClientAuthError, VerifiedAssertion};
 use signet_core::token::{TokenRequest, grant};
 use utoipa::ToSchema;
 
 use super::client_auth::{self, Attempt, Failure};
 use super::error::{OAuthError, no_store};
-use super::{audited, read_form};
+use super::{audited, audited_with_jti, read_form};
 use crate::request::Caller;
 use crate::state::AppState;
 
@@ -64,6 +65,14 @@ struct Refusal {
     locked: Option<i64>,
 }
 
+/// A token ready to leave, with its audit record, and the client assertion whose `jti` is
+/// recorded with that record (`private_key_jwt`): the agent and the verified assertion.
+struct Issued {
+    event: AuditEvent,
+    response: Response,
+    assertion: Option<(String, VerifiedAssertion)>,
+}
+
 impl Refusal {
     fn new(reason: &str, wire: OAuthError) -> Self {
         Self {
@@ -98,8 +107,8 @@ pub async fn token(
     let started = std::time::Instant::now();
     let mut refused_reason: Option<String> = None;
     let mut attempt = Attempt::default();
-    let (event, response) = match issue(&state, &caller, &headers, body, &mut attempt).await {
-        Ok((event, response)) => (event, response),
+    let issued = match issue(&state, &caller, &headers, body, &mut attempt).await {
+        Ok(issued) => issued,
         Err(Refusal {
             locked: Some(retry),
             ..
@@ -111,12 +120,35 @@ pub async fn token(
         }
         Err(refusal) => {
             refused_reason = Some(refusal.reason.clone());
-            let event = AuditEvent::failure(event::TOKEN_REQUEST, &refusal.reason);
-            (event, refusal.wire.into_response())
+            Issued {
+                event: AuditEvent::failure(event::TOKEN_REQUEST, &refusal.reason),
+                response: refusal.wire.into_response(),
+                assertion: None,
+            }
         }
     };
     // The record of a token is committed before the token leaves the server.
-    let response = audited(&state, &caller, &attempt, event, response).await;
+    let response = match issued.assertion {
+        None => audited(&state, &caller, &attempt, issued.event, issued.response).await,
+        Some((agent_id, assertion)) => {
+            // Its `jti` in the same commit: a replay is refused there, a refused request
+            // burns nothing (every other check has passed).
+            let replay = ClientAuthError::JtiReplayed;
+            let replayed = (
+                AuditEvent::failure(event::TOKEN_REQUEST, replay.reason()),
+                OAuthError::from_client_auth(replay, attempt.used_basic).into_response(),
+            );
+            let issued = (issued.event, issued.response);
+            let (response, was_replay) = audited_with_jti(
+                &state, &caller, &attempt, &assertion, &agent_id, issued, replayed,
+            )
+            .await;
+            if was_replay {
+                refused_reason = Some(replay.reason().to_string());
+            }
+            response
+        }
+    };
     let failure = (!response.status().is_success()).then(|| {
         refused_reason
             .as_deref()
@@ -138,7 +170,7 @@ async fn issue(
     headers: &HeaderMap,
     body: Body,
     attempt: &mut Attempt,
-) -> Result<(AuditEvent, Response), Refusal> {
+) -> Result<Issued, Refusal> {
     let form = read_form(state, headers, body)
         .await
         .map_err(|(reason, wire)| Refusal::new(reason, wire))?;
@@ -189,10 +221,6 @@ async fn issue(
     if let Some(thumbprint) = &authenticated.certificate_thumbprint {
         claims.cnf = Some(serde_json::json!({ "x5t#S256": thumbprint }));
     }
-    // Last check before issuing: a replayed assertion is refused, a refused request burns nothing.
-    client_auth::consume_jti(state, &authenticated)
-        .await
-        .map_err(|f| refuse(f, attempt.used_basic))?;
     let key = state.keys.active();
     let claims_json = serde_json::to_vec(&claims)
         .map_err(|_| Refusal::new("internal", OAuthError::temporarily_unavailable()))?;
@@ -212,5 +240,11 @@ async fn issue(
         expires_in: ttl,
         scope: claims.scope,
     };
-    Ok((event, (no_store(), Json(body)).into_response()))
+    Ok(Issued {
+        event,
+        response: (no_store(), Json(body)).into_response(),
+        assertion: authenticated
+            .assertion
+            .map(|a| (authenticated.credentials.agent.agent_id.to_string(), a)),
+    })
 }

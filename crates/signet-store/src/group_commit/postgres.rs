@@ -40,17 +40,19 @@ impl PostgresSink {
 impl Sink for PostgresSink {
     fn write(&mut self, batch: &[Write]) -> Result<Vec<bool>, String> {
         let result = self.runtime.block_on(async {
-            if self.connection.is_none() {
-                let mut connection = PgConnection::connect_with(&self.options).await?;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "SET statement_timeout = {0}; SET lock_timeout = {0};",
-                    self.statement_timeout.as_millis()
-                )))
-                .execute(&mut connection)
-                .await?;
-                self.connection = Some(connection);
-            }
-            let connection = self.connection.as_mut().expect("connected above");
+            let connection = match &mut self.connection {
+                Some(connection) => connection,
+                None => {
+                    let mut connection = PgConnection::connect_with(&self.options).await?;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "SET statement_timeout = {0}; SET lock_timeout = {0};",
+                        self.statement_timeout.as_millis()
+                    )))
+                    .execute(&mut connection)
+                    .await?;
+                    self.connection.insert(connection)
+                }
+            };
             write_batch(connection, batch).await
         });
         result.map_err(|e| {
@@ -76,12 +78,44 @@ async fn write_batch(
             .try_into()
             .map_err(|_| sqlx::Error::Protocol("the audit chain head is damaged".into()))?,
     };
-    let events: Vec<_> = batch
+    let jtis: Vec<_> = batch
         .iter()
         .filter_map(|w| match w {
-            Write::Audit(e, _) => Some(e),
-            Write::Jti { .. } => None,
+            Write::Jti {
+                agent_id,
+                jti,
+                expires_at,
+                ..
+            } => Some((agent_id, jti, *expires_at)),
+            Write::Audit(..) => None,
         })
+        .collect();
+    let mut new_jtis = HashSet::new();
+    if !jtis.is_empty() {
+        let mut insert =
+            QueryBuilder::<Postgres>::new("INSERT INTO used_jtis (agent_id, jti, expires_at) ");
+        insert.push_values(jtis, |mut row, (agent_id, jti, expires_at)| {
+            row.push_bind(agent_id.as_str())
+                .push_bind(jti.as_str())
+                .push_bind(expires_at);
+        });
+        insert.push(" ON CONFLICT (agent_id, jti) DO NOTHING RETURNING agent_id, jti");
+        for row in insert.build().fetch_all(&mut *tx).await? {
+            new_jtis.insert((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?));
+        }
+    }
+    // A `jti` inserted by this batch is new for its first write only.
+    let fresh: Vec<bool> = batch
+        .iter()
+        .map(|w| match w {
+            Write::Audit(..) => true,
+            Write::Jti { agent_id, jti, .. } => new_jtis.remove(&(agent_id.clone(), jti.clone())),
+        })
+        .collect();
+    let events: Vec<_> = batch
+        .iter()
+        .zip(&fresh)
+        .filter_map(|(w, fresh)| w.record(*fresh))
         .collect();
     if !events.is_empty() {
         let mut insert = QueryBuilder::<Postgres>::new(
@@ -112,39 +146,6 @@ async fn write_batch(
             .execute(&mut *tx)
             .await?;
     }
-    let jtis: Vec<_> = batch
-        .iter()
-        .filter_map(|w| match w {
-            Write::Jti {
-                agent_id,
-                jti,
-                expires_at,
-                ..
-            } => Some((agent_id, jti, *expires_at)),
-            Write::Audit(..) => None,
-        })
-        .collect();
-    let mut new_jtis = HashSet::new();
-    if !jtis.is_empty() {
-        let mut insert =
-            QueryBuilder::<Postgres>::new("INSERT INTO used_jtis (agent_id, jti, expires_at) ");
-        insert.push_values(jtis, |mut row, (agent_id, jti, expires_at)| {
-            row.push_bind(agent_id.as_str())
-                .push_bind(jti.as_str())
-                .push_bind(expires_at);
-        });
-        insert.push(" ON CONFLICT (agent_id, jti) DO NOTHING RETURNING agent_id, jti");
-        for row in insert.build().fetch_all(&mut *tx).await? {
-            new_jtis.insert((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?));
-        }
-    }
     tx.commit().await?;
-    // A `jti` inserted by this batch is new for its first write only.
-    Ok(batch
-        .iter()
-        .map(|w| match w {
-            Write::Audit(..) => true,
-            Write::Jti { agent_id, jti, .. } => new_jtis.remove(&(agent_id.clone(), jti.clone())),
-        })
-        .collect())
+    Ok(fresh)
 }

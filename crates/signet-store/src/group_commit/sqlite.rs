@@ -72,36 +72,36 @@ fn write_batch(connection: &mut Connection, batch: &[Write]) -> rusqlite::Result
             "INSERT INTO audit_events (id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, hash, request_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
         for write in batch {
-            let rows = match write {
+            let fresh = match write {
                 Write::Jti {
                     agent_id,
                     jti,
                     expires_at,
                     ..
-                } => insert_jti.execute(params![agent_id, jti, expires_at])?,
-                Write::Audit(e, _) => {
-                    let (id, detail, hash) = chain_next(&head, e);
-                    let rows = insert_event.execute(params![
-                        id,
-                        e.ts_ms,
-                        e.event_type,
-                        e.outcome.as_str(),
-                        e.reason,
-                        e.agent_id,
-                        e.method,
-                        e.source,
-                        e.user_agent,
-                        e.actor,
-                        e.jti,
-                        detail,
-                        &hash[..],
-                        e.request_id,
-                    ])?;
-                    head = ChainHead { id, hash };
-                    rows
-                }
+                } => insert_jti.execute(params![agent_id, jti, expires_at])? == 1,
+                Write::Audit(..) => true,
             };
-            inserted.push(rows == 1);
+            if let Some(e) = write.record(fresh) {
+                let (id, detail, hash) = chain_next(&head, e);
+                insert_event.execute(params![
+                    id,
+                    e.ts_ms,
+                    e.event_type,
+                    e.outcome.as_str(),
+                    e.reason,
+                    e.agent_id,
+                    e.method,
+                    e.source,
+                    e.user_agent,
+                    e.actor,
+                    e.jti,
+                    detail,
+                    &hash[..],
+                    e.request_id,
+                ])?;
+                head = ChainHead { id, hash };
+            }
+            inserted.push(fresh);
         }
     }
     if head.id != start {
