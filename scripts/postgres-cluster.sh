@@ -25,7 +25,7 @@ start_test_postgres() {
     [ "${#as[@]}" -gt 0 ] && chown postgres "$TEST_PG_DIR"
     local port
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    "${as[@]}" "$bin/initdb" -D "$TEST_PG_DIR/data" -U postgres --auth=trust -E UTF8 >"$TEST_PG_DIR/initdb.log" 2>&1 \
+    "${as[@]}" "$bin/initdb" -D "$TEST_PG_DIR/data" -U postgres --auth=trust -E UTF8 --no-locale >"$TEST_PG_DIR/initdb.log" 2>&1 \
         || { cat "$TEST_PG_DIR/initdb.log" >&2; return 1; }
     # TLS on (clients choose): a CA and a server certificate for 127.0.0.1, for the test that
     # connects with sslmode=verify-full.

@@ -235,10 +235,18 @@ async fn scripted_scenarios_raise_deduplicated_alerts_and_reach_the_webhook() {
     }
     let first: Value = serde_json::from_str(&deliveries[0].body).expect("json");
     let first_id = first["id"].as_i64().expect("id");
-    let log = app
-        .get_json(&format!("/api/v1/alerts/{first_id}/deliveries"))
-        .await;
-    let attempts = log["items"].as_array().cloned().unwrap_or_default();
+    // The receiver counts a delivery before it answers; the server logs it after: wait.
+    let mut attempts = Vec::new();
+    for _ in 0..100 {
+        let log = app
+            .get_json(&format!("/api/v1/alerts/{first_id}/deliveries"))
+            .await;
+        attempts = log["items"].as_array().cloned().unwrap_or_default();
+        if attempts.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(attempts.len() >= 2, "{attempts:?}");
     assert_eq!(attempts[0]["ok"], json!(false));
     assert_eq!(attempts[0]["status_code"], json!(500));

@@ -65,6 +65,7 @@ async fn first_start_creates_the_data_dir_and_prints_the_admin_token_once() {
             .arg("serve")
             .env_clear()
             .env("SIGNET_LISTEN", "127.0.0.1:0")
+            .env("SIGNET_TLS_LISTEN", "off")
             .env("SIGNET_DATA_DIR", &data)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -139,13 +140,13 @@ async fn sigterm_drains_an_in_flight_request() {
     );
     stream.write_all(head.as_bytes()).await.expect("write head");
     stream.flush().await.expect("flush");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     // The request is in flight (its body not yet sent) when the server is told to stop.
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(app.pid().to_string())
         .status();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     stream.write_all(body.as_bytes()).await.expect("write body");
     let mut response = String::new();
     tokio::time::timeout(
@@ -189,6 +190,7 @@ async fn bad_configuration_says_what_to_fix() {
             .arg("serve")
             .env_clear()
             .env("SIGNET_LISTEN", "127.0.0.1:0")
+            .env("SIGNET_TLS_LISTEN", "off")
             .env("SIGNET_DATA_DIR", tmp.path())
             .env(name, value)
             .output()
@@ -220,6 +222,7 @@ async fn a_wrong_master_key_is_refused_with_a_clear_message() {
         .arg("serve")
         .env_clear()
         .env("SIGNET_LISTEN", "127.0.0.1:0")
+        .env("SIGNET_TLS_LISTEN", "off")
         .env("SIGNET_DATA_DIR", &app.data_dir)
         .env("SIGNET_DATABASE_URL", app.database_url())
         .env(

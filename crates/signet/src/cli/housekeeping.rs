@@ -44,7 +44,9 @@ pub fn spawn(state: AppState) {
                 tracing::warn!(error = %e, "could not reload the signing keys");
             }
             // The rest runs on one node of a cluster at a time.
-            let lease_until = now + 2 * period.as_secs().max(1) as i64;
+            // Two periods, and a second more: times are whole seconds, and a renewal that
+            // lands just past a second's boundary must not let the other node in.
+            let lease_until = now + 2 * period.as_secs().max(1) as i64 + 1;
             match store
                 .claim_job("housekeeping", &node, now, lease_until)
                 .await

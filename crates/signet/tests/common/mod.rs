@@ -369,6 +369,20 @@ impl TestApp {
         body["items"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Like [`Self::audit`], for records written off the request path: asks again (for up to
+    /// 5 s) until at least `at_least` match.
+    pub async fn audit_eventually(&self, query: &str, at_least: usize) -> Vec<Value> {
+        let mut records = Vec::new();
+        for _ in 0..100 {
+            records = self.audit(query).await;
+            if records.len() >= at_least {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        records
+    }
+
     /// The reason of the newest token-request audit record for `agent_id`.
     pub async fn last_token_reason(&self, agent_id: &str) -> Option<String> {
         let items = self
