@@ -125,6 +125,18 @@ pub struct Detector {
 }
 
 /// The network an address belongs to for the new-network rule: IPv4 /24, IPv6 /64.
+/// The key of an agent and a source's network in the detector's table of noted pairs.
+fn network_key(agent_id: &str, source: std::net::IpAddr) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    agent_id.hash(&mut hasher);
+    match source {
+        std::net::IpAddr::V4(v4) => v4.octets()[..3].hash(&mut hasher),
+        std::net::IpAddr::V6(v6) => v6.segments()[..4].hash(&mut hasher),
+    }
+    hasher.finish()
+}
+
 pub fn network_of(address: std::net::IpAddr) -> String {
     match address {
         std::net::IpAddr::V4(v4) => {
@@ -216,14 +228,7 @@ impl Detector {
         source: std::net::IpAddr,
         now: UnixTime,
     ) -> Option<String> {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        agent_id.hash(&mut hasher);
-        match source {
-            std::net::IpAddr::V4(v4) => v4.octets()[..3].hash(&mut hasher),
-            std::net::IpAddr::V6(v6) => v6.segments()[..4].hash(&mut hasher),
-        }
-        let key = hasher.finish();
+        let key = network_key(agent_id, source);
         let mut networks = self.networks.lock().unwrap_or_else(|e| e.into_inner());
         if networks.len() >= MAX_WINDOWS {
             networks.retain(|_, t| now - *t < NETWORK_CHECK_INTERVAL);
@@ -235,6 +240,13 @@ impl Detector {
                 Some(network_of(source))
             }
         }
+    }
+
+    /// Forgets that the pair was noted, so that the next authentication from it is noted again
+    /// (when this one could not be).
+    pub fn forget_network(&self, agent_id: &str, source: std::net::IpAddr) {
+        let mut networks = self.networks.lock().unwrap_or_else(|e| e.into_inner());
+        networks.remove(&network_key(agent_id, source));
     }
 
     /// How far back the new-network rule looks.

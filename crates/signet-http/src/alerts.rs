@@ -17,6 +17,20 @@ use crate::admin::rfc3339;
 
 /// Five attempts in all: the first, then retries after 1, 2, 4 and 8 times the base delay.
 const ATTEMPTS: u32 = 5;
+/// Networks waiting to be noted in agents' histories; past this, a note is dropped and taken
+/// again at the agent's next authentication.
+const NOTES_QUEUE: usize = 8192;
+/// Most network notes in one transaction.
+const NOTES_BATCH: usize = 512;
+
+/// A network an agent authenticated from, to be noted in its history.
+#[derive(Debug)]
+struct NetworkNote {
+    agent_id: String,
+    network: String,
+    source: IpAddr,
+    now: i64,
+}
 
 /// The detector and where alerts go.
 #[derive(Debug)]
@@ -25,6 +39,8 @@ pub struct Alerts {
     webhook: Option<Webhook>,
     /// New alerts opened by this node, by rule (for metrics; the rules are a fixed few).
     raised: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Where network notes go, once the task that writes them in batches has started.
+    notes: std::sync::OnceLock<tokio::sync::mpsc::Sender<NetworkNote>>,
 }
 
 #[derive(Debug)]
@@ -54,6 +70,7 @@ impl Alerts {
             detector: Detector::new(config.anomaly),
             webhook,
             raised: Default::default(),
+            notes: Default::default(),
         }
     }
 
@@ -102,28 +119,71 @@ impl Alerts {
         let Some(network) = self.detector.network_to_check(agent_id, source, now) else {
             return;
         };
-        let days = self.detector.new_network_days();
-        let since = now - (days * 86_400) as i64;
-        let (alerts, store, agent_id) = (self.clone(), store.clone(), agent_id.to_string());
+        let notes = self.notes.get_or_init(|| self.start_noting(store.clone()));
+        let note = NetworkNote {
+            agent_id: agent_id.to_string(),
+            network,
+            source,
+            now,
+        };
+        if notes.try_send(note).is_err() {
+            // Too many waiting (the database is slow): noted at the agent's next success.
+            self.detector.forget_network(agent_id, source);
+        }
+    }
+
+    /// Starts the task that writes network notes, many to a transaction: after a restart, or
+    /// when many agents start at once, each agent's first authentication brings a note, and a
+    /// transaction each would compete with the audit writer for the database.
+    fn start_noting(self: &Arc<Self>, store: Store) -> tokio::sync::mpsc::Sender<NetworkNote> {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(NOTES_QUEUE);
+        let alerts = Arc::downgrade(self);
         tokio::spawn(async move {
-            match store
-                .note_agent_network(&agent_id, &network, now, since)
-                .await
-            {
-                Ok(true) if days > 0 => {
-                    let signal = Signal {
-                        rule: Rule::NewNetwork,
-                        subject: agent_id.clone(),
-                        agent_id: Some(agent_id),
-                        source: Some(source.to_string()),
-                        detail: serde_json::json!({ "network": network, "source": source.to_string() }),
-                    };
-                    alerts.raise(&store, &signal, now).await;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "agent network could not be recorded"),
+            let mut batch = Vec::with_capacity(NOTES_BATCH);
+            while receiver.recv_many(&mut batch, NOTES_BATCH).await > 0 {
+                let Some(alerts) = alerts.upgrade() else {
+                    break;
+                };
+                alerts.note_networks(&store, &batch).await;
+                batch.clear();
             }
         });
+        sender
+    }
+
+    /// Notes the networks; with the new-network rule on, raises an alert for each agent that
+    /// has not used its network recently (and has used others).
+    async fn note_networks(self: &Arc<Self>, store: &Store, notes: &[NetworkNote]) {
+        let days = self.detector.new_network_days();
+        let rows: Vec<_> = notes
+            .iter()
+            .map(|n| {
+                let since = n.now - (days * 86_400) as i64;
+                (n.agent_id.as_str(), n.network.as_str(), n.now, since)
+            })
+            .collect();
+        let new = match store.note_agent_networks(&rows).await {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::warn!(error = %e, notes = notes.len(), "agent networks could not be recorded");
+                for note in notes {
+                    self.detector.forget_network(&note.agent_id, note.source);
+                }
+                return;
+            }
+        };
+        for (note, new) in notes.iter().zip(new) {
+            if new && days > 0 {
+                let signal = Signal {
+                    rule: Rule::NewNetwork,
+                    subject: note.agent_id.clone(),
+                    agent_id: Some(note.agent_id.clone()),
+                    source: Some(note.source.to_string()),
+                    detail: serde_json::json!({ "network": note.network, "source": note.source.to_string() }),
+                };
+                self.raise(store, &signal, note.now).await;
+            }
+        }
     }
 
     async fn raise(self: &Arc<Self>, store: &Store, signal: &Signal, now: i64) {

@@ -151,6 +151,29 @@ fn host_matches(allowed: &str, host: &str) -> bool {
     }
 }
 
+/// A name that resolved only to addresses the policy forbids: raised by [`CheckedResolver`] when
+/// the fetch connects, so a name cannot point one way when registered and another when fetched.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} resolves only to addresses jwks_uri may not reach")]
+struct ForbiddenAddresses(String);
+
+/// What a failed request was, with its causes: reqwest's own message names only the URL.
+fn fetch_error(e: &reqwest::Error) -> FetchError {
+    if e.is_timeout() {
+        return FetchError::Timeout;
+    }
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(forbidden) = cause.downcast_ref::<ForbiddenAddresses>() {
+            return FetchError::NotAllowed(forbidden.to_string());
+        }
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    FetchError::Network(message)
+}
+
 /// Resolves names and drops every address the policy forbids, so a fetch cannot be steered to
 /// an internal address through DNS.
 struct CheckedResolver {
@@ -168,11 +191,7 @@ impl Resolve for CheckedResolver {
                 .filter(|a| policy.check_ip(a.ip()).is_ok())
                 .collect();
             if allowed.is_empty() {
-                return Err(format!(
-                    "{} resolves only to addresses jwks_uri may not reach",
-                    name.as_str()
-                )
-                .into());
+                return Err(ForbiddenAddresses(name.as_str().to_string()).into());
             }
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
@@ -295,13 +314,7 @@ impl JwksFetcher {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    FetchError::Timeout
-                } else {
-                    FetchError::Network(e.to_string())
-                }
-            })?;
+            .map_err(|e| fetch_error(&e))?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
         }
@@ -314,13 +327,7 @@ impl JwksFetcher {
         let mut body = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                if e.is_timeout() {
-                    FetchError::Timeout
-                } else {
-                    FetchError::Network(e.to_string())
-                }
-            })?;
+            let chunk = chunk.map_err(|e| fetch_error(&e))?;
             if body.len() + chunk.len() > MAX_JWKS_BYTES {
                 return Err(FetchError::TooLarge);
             }

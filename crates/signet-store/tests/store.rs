@@ -354,6 +354,54 @@ async fn a_jti_and_its_audit_record_commit_together(db: TestDb) {
     assert_eq!(report.first_broken, None, "{report:?}");
 }
 
+/// Network notes are written many to a transaction; within one, notes of an agent are taken
+/// in order (a network noted earlier in the batch is no longer new), and a note for an agent
+/// that does not exist writes nothing.
+async fn agent_networks_are_noted_in_batches(db: TestDb) {
+    let store = open(&db).await;
+    let (key, _) = MasterKey::generate();
+    let a = agent("travelling");
+    store
+        .create_agent(
+            &a,
+            Some(&StoredSecret::new(&key, &AgentSecret::generate(), 1)),
+            &[],
+            &[],
+            change(),
+        )
+        .await
+        .expect("create");
+    let id = a.agent_id.as_str();
+    let first = store
+        .note_agent_networks(&[(id, "192.0.2.0/24", 100, 0)])
+        .await
+        .expect("note");
+    assert_eq!(
+        first,
+        vec![false],
+        "an agent's first network is not an anomaly"
+    );
+    let batch = store
+        .note_agent_networks(&[
+            (id, "198.51.100.0/24", 200, 0),
+            (id, "198.51.100.0/24", 201, 0),
+            (id, "192.0.2.0/24", 202, 150),
+            ("agt_0000000000000000000000", "203.0.113.0/24", 203, 0),
+        ])
+        .await
+        .expect("note");
+    assert_eq!(batch, vec![true, false, true, false]);
+    let networks = store.agent_networks(id).await.expect("networks");
+    assert_eq!(networks.len(), 2, "{networks:?}");
+    assert!(
+        store
+            .agent_networks("agt_0000000000000000000000")
+            .await
+            .expect("networks")
+            .is_empty()
+    );
+}
+
 async fn scheduled_jobs_run_on_one_holder_at_a_time(db: TestDb) {
     let store = open(&db).await;
     let claim = |holder: &'static str, now: i64| {
@@ -517,4 +565,5 @@ test_db::both_databases! {
     concurrent_audit_records_are_all_committed,
     concurrent_uses_of_one_jti_have_exactly_one_winner,
     a_jti_and_its_audit_record_commit_together,
+    agent_networks_are_noted_in_batches,
 }

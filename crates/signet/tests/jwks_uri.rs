@@ -254,3 +254,40 @@ async fn slow_and_oversized_answers_are_bounded_and_cached_keys_keep_working() {
     assert_eq!(failures[0]["reason"], "jwks_fetch_timeout");
     assert_eq!(token(&app, &agent_id, &cached).await, 200);
 }
+
+/// DNS steering (rebinding): registration cannot know where a name will resolve when the keys
+/// are fetched, so every resolved address is checked as the fetch connects. A name on the
+/// allow-list that resolves to loopback is accepted at registration and refused at the fetch:
+/// no connection reaches the address, the token request is refused, and the refusal is audited
+/// with the name.
+#[tokio::test]
+async fn a_name_that_resolves_to_a_forbidden_address_is_never_connected_to() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((_stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let app = TestApp::spawn_with(&[("SIGNET_JWKS_URI_ALLOWED_HOSTS", "localhost")]).await;
+    let agent_id = agent_with_uri(&app, &format!("https://localhost:{port}/jwks.json")).await;
+    assert_eq!(token(&app, &agent_id, &key()).await, 401);
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "nothing was connected to"
+    );
+    let fetches = app
+        .audit(&format!("agent_id={agent_id}&event_type=jwks_fetch"))
+        .await;
+    assert_eq!(fetches[0]["reason"], "jwks_uri_not_allowed", "{fetches:?}");
+    let error = fetches[0]["detail"]["error"].as_str().expect("error");
+    assert!(
+        error.contains("localhost resolves only to addresses jwks_uri may not reach"),
+        "{error}"
+    );
+}

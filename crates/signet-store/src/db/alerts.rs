@@ -165,42 +165,21 @@ impl Store {
         Ok(Some(alert))
     }
 
-    /// Records that `agent_id` authenticated from `network` at `now`. Returns whether the agent
-    /// had used other networks before and this one not since `recent_since` (a new network
-    /// for an agent with a history).
-    pub async fn note_agent_network(
+    /// Records, in one transaction, that each agent authenticated from its network at its time:
+    /// `(agent_id, network, now, recent_since)`. Returns for each whether the agent had used
+    /// other networks before and this one not since `recent_since` (a new network for an agent
+    /// with a history). Notes of one agent are taken in order.
+    pub async fn note_agent_networks(
         &self,
-        agent_id: &str,
-        network: &str,
-        now: UnixTime,
-        recent_since: UnixTime,
-    ) -> Result<bool, StoreError> {
+        notes: &[(&str, &str, UnixTime, UnixTime)],
+    ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.write_tx().await?;
-        let last_seen: Option<i64> = sqlx::query_scalar(
-            "SELECT last_seen FROM agent_networks WHERE agent_id = $1 AND network = $2",
-        )
-        .bind(agent_id)
-        .bind(network)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let others: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM agent_networks WHERE agent_id = $1 AND network <> $2",
-        )
-        .bind(agent_id)
-        .bind(network)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO agent_networks (agent_id, network, first_seen, last_seen) SELECT $1, $2, $3, $3 WHERE EXISTS (SELECT 1 FROM agents WHERE agent_id = $1) ON CONFLICT (agent_id, network) DO UPDATE SET last_seen = excluded.last_seen",
-        )
-        .bind(agent_id)
-        .bind(network)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let mut new = Vec::with_capacity(notes.len());
+        for &(agent_id, network, now, recent_since) in notes {
+            new.push(note_agent_network(&mut tx, agent_id, network, now, recent_since).await?);
+        }
         tx.commit().await?;
-        let recent = last_seen.is_some_and(|t| t >= recent_since);
-        Ok(others > 0 && !recent)
+        Ok(new)
     }
 
     /// The networks the agent authenticated from, most recent first (at most 50).
@@ -285,4 +264,38 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// One note of [`Store::note_agent_networks`], in its transaction.
+async fn note_agent_network(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    agent_id: &str,
+    network: &str,
+    now: UnixTime,
+    recent_since: UnixTime,
+) -> Result<bool, StoreError> {
+    let last_seen: Option<i64> = sqlx::query_scalar(
+        "SELECT last_seen FROM agent_networks WHERE agent_id = $1 AND network = $2",
+    )
+    .bind(agent_id)
+    .bind(network)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let others: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM agent_networks WHERE agent_id = $1 AND network <> $2",
+    )
+    .bind(agent_id)
+    .bind(network)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO agent_networks (agent_id, network, first_seen, last_seen) SELECT $1, $2, $3, $3 WHERE EXISTS (SELECT 1 FROM agents WHERE agent_id = $1) ON CONFLICT (agent_id, network) DO UPDATE SET last_seen = excluded.last_seen",
+    )
+    .bind(agent_id)
+    .bind(network)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let recent = last_seen.is_some_and(|t| t >= recent_since);
+    Ok(others > 0 && !recent)
 }
