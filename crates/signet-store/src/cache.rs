@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use signet_core::client_auth::AgentCredentials;
 
@@ -24,6 +24,10 @@ pub struct AgentCache {
     generation: AtomicU64,
     /// Lookups that went to the database.
     misses: AtomicU64,
+    /// One lock per agent ID being read from the database: concurrent misses for one agent
+    /// (a cold start, or every request of a busy agent just after a change) wait for one read
+    /// instead of each reading.
+    loading: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl AgentCache {
@@ -36,6 +40,21 @@ impl AgentCache {
         self.absent
             .read()
             .is_ok_and(|absent| absent.contains(agent_id))
+    }
+
+    /// The lock to hold while reading `agent_id` from the database; whoever waited for it
+    /// looks in the cache again before reading.
+    pub fn loading(&self, agent_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lock) = loading.get(agent_id).and_then(Weak::upgrade) {
+            return lock;
+        }
+        if loading.len() >= ABSENT_CAPACITY {
+            loading.retain(|_, lock| lock.strong_count() > 0);
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        loading.insert(agent_id.to_owned(), Arc::downgrade(&lock));
+        lock
     }
 
     /// Counts a lookup that goes to the database.

@@ -402,6 +402,40 @@ async fn agent_networks_are_noted_in_batches(db: TestDb) {
     );
 }
 
+/// Concurrent lookups of an agent that is not cached (a cold start, or just after a change)
+/// read the database once: the others wait for that read and find the agent cached.
+async fn concurrent_misses_for_one_agent_read_the_database_once(db: TestDb) {
+    let store = open(&db).await;
+    let (key, _) = MasterKey::generate();
+    let a = agent("popular");
+    store
+        .create_agent(
+            &a,
+            Some(&StoredSecret::new(&key, &AgentSecret::generate(), 1)),
+            &[],
+            &[],
+            change(),
+        )
+        .await
+        .expect("create");
+    let before = store.agent_cache_misses();
+    let lookups: Vec<_> = (0..32)
+        .map(|_| {
+            let (store, id) = (store.clone(), a.agent_id.to_string());
+            tokio::spawn(async move { store.agent_credentials(&id).await })
+        })
+        .collect();
+    for lookup in lookups {
+        let found = lookup.await.expect("join").expect("lookup");
+        assert_eq!(found.expect("known").agent.agent_id, a.agent_id);
+    }
+    assert_eq!(
+        store.agent_cache_misses() - before,
+        1,
+        "one read for 32 lookups"
+    );
+}
+
 async fn scheduled_jobs_run_on_one_holder_at_a_time(db: TestDb) {
     let store = open(&db).await;
     let claim = |holder: &'static str, now: i64| {
@@ -566,4 +600,5 @@ test_db::both_databases! {
     concurrent_uses_of_one_jti_have_exactly_one_winner,
     a_jti_and_its_audit_record_commit_together,
     agent_networks_are_noted_in_batches,
+    concurrent_misses_for_one_agent_read_the_database_once,
 }

@@ -106,6 +106,15 @@ impl Store {
         if self.cache.is_absent(agent_id) {
             return Ok(None);
         }
+        // One read per agent at a time; who waited finds it cached.
+        let loading = self.cache.loading(agent_id);
+        let _reading = loading.lock().await;
+        if let Some(hit) = self.cache.get(agent_id) {
+            return Ok(Some(hit));
+        }
+        if self.cache.is_absent(agent_id) {
+            return Ok(None);
+        }
         let generation = self.cache.generation();
         self.cache.count_miss();
         let Some(agent) = self.find_agent(agent_id).await? else {
