@@ -30,6 +30,23 @@ fn agent(name: &str) -> signet_core::agent::Agent {
     .expect("valid")
 }
 
+/// An agent with a secret, created in `store`.
+async fn stored_agent(store: &Store, name: &str) -> signet_core::agent::Agent {
+    let (key, _) = MasterKey::generate();
+    let a = agent(name);
+    store
+        .create_agent(
+            &a,
+            Some(&StoredSecret::new(&key, &AgentSecret::generate(), 1)),
+            &[],
+            &[],
+            change(),
+        )
+        .await
+        .expect("create");
+    a
+}
+
 async fn agents_round_trip_and_survive_reopening(db: TestDb) {
     let (key, _) = MasterKey::generate();
     let secret = AgentSecret::generate();
@@ -359,18 +376,7 @@ async fn a_jti_and_its_audit_record_commit_together(db: TestDb) {
 /// that does not exist writes nothing.
 async fn agent_networks_are_noted_in_batches(db: TestDb) {
     let store = open(&db).await;
-    let (key, _) = MasterKey::generate();
-    let a = agent("travelling");
-    store
-        .create_agent(
-            &a,
-            Some(&StoredSecret::new(&key, &AgentSecret::generate(), 1)),
-            &[],
-            &[],
-            change(),
-        )
-        .await
-        .expect("create");
+    let a = stored_agent(&store, "travelling").await;
     let id = a.agent_id.as_str();
     let first = store
         .note_agent_networks(&[(id, "192.0.2.0/24", 100, 0)])
@@ -406,18 +412,7 @@ async fn agent_networks_are_noted_in_batches(db: TestDb) {
 /// read the database once: the others wait for that read and find the agent cached.
 async fn concurrent_misses_for_one_agent_read_the_database_once(db: TestDb) {
     let store = open(&db).await;
-    let (key, _) = MasterKey::generate();
-    let a = agent("popular");
-    store
-        .create_agent(
-            &a,
-            Some(&StoredSecret::new(&key, &AgentSecret::generate(), 1)),
-            &[],
-            &[],
-            change(),
-        )
-        .await
-        .expect("create");
+    let a = stored_agent(&store, "popular").await;
     let before = store.agent_cache_misses();
     let lookups: Vec<_> = (0..32)
         .map(|_| {

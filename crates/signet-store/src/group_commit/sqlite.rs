@@ -43,17 +43,15 @@ fn open(path: &std::path::Path, durability: Durability) -> rusqlite::Result<Conn
 /// Reads the chain head inside the batch's transaction (admin changes append their own records
 /// in theirs, so a head kept from the last batch could be stale).
 fn chain_head(connection: &Connection) -> rusqlite::Result<ChainHead> {
-    connection.query_row(
-        "SELECT last_id, hash FROM audit_chain_head WHERE id = 1",
-        [],
-        |r| {
+    connection
+        .prepare_cached("SELECT last_id, hash FROM audit_chain_head WHERE id = 1")?
+        .query_row([], |r| {
             let hash: Vec<u8> = r.get(1)?;
             Ok(ChainHead {
                 id: r.get(0)?,
                 hash: <[u8; 32]>::try_from(hash).unwrap_or(CHAIN_GENESIS),
             })
-        },
-    )
+        })
 }
 
 /// Writes the batch in one transaction; for each write, whether it inserted a row (for a `jti`:
@@ -105,10 +103,8 @@ fn write_batch(connection: &mut Connection, batch: &[Write]) -> rusqlite::Result
         }
     }
     if head.id != start {
-        tx.execute(
-            "UPDATE audit_chain_head SET last_id = ?1, hash = ?2 WHERE id = 1",
-            params![head.id, &head.hash[..]],
-        )?;
+        tx.prepare_cached("UPDATE audit_chain_head SET last_id = ?1, hash = ?2 WHERE id = 1")?
+            .execute(params![head.id, &head.hash[..]])?;
     }
     tx.commit()?;
     Ok(inserted)
