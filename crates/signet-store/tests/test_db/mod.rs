@@ -1,8 +1,15 @@
 //! A fresh database for one test: a SQLite file in a temporary directory, or a new database on
 //! the PostgreSQL server named by `SIGNET_TEST_POSTGRES_URL`.
+//! Also the helpers the test files share; each file uses some.
+#![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use signet_core::agent::NewAgent;
+use signet_core::audit::AuditEvent;
+use signet_core::client_auth::{AgentSecret, StoredSecret};
+use signet_core::crypto::MasterKey;
+use signet_store::Store;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 
 pub enum TestDb {
@@ -100,3 +107,41 @@ macro_rules! both_databases {
     };
 }
 pub(crate) use both_databases;
+
+/// A store on the test database.
+pub async fn open(db: &TestDb) -> Store {
+    Store::open(db.url()).await.expect("open store")
+}
+
+/// The audit record an admin change is stored with.
+pub fn change() -> AuditEvent {
+    AuditEvent::success("test_change").with_actor("store-test")
+}
+
+/// A valid agent named `name`, not stored.
+pub fn agent(name: &str) -> signet_core::agent::Agent {
+    NewAgent {
+        name: name.into(),
+        scopes: Some(vec!["read".into()]),
+        ..Default::default()
+    }
+    .into_agent(1)
+    .expect("valid")
+}
+
+/// An agent with a secret, created in `store`.
+pub async fn stored_agent(store: &Store, name: &str) -> signet_core::agent::Agent {
+    let (key, _) = MasterKey::generate();
+    let a = agent(name);
+    store
+        .create_agent(
+            &a,
+            Some(&StoredSecret::new(&key, &AgentSecret::generate(), 1)),
+            &[],
+            &[],
+            change(),
+        )
+        .await
+        .expect("create");
+    a
+}
