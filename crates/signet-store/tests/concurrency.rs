@@ -7,7 +7,7 @@ mod test_db;
 use signet_core::audit::{AuditEvent, AuditQuery, Outcome, event};
 use signet_core::client_auth::{AgentSecret, StoredSecret};
 use signet_core::crypto::MasterKey;
-use test_db::{TestDb, agent, change, open, stored_agent};
+use test_db::{TestDb, change, open, stored_agent};
 
 async fn concurrent_audit_records_are_all_committed(db: TestDb) {
     let store = open(&db).await;
@@ -200,18 +200,9 @@ async fn concurrent_misses_for_one_agent_read_the_database_once(db: TestDb) {
 /// and a change that did nothing wrote none.
 async fn changes_commit_with_their_records_into_one_chain(db: TestDb) {
     let store = open(&db).await;
+    let a = stored_agent(&store, "rotating").await;
+    // For the secrets that replace the first (any master key will do for the store).
     let (key, _) = MasterKey::generate();
-    let a = agent("rotating");
-    store
-        .create_agent(
-            &a,
-            Some(&StoredSecret::new(&key, &AgentSecret::generate(), 1)),
-            &[],
-            &[],
-            change(),
-        )
-        .await
-        .expect("create");
     let mut tasks = Vec::new();
     for i in 0..300 {
         let audit = store.audit().clone();

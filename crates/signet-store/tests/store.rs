@@ -6,7 +6,7 @@ mod test_db;
 
 use signet_core::client_auth::{AgentSecret, StoredSecret};
 use signet_core::crypto::MasterKey;
-use test_db::{TestDb, agent, change, open};
+use test_db::{TestDb, agent, change, open, stored_agent};
 
 async fn agents_round_trip_and_survive_reopening(db: TestDb) {
     let (key, _) = MasterKey::generate();
@@ -51,18 +51,9 @@ async fn agents_round_trip_and_survive_reopening(db: TestDb) {
 
 async fn replacing_a_secret_invalidates_the_cache(db: TestDb) {
     let store = open(&db).await;
+    let a = stored_agent(&store, "alpha").await;
+    // For the secrets that replace the first (any master key will do for the store).
     let (key, _) = MasterKey::generate();
-    let a = agent("alpha");
-    store
-        .create_agent(
-            &a,
-            Some(&StoredSecret::new(&key, &AgentSecret::generate(), 1)),
-            &[],
-            &[],
-            change(),
-        )
-        .await
-        .expect("create");
     let before = store
         .agent_credentials(a.agent_id.as_str())
         .await

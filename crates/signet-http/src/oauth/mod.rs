@@ -96,9 +96,9 @@ pub(crate) async fn audited(
 }
 
 /// A token issued to a client assertion: its `jti` is recorded with the token's audit record
-/// in one commit. A `jti` recorded before is a replay: then the record is `replayed` and the
+/// in one commit. A `jti` recorded before is a replay: then the record is `replayed()` and the
 /// caller gets `replay_response` instead of the token. Returns the response and whether it was
-/// a replay.
+/// a replay. (Both replay parts are functions: a granted request builds neither twice.)
 pub(crate) async fn audited_with_jti(
     state: &AppState,
     caller: &Caller,
@@ -106,14 +106,12 @@ pub(crate) async fn audited_with_jti(
     assertion: &signet_core::client_auth::VerifiedAssertion,
     agent_id: &str,
     (issued, response): (AuditEvent, Response),
-    (replayed, replay_response): (AuditEvent, Response),
+    (replayed, replay_response): (impl Fn() -> AuditEvent, impl FnOnce() -> Response),
 ) -> (Response, bool) {
     let issued = match described(state, caller, attempt, issued).await {
         Ok(event) => event,
         Err(unavailable) => return (unavailable, false),
     };
-    let replayed = describe(caller, attempt, replayed);
-    let observed = replayed.clone();
     let recorded = state
         .store
         .audit()
@@ -122,7 +120,7 @@ pub(crate) async fn audited_with_jti(
             &assertion.jti,
             assertion.jti_expires_at,
             issued,
-            replayed,
+            describe(caller, attempt, replayed()),
         )
         .await;
     match recorded {
@@ -131,8 +129,9 @@ pub(crate) async fn audited_with_jti(
             (response, false)
         }
         Ok(false) => {
+            let observed = describe(caller, attempt, replayed());
             observe(state, caller, attempt, Some(observed), false);
-            (replay_response, true)
+            (replay_response(), true)
         }
         Err(e) => {
             tracing::error!(error = %e, "request could not be audited; refusing it");

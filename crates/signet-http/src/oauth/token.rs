@@ -1,6 +1,8 @@
 //! `POST /oauth2/token`: the `client_credentials` grant (RFC 6749 §4.4) with RFC 9068 JWT
 //! access tokens. Every request, granted or refused, is audited before the response leaves.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -8,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use signet_core::audit::{AuditEvent, event};
-use signet_core::client_auth::{ClientAuthError, VerifiedAssertion};
+use signet_core::client_auth::{AgentCredentials, ClientAuthError, VerifiedAssertion};
 use signet_core::token::{TokenRequest, grant};
 use utoipa::ToSchema;
 
@@ -70,7 +72,7 @@ struct Refusal {
 struct Issued {
     event: AuditEvent,
     response: Response,
-    assertion: Option<(String, VerifiedAssertion)>,
+    assertion: Option<(Arc<AgentCredentials>, VerifiedAssertion)>,
 }
 
 impl Refusal {
@@ -130,17 +132,23 @@ pub async fn token(
     // The record of a token is committed before the token leaves the server.
     let response = match issued.assertion {
         None => audited(&state, &caller, &attempt, issued.event, issued.response).await,
-        Some((agent_id, assertion)) => {
+        Some((credentials, assertion)) => {
             // Its `jti` in the same commit: a replay is refused there, a refused request
             // burns nothing (every other check has passed).
             let replay = ClientAuthError::JtiReplayed;
             let replayed = (
-                AuditEvent::failure(event::TOKEN_REQUEST, replay.reason()),
-                OAuthError::from_client_auth(replay, attempt.used_basic).into_response(),
+                || AuditEvent::failure(event::TOKEN_REQUEST, replay.reason()),
+                || OAuthError::from_client_auth(replay, attempt.used_basic).into_response(),
             );
             let issued = (issued.event, issued.response);
             let (response, was_replay) = audited_with_jti(
-                &state, &caller, &attempt, &assertion, &agent_id, issued, replayed,
+                &state,
+                &caller,
+                &attempt,
+                &assertion,
+                credentials.agent.agent_id.as_str(),
+                issued,
+                replayed,
             )
             .await;
             if was_replay {
@@ -245,6 +253,6 @@ async fn issue(
         response: (no_store(), Json(body)).into_response(),
         assertion: authenticated
             .assertion
-            .map(|a| (authenticated.credentials.agent.agent_id.to_string(), a)),
+            .map(|a| (authenticated.credentials, a)),
     })
 }
