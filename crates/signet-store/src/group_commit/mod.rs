@@ -10,6 +10,7 @@
 //! last id and hash in memory and advancing them only when a batch commits.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 mod postgres;
@@ -29,28 +30,32 @@ tokio::task_local! {
 
 /// Most writes in one transaction.
 const MAX_BATCH: usize = 512;
-/// How long a batch may wait for more writes, when the previous one had at least
-/// `LINGER_AFTER` writes, and the size at which it stops waiting.
+/// How long a batch waits for more writes when the previous one had at least `LINGER_AFTER`
+/// writes, unless `LINGER_UNTIL` are already waiting.
 const LINGER: Duration = Duration::from_micros(200);
 const LINGER_AFTER: usize = 4;
 const LINGER_UNTIL: usize = 64;
 /// Writes waiting beyond this make callers wait for room (back-pressure).
 const QUEUE: usize = 8192;
 
-// Records travel by value: the queue's blocks are reused, a box would be an allocation per record.
-#[allow(clippy::large_enum_variant)]
+// What a write carries is shared with the caller (`Arc`), and the writer lets go of its share
+// before it answers: the caller's thread, which allocated the record's strings, frees them. A
+// batch freed on the writer's thread made glibc's allocator take each request thread's arena
+// lock, and the writer waited on those locks (seen as futex waits between commits).
 enum Write {
-    Audit(AuditEvent, oneshot::Sender<Result<(), String>>),
+    Audit(Arc<AuditEvent>, oneshot::Sender<Result<(), String>>),
     /// Record a used `jti`; answers whether it was new.
-    Jti {
-        agent_id: String,
-        jti: String,
-        expires_at: UnixTime,
-        /// The request's audit record, appended in the same transaction: the first if the
-        /// `jti` is new, the second if it is a replay. One commit for the request, not two.
-        records: Option<(AuditEvent, AuditEvent)>,
-        ack: oneshot::Sender<Result<bool, String>>,
-    },
+    Jti(Arc<UsedJti>, oneshot::Sender<Result<bool, String>>),
+}
+
+/// A client assertion's `jti`, kept for its agent until `expires_at`.
+struct UsedJti {
+    agent_id: String,
+    jti: String,
+    expires_at: UnixTime,
+    /// The request's audit record, appended in the same transaction: the first if the `jti` is
+    /// new, the second if it is a replay. One commit for the request, not two.
+    records: Option<(AuditEvent, AuditEvent)>,
 }
 
 impl Write {
@@ -58,11 +63,10 @@ impl Write {
     fn record(&self, fresh: bool) -> Option<&AuditEvent> {
         match self {
             Write::Audit(e, _) => Some(e),
-            Write::Jti {
-                records: Some((new, replayed)),
-                ..
-            } => Some(if fresh { new } else { replayed }),
-            Write::Jti { records: None, .. } => None,
+            Write::Jti(used, _) => used
+                .records
+                .as_ref()
+                .map(|(new, replayed)| if fresh { new } else { replayed }),
         }
     }
 }
@@ -165,12 +169,15 @@ impl AuditLog {
             return Ok(());
         }
         self.stamp(&mut event);
+        let event = Arc::new(event);
         let (ack, done) = oneshot::channel();
         self.sender
-            .send(Write::Audit(event, ack))
+            .send(Write::Audit(event.clone(), ack))
             .await
             .map_err(|_| StoreError::AuditClosed)?;
-        match done.await {
+        let answer = done.await;
+        drop(event); // the last share: freed here, see `Write`
+        match answer {
             Ok(result) => result.map_err(failed),
             Err(_) => Err(StoreError::AuditClosed),
         }
@@ -214,19 +221,20 @@ impl AuditLog {
         expires_at: UnixTime,
         records: Option<(AuditEvent, AuditEvent)>,
     ) -> Result<bool, StoreError> {
-        let (ack, done) = oneshot::channel();
-        let write = Write::Jti {
+        let used = Arc::new(UsedJti {
             agent_id: agent_id.to_string(),
             jti: jti.to_string(),
             expires_at,
             records,
-            ack,
-        };
+        });
+        let (ack, done) = oneshot::channel();
         self.sender
-            .send(write)
+            .send(Write::Jti(used.clone(), ack))
             .await
             .map_err(|_| StoreError::AuditClosed)?;
-        match done.await {
+        let answer = done.await;
+        drop(used); // the last share: freed here, see `Write`
+        match answer {
             Ok(result) => result.map_err(failed),
             Err(_) => Err(StoreError::AuditClosed),
         }
@@ -274,6 +282,16 @@ pub(crate) fn chain_next(head: &ChainHead, e: &AuditEvent) -> (i64, Option<Strin
     (id, detail, hash)
 }
 
+/// Moves the writes already waiting into `batch`, up to [`MAX_BATCH`].
+fn take_queued(receiver: &mut mpsc::Receiver<Write>, batch: &mut Vec<Write>) {
+    while batch.len() < MAX_BATCH {
+        match receiver.try_recv() {
+            Ok(write) => batch.push(write),
+            Err(_) => break,
+        }
+    }
+}
+
 fn run(sink: &mut dyn Sink, mut receiver: mpsc::Receiver<Write>, stats: &WriterStats) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut batch: Vec<Write> = Vec::with_capacity(MAX_BATCH);
@@ -281,25 +299,14 @@ fn run(sink: &mut dyn Sink, mut receiver: mpsc::Receiver<Write>, stats: &WriterS
     // Blocks until at least one write waits, then takes whatever else is already queued.
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
-        // Under concurrent load (the last batch was not small), wait a moment for more
-        // writes: fewer, larger commits cost far less than many small ones (each is a WAL
-        // write and, with synchronous=FULL, an fsync). A lone writer never waits.
-        let deadline = (last_batch >= LINGER_AFTER).then(|| std::time::Instant::now() + LINGER);
-        loop {
-            while batch.len() < MAX_BATCH {
-                match receiver.try_recv() {
-                    Ok(write) => batch.push(write),
-                    Err(_) => break,
-                }
-            }
-            match deadline {
-                Some(deadline)
-                    if batch.len() < LINGER_UNTIL && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(LINGER / 4);
-                }
-                _ => break,
-            }
+        take_queued(&mut receiver, &mut batch);
+        // Under concurrent load (the last batch was not small), wait a moment for more writes:
+        // fewer, larger commits cost far less than many small ones (each is a WAL write and an
+        // fsync). One sleep, not a polling loop: each wake-up is a context switch, which costs
+        // as much as a few records on a virtual machine. A lone writer never waits.
+        if last_batch >= LINGER_AFTER && batch.len() < LINGER_UNTIL {
+            std::thread::sleep(LINGER);
+            take_queued(&mut receiver, &mut batch);
         }
         last_batch = batch.len();
         let result = sink.write(&batch);
@@ -318,11 +325,14 @@ fn run(sink: &mut dyn Sink, mut receiver: mpsc::Receiver<Write>, stats: &WriterS
         };
         for (write, fresh) in batch.drain(..).zip(fresh) {
             // A caller that gave up waiting has nothing to be told.
+            // Each write's share of its record goes before the answer (see `Write`).
             match write {
-                Write::Audit(_, ack) => {
+                Write::Audit(event, ack) => {
+                    drop(event);
                     let _ = ack.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
                 }
-                Write::Jti { ack, .. } => {
+                Write::Jti(used, ack) => {
+                    drop(used);
                     let answer = match (&result, fresh) {
                         (Ok(_), Some(fresh)) => Ok(fresh),
                         (Err(e), _) => Err(e.clone()),

@@ -81,12 +81,7 @@ async fn write_batch(
     let jtis: Vec<_> = batch
         .iter()
         .filter_map(|w| match w {
-            Write::Jti {
-                agent_id,
-                jti,
-                expires_at,
-                ..
-            } => Some((agent_id, jti, *expires_at)),
+            Write::Jti(used, _) => Some((&used.agent_id, &used.jti, used.expires_at)),
             Write::Audit(..) => None,
         })
         .collect();
@@ -109,7 +104,7 @@ async fn write_batch(
         .iter()
         .map(|w| match w {
             Write::Audit(..) => true,
-            Write::Jti { agent_id, jti, .. } => new_jtis.remove(&(agent_id.clone(), jti.clone())),
+            Write::Jti(used, _) => new_jtis.remove(&(used.agent_id.clone(), used.jti.clone())),
         })
         .collect();
     let events: Vec<_> = batch

@@ -71,12 +71,9 @@ fn write_batch(connection: &mut Connection, batch: &[Write]) -> rusqlite::Result
         )?;
         for write in batch {
             let fresh = match write {
-                Write::Jti {
-                    agent_id,
-                    jti,
-                    expires_at,
-                    ..
-                } => insert_jti.execute(params![agent_id, jti, expires_at])? == 1,
+                Write::Jti(used, _) => {
+                    insert_jti.execute(params![used.agent_id, used.jti, used.expires_at])? == 1
+                }
                 Write::Audit(..) => true,
             };
             if let Some(e) = write.record(fresh) {
