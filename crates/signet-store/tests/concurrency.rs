@@ -254,3 +254,31 @@ test_db::both_databases! {
     concurrent_misses_for_one_agent_read_the_database_once,
     changes_commit_with_their_records_into_one_chain,
 }
+
+/// The writer never checkpoints inside a commit; a thread beside it keeps the WAL short: twenty
+/// rounds of 200 records (a few megabytes of WAL frames in all) leave a WAL file of one round's
+/// size, because each round starts after a checkpoint and SQLite then reuses the file.
+#[tokio::test]
+async fn the_wal_is_checkpointed_beside_the_writer() {
+    let db = TestDb::sqlite();
+    let store = open(&db).await;
+    let wal = format!("{}-wal", db.url().trim_start_matches("sqlite://"));
+    for _ in 0..20 {
+        let writes: Vec<_> = (0..200)
+            .map(|i| {
+                let audit = store.audit().clone();
+                tokio::spawn(async move {
+                    let e = AuditEvent::failure(event::TOKEN_REQUEST, "wrong_secret")
+                        .with_agent(Some(&format!("agt_{i}")));
+                    audit.record(e).await
+                })
+            })
+            .collect();
+        for write in writes {
+            write.await.expect("join").expect("recorded");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    let size = std::fs::metadata(&wal).expect("the WAL file").len();
+    assert!(size < 1_000_000, "the WAL grew to {size} bytes");
+}

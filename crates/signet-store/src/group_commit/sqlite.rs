@@ -1,6 +1,8 @@
 //! The group-commit writer on SQLite: its own rusqlite connection, prepared statements, and the
-//! chain head read at the start of each batch's transaction.
+//! chain head read at the start of each batch's transaction. A second thread checkpoints the WAL,
+//! so no batch waits while pages are copied back into the database file.
 
+use std::sync::mpsc;
 use std::time::Duration;
 
 use rusqlite::{Connection, params};
@@ -9,15 +11,45 @@ use signet_core::audit::CHAIN_GENESIS;
 use super::{ChainHead, Sink, Write, chain_next};
 use crate::db::Durability;
 
+/// How often the checkpointer copies committed WAL pages back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+
 pub(super) struct SqliteSink {
     connection: Connection,
+    /// Dropped with the sink, which stops the checkpointer.
+    _checkpointer: mpsc::Sender<()>,
 }
 
 impl SqliteSink {
-    pub(super) fn open(path: &std::path::Path, durability: Durability) -> rusqlite::Result<Self> {
+    pub(super) fn open(path: &std::path::Path, durability: Durability) -> Result<Self, String> {
+        let connection = open(path, durability).map_err(|e| e.to_string())?;
+        // The writer never checkpoints in a commit (a checkpoint copies and flushes up to
+        // thousands of pages, and every request in that batch would wait for it).
+        connection
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| e.to_string())?;
+        let checkpoints = open(path, durability).map_err(|e| e.to_string())?;
+        let (stop, stopped) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("signet-checkpoint".into())
+            .spawn(move || checkpoint(&checkpoints, &stopped))
+            .map_err(|e| format!("cannot start the checkpoint thread: {e}"))?;
         Ok(Self {
-            connection: open(path, durability)?,
+            connection,
+            _checkpointer: stop,
         })
+    }
+}
+
+/// Checkpoints the WAL every [`CHECKPOINT_EVERY`] until the sink is dropped. Passive: it copies
+/// what no reader still needs and never blocks the writer; SQLite starts the WAL over once it is
+/// all copied, so the file stays a few megabytes under any load.
+fn checkpoint(connection: &Connection, stopped: &mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+        let done = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+        }
     }
 }
 
