@@ -301,8 +301,8 @@ fn run(sink: &mut dyn Sink, mut receiver: mpsc::Receiver<Write>, stats: &WriterS
         batch.push(first);
         take_queued(&mut receiver, &mut batch);
         // Under concurrent load (the last batch was not small), wait a moment for more writes:
-        // fewer, larger commits cost far less than many small ones (each is a WAL write and an
-        // fsync). One sleep, not a polling loop: each wake-up is a context switch, which costs
+        // fewer, larger commits cost far less than many small ones (each is a WAL write and a
+        // flush). One sleep, not a polling loop: each wake-up is a context switch, which costs
         // as much as a few records on a virtual machine. A lone writer never waits.
         if last_batch >= LINGER_AFTER && batch.len() < LINGER_UNTIL {
             std::thread::sleep(LINGER);

@@ -45,10 +45,20 @@ impl SqliteSink {
 /// what no reader still needs and never blocks the writer; SQLite starts the WAL over once it is
 /// all copied, so the file stays a few megabytes under any load.
 fn checkpoint(connection: &Connection, stopped: &mpsc::Receiver<()>) {
+    let mut failing = false;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-        let done = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        if let Err(e) = done {
-            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+        match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            // Said once, not twenty times a second.
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "WAL checkpoint failed; retrying every 50 ms");
+                failing = true;
+            }
+            Err(_) => {}
+            Ok(()) if failing => {
+                tracing::info!("WAL checkpoints work again");
+                failing = false;
+            }
+            Ok(()) => {}
         }
     }
 }
