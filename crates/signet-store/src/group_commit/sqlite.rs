@@ -22,13 +22,14 @@ pub(super) struct SqliteSink {
 
 impl SqliteSink {
     pub(super) fn open(path: &std::path::Path, durability: Durability) -> Result<Self, String> {
-        let connection = open(path, durability).map_err(|e| e.to_string())?;
-        // The writer never checkpoints in a commit (a checkpoint copies and flushes up to
-        // thousands of pages, and every request in that batch would wait for it).
-        connection
-            .pragma_update(None, "wal_autocheckpoint", 0)
-            .map_err(|e| e.to_string())?;
-        let checkpoints = open(path, durability).map_err(|e| e.to_string())?;
+        let connections = || -> rusqlite::Result<(Connection, Connection)> {
+            let writer = open(path, durability)?;
+            // The writer never checkpoints in a commit (a checkpoint copies and flushes up to
+            // thousands of pages, and every request in that batch would wait for it).
+            writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+            Ok((writer, open(path, durability)?))
+        };
+        let (connection, checkpoints) = connections().map_err(|e| e.to_string())?;
         let (stop, stopped) = mpsc::channel();
         std::thread::Builder::new()
             .name("signet-checkpoint".into())
