@@ -282,3 +282,51 @@ async fn the_wal_is_checkpointed_beside_the_writer() {
     let size = std::fs::metadata(&wal).expect("the WAL file").len();
     assert!(size < 1_000_000, "the WAL grew to {size} bytes");
 }
+
+/// Under load without a pause the checkpointer never copies the whole WAL (the writer commits
+/// during each pass), so the WAL must still start over: it used to grow by ~2 KB a record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_wal_starts_over_under_continuous_load() {
+    const WRITERS: usize = 32;
+    const RECORDS: usize = 1_000;
+    let db = TestDb::sqlite();
+    let store = open(&db).await;
+    let wal = format!("{}-wal", db.url().trim_start_matches("sqlite://"));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (done, wal) = (done.clone(), wal.clone());
+        tokio::spawn(async move {
+            let mut largest = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            largest
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let audit = store.audit().clone();
+            tokio::spawn(async move {
+                for i in 0..RECORDS {
+                    let e = AuditEvent::failure(event::TOKEN_REQUEST, "wrong_secret")
+                        .with_agent(Some(&format!("agt_{w}_{i}")));
+                    audit.record(e).await.expect("recorded");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("join");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let largest = sampler.await.expect("join");
+    let chain = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(chain.checked, (WRITERS * RECORDS) as u64);
+    assert_eq!(chain.first_broken, None);
+    assert!(
+        largest < 12 << 20,
+        "the WAL reached {largest} bytes for {} records",
+        WRITERS * RECORDS
+    );
+}

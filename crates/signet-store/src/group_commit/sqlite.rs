@@ -1,6 +1,6 @@
 //! The group-commit writer on SQLite: its own rusqlite connection, prepared statements, and the
 //! chain head read at the start of each batch's transaction. A second thread checkpoints the WAL,
-//! so no batch waits while pages are copied back into the database file.
+//! so batches seldom wait while pages are copied back into the database file.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -13,6 +13,12 @@ use crate::db::Durability;
 
 /// How often the checkpointer copies committed WAL pages back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// WAL pages (4 KiB each) past which the writer finishes the checkpoint itself after a commit,
+/// so that its next transaction starts the WAL over (SQLite's default size).
+const WAL_RESTART_PAGES: i64 = 1000;
+/// A WAL that grew larger anyway (a long reader held back the checkpoints) is cut back to this
+/// when it starts over.
+const WAL_SIZE_LIMIT: i64 = 16 << 20;
 
 pub(super) struct SqliteSink {
     connection: Connection,
@@ -24,9 +30,16 @@ impl SqliteSink {
     pub(super) fn open(path: &std::path::Path, durability: Durability) -> Result<Self, String> {
         let connections = || -> rusqlite::Result<(Connection, Connection)> {
             let writer = open(path, durability)?;
-            // The writer never checkpoints in a commit (a checkpoint copies and flushes up to
-            // thousands of pages, and every request in that batch would wait for it).
-            writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+            // The checkpointer copies the WAL back without holding up the writer, but under
+            // continuous load it never finishes: the writer commits during each pass, and SQLite
+            // starts the WAL over only at a write that finds it all copied. The WAL grew by
+            // 50 MB a second at full load, and every flush had new file blocks to allocate. So
+            // past `WAL_RESTART_PAGES` the writer checkpoints after its commit: it copies only
+            // what came since the checkpointer's last pass (never the thousands of pages a
+            // whole checkpoint would; a batch waits for that only every few hundred commits),
+            // and its next transaction starts the WAL over.
+            writer.pragma_update(None, "wal_autocheckpoint", WAL_RESTART_PAGES)?;
+            writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
             Ok((writer, open(path, durability)?))
         };
         let (connection, checkpoints) = connections().map_err(|e| e.to_string())?;
