@@ -26,8 +26,10 @@ pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Accepts connections until `stop` turns true, then drains them and returns. `handshake`
 /// turns an accepted socket into the stream to serve (and, over TLS, what the handshake
 /// learned), or drops it. Each connection holds a permit of `limit` while it is open: at the
-/// limit, no more are accepted until one closes, so new clients wait in the listen backlog
-/// instead of exhausting file descriptors and memory.
+/// limit, the loop holds the one socket it has accepted until a connection closes, and further
+/// clients wait in the listen backlog instead of exhausting file descriptors and memory. The
+/// permit is taken after `accept`, not before: a loop waiting for clients holds no place, so
+/// with both listeners on either can use every place of `limit`.
 pub(crate) async fn serve<H, F, Io>(
     listener: TcpListener,
     app: Router,
@@ -51,11 +53,6 @@ pub(crate) async fn serve<H, F, Io>(
     };
     tokio::pin!(stopping);
     loop {
-        let permit = tokio::select! {
-            permit = limit.clone().acquire_owned() => permit,
-            () = &mut stopping => break,
-        };
-        let Ok(permit) = permit else { break };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut stopping => break,
@@ -69,6 +66,11 @@ pub(crate) async fn serve<H, F, Io>(
                 continue;
             }
         };
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => permit,
+            () = &mut stopping => break,
+        };
+        let Ok(permit) = permit else { break };
         let app = app.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
