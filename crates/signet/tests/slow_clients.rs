@@ -152,10 +152,12 @@ async fn connections_past_the_limit_wait_until_one_closes() {
             "more than SIGNET_MAX_CONNECTIONS were served"
         );
     };
-    assert_eq!(
-        open.len(),
-        4 - own,
-        "connections served beside the test client's own {own}"
+    // Every place the test client does not hold was served (one more if the server closed the
+    // client's idle connection meanwhile, after its 10 s header-read timeout).
+    assert!(
+        open.len() >= 4 - own,
+        "only {} connections served beside the test client's own {own}",
+        open.len()
     );
     // Still not served a moment later: it waits in the backlog, it is not dropped.
     assert!(!answered(&mut waiting, Duration::from_millis(500)).await);
