@@ -6,8 +6,9 @@
 //! callers when the disk is slow.
 //!
 //! The writer is also where the audit chain grows: it numbers each record and stores
-//! `chain_hash(previous hash, record)` with it (see `signet_core::audit::chain_hash`), keeping the
-//! last id and hash in memory and advancing them only when a batch commits.
+//! `chain_hash(previous hash, record)` with it (see `signet_core::audit::chain_hash`), starting
+//! from the chain head (`audit_chain_head`) read inside each batch's transaction and stored back
+//! in it, so admin records written between batches, and other nodes' writers, are followed.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -56,8 +56,9 @@ impl SqliteSink {
 }
 
 /// Checkpoints the WAL every [`CHECKPOINT_EVERY`] until the sink is dropped. Passive: it copies
-/// what no reader still needs and never blocks the writer; SQLite starts the WAL over once it is
-/// all copied, so the file stays a few megabytes under any load.
+/// what no reader still needs and never blocks the writer. Under continuous load it leaves a
+/// short tail, which the writer copies itself past [`WAL_RESTART_PAGES`] (see `open`), so the
+/// WAL starts over and stays a few megabytes.
 fn checkpoint(connection: &Connection, stopped: &mpsc::Receiver<()>) {
     let mut failing = false;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
