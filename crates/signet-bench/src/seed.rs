@@ -42,7 +42,9 @@ pub async fn run(args: SeedArgs) -> Result<(), String> {
     })?;
     let master = MasterKey::from_base64(&master).map_err(|e| e.to_string())?;
     let url = format!("sqlite://{}", args.data_dir.join("signet.db").display());
-    let store = Store::open(&url).await.map_err(|e| e.to_string())?;
+    let store = Store::open(&url, master.audit_key())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut output = std::io::BufWriter::new(
         std::fs::File::create(&args.output)
             .map_err(|e| format!("cannot create {}: {e}", args.output.display()))?,

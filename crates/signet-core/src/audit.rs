@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::UnixTime;
+use crate::crypto::AuditKey;
 
 /// Event types. Token endpoint traffic, introspection and revocation, and every admin change.
 pub mod event {
@@ -182,7 +183,9 @@ fn truncate(text: &str, max: usize) -> String {
 
 /// One audit record as stored, the input of its chain hash. Tamper evidence: every record's
 /// hash covers its own fields (as stored, `detail` as its JSON text) and the previous record's
-/// hash, so changing, removing or reordering a record breaks the chain from there on.
+/// hash, so changing, removing or reordering a record breaks the chain from there on; and it is
+/// keyed ([`AuditKey`]), so whoever changes a record cannot recompute the hashes after it
+/// without the master key.
 #[derive(Debug, Clone, Copy)]
 pub struct ChainFields<'a> {
     pub id: i64,
@@ -204,12 +207,22 @@ pub struct ChainFields<'a> {
 /// The hash before the first record of a chain.
 pub const CHAIN_GENESIS: [u8; 32] = [0; 32];
 
-/// SHA-256 over the previous hash and the record's fields, each length-prefixed (a missing
-/// field is distinguishable from an empty one), so no two records hash alike by shifting
-/// bytes between fields.
-pub fn chain_hash(previous: &[u8; 32], record: &ChainFields<'_>) -> [u8; 32] {
+/// HMAC-SHA-256 under the audit key over the previous hash and the record's fields, each
+/// length-prefixed (a missing field is distinguishable from an empty one), so no two records
+/// hash alike by shifting bytes between fields.
+pub fn chain_hash(key: &AuditKey, previous: &[u8; 32], record: &ChainFields<'_>) -> [u8; 32] {
+    key.mac(&chain_input(b"signet-audit-v2", previous, record))
+}
+
+/// The hash of records written before the chain was keyed (plain SHA-256 over the same
+/// input): accepted by verification only at the start of a log, before the first keyed record.
+pub fn unkeyed_chain_hash(previous: &[u8; 32], record: &ChainFields<'_>) -> [u8; 32] {
+    crate::crypto::sha256(&chain_input(b"signet-audit-v1", previous, record))
+}
+
+fn chain_input(version: &[u8], previous: &[u8; 32], record: &ChainFields<'_>) -> Vec<u8> {
     let mut input = Vec::with_capacity(256);
-    input.extend_from_slice(b"signet-audit-v1");
+    input.extend_from_slice(version);
     input.extend_from_slice(previous);
     input.extend_from_slice(&record.id.to_be_bytes());
     input.extend_from_slice(&record.ts_ms.to_be_bytes());
@@ -238,7 +251,7 @@ pub fn chain_hash(previous: &[u8; 32], record: &ChainFields<'_>) -> [u8; 32] {
         input.extend_from_slice(&(request_id.len() as u32).to_be_bytes());
         input.extend_from_slice(request_id.as_bytes());
     }
-    crate::crypto::sha256(&input)
+    input
 }
 
 /// Filters for reading the audit log; every `Some` narrows the result.
@@ -283,16 +296,18 @@ mod tests {
             detail: Some("{}"),
             request_id: None,
         };
-        let base = chain_hash(&CHAIN_GENESIS, &record);
-        assert_eq!(base, chain_hash(&CHAIN_GENESIS, &record));
-        assert_ne!(base, chain_hash(&[1; 32], &record));
+        let key = crate::crypto::MasterKey::generate().0.audit_key();
+        let base = chain_hash(&key, &CHAIN_GENESIS, &record);
+        assert_eq!(base, chain_hash(&key, &CHAIN_GENESIS, &record));
+        assert_ne!(base, chain_hash(&key, &[1; 32], &record));
         assert_ne!(
             base,
-            chain_hash(&CHAIN_GENESIS, &ChainFields { id: 8, ..record })
+            chain_hash(&key, &CHAIN_GENESIS, &ChainFields { id: 8, ..record })
         );
         assert_ne!(
             base,
             chain_hash(
+                &key,
                 &CHAIN_GENESIS,
                 &ChainFields {
                     reason: Some(""),
@@ -303,6 +318,7 @@ mod tests {
         assert_ne!(
             base,
             chain_hash(
+                &key,
                 &CHAIN_GENESIS,
                 &ChainFields {
                     request_id: Some(""),
@@ -322,9 +338,13 @@ mod tests {
             ..record
         };
         assert_ne!(
-            chain_hash(&CHAIN_GENESIS, &a),
-            chain_hash(&CHAIN_GENESIS, &b)
+            chain_hash(&key, &CHAIN_GENESIS, &a),
+            chain_hash(&key, &CHAIN_GENESIS, &b)
         );
+        // Keyed: another master key, or the old unkeyed hash, gives another chain.
+        let other = crate::crypto::MasterKey::generate().0.audit_key();
+        assert_ne!(base, chain_hash(&other, &CHAIN_GENESIS, &record));
+        assert_ne!(base, unkeyed_chain_hash(&CHAIN_GENESIS, &record));
     }
 
     #[test]

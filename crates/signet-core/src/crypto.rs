@@ -1,6 +1,6 @@
 //! The master key and the primitives built on it: authenticated encryption of private key
-//! material at rest (AES-256-GCM), the pepper for keyed secret hashes (HMAC-SHA-256), secure
-//! random bytes and SHA-256.
+//! material at rest (AES-256-GCM), the pepper for keyed secret hashes (HMAC-SHA-256), the key of
+//! the audit chain (HMAC-SHA-256), secure random bytes and SHA-256.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::{digest, hmac, rand};
@@ -58,10 +58,33 @@ pub enum CryptoError {
 }
 
 /// The 32-byte master key. It encrypts private key material at rest and derives the pepper of
-/// the keyed secret hashes, so losing it makes every signing key and agent secret unusable.
+/// the keyed secret hashes and the audit chain's key, so losing it makes every signing key and
+/// agent secret unusable and the audit chain unverifiable.
 pub struct MasterKey {
     aead: LessSafeKey,
     pepper: hmac::Key,
+    audit: AuditKey,
+}
+
+/// The key of the audit chain: each record's hash is an HMAC under it, so someone who can write
+/// to the database but does not hold the master key cannot recompute the chain after changing a
+/// record. Derived from the master key; every node of a cluster has the same.
+#[derive(Clone)]
+pub struct AuditKey(hmac::Key);
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey([redacted])")
+    }
+}
+
+impl AuditKey {
+    /// HMAC-SHA-256 of `message` under this key.
+    pub fn mac(&self, message: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(hmac::sign(&self.0, message).as_ref());
+        out
+    }
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -95,12 +118,14 @@ impl MasterKey {
         let derive = |label: &[u8]| hmac::sign(&root, label);
         let aead_key = derive(b"signet/v1/aead\x01");
         let pepper_key = derive(b"signet/v1/secret-pepper\x01");
+        let audit_key = derive(b"signet/v1/audit-chain\x01");
         let aead = LessSafeKey::new(
             UnboundKey::new(&AES_256_GCM, aead_key.as_ref()).expect("32-byte AES-256 key"),
         );
         Self {
             aead,
             pepper: hmac::Key::new(hmac::HMAC_SHA256, pepper_key.as_ref()),
+            audit: AuditKey(hmac::Key::new(hmac::HMAC_SHA256, audit_key.as_ref())),
         }
     }
 
@@ -134,6 +159,11 @@ impl MasterKey {
             .open_in_place(nonce, Aad::from(context), &mut buffer)
             .map_err(|_| CryptoError::Unseal)?;
         Ok(plaintext.to_vec())
+    }
+
+    /// The key of the audit chain's hashes.
+    pub fn audit_key(&self) -> AuditKey {
+        self.audit.clone()
     }
 
     /// The keyed hash under which agent secrets are stored (HMAC-SHA-256 with the pepper).
@@ -178,6 +208,17 @@ mod tests {
         let (b, _) = MasterKey::generate();
         assert_eq!(a.secret_hash(b"x"), a.secret_hash(b"x"));
         assert_ne!(a.secret_hash(b"x"), b.secret_hash(b"x"));
+    }
+
+    #[test]
+    fn the_audit_key_is_derived_apart_from_the_pepper() {
+        let (a, text) = MasterKey::generate();
+        let again = MasterKey::from_base64(&text).expect("valid");
+        let (b, _) = MasterKey::generate();
+        assert_eq!(a.audit_key().mac(b"x"), again.audit_key().mac(b"x"));
+        assert_ne!(a.audit_key().mac(b"x"), b.audit_key().mac(b"x"));
+        assert_ne!(a.audit_key().mac(b"x"), a.secret_hash(b"x"));
+        assert_eq!(format!("{:?}", a.audit_key()), "AuditKey([redacted])");
     }
 
     #[test]

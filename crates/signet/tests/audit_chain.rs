@@ -42,6 +42,10 @@ async fn a_changed_record_is_named() {
     let (code, stdout, stderr) = verify(&app).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("audit log intact"), "{stdout}");
+    // A log begun by this version is keyed from its first record.
+    let report = app.get_json("/api/v1/audit/verify").await;
+    assert_eq!(report["unkeyed"], json!(0), "{report}");
+    assert_eq!(report["valid"], json!(true), "{report}");
     // Someone rewrites where a request came from.
     tamper(
         &app,

@@ -12,9 +12,11 @@ use signet_store::Store;
 /// Signs `claims` with the server's own active key, read from its database with its master
 /// key, to make tokens a test cannot get from the token endpoint (e.g. already expired).
 async fn sign_with_server_key(app: &TestApp, claims: &Value) -> String {
-    let store = Store::open(&app.database_url()).await.expect("open");
     let master = std::fs::read_to_string(app.data_dir.join("master.key")).expect("master key");
     let master = MasterKey::from_base64(&master).expect("valid");
+    let store = Store::open(&app.database_url(), master.audit_key())
+        .await
+        .expect("open");
     let row = store
         .signing_keys()
         .await

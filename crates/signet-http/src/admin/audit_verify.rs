@@ -1,5 +1,7 @@
 //! `GET /api/v1/audit/verify`: recomputes the audit log's hash chain and names the first record
-//! that was changed, removed or reordered ("has the audit log been tampered with?").
+//! that was changed, removed or reordered ("has the audit log been tampered with?"). The chain
+//! is keyed by the master key, so a record changed in the database cannot be hidden by
+//! recomputing the hashes after it.
 
 use axum::Json;
 use axum::extract::State;
@@ -18,6 +20,9 @@ pub struct ChainVerification {
     checked: u64,
     /// Records from before tamper evidence existed (no hash), at the start of the log.
     unchained: u64,
+    /// Of the records checked, those chained before the chain was keyed (plain SHA-256), at
+    /// its start: whoever could write to the database could have recomputed them.
+    unkeyed: u64,
     /// The first record that breaks the chain: changed, or a record before it was removed or
     /// reordered (or, at the end, the first missing id).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,6 +50,7 @@ pub async fn verify_audit(
         valid: report.first_broken.is_none(),
         checked: report.checked,
         unchained: report.unchained,
+        unkeyed: report.unkeyed,
         first_broken_id: report.first_broken,
         checkpoint_id: report.checkpoint,
     }))

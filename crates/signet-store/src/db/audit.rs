@@ -1,6 +1,8 @@
 //! Reading the audit log (writing goes through the group-commit writer).
 
-use signet_core::audit::{AuditEvent, AuditQuery, CHAIN_GENESIS, ChainFields, Outcome, chain_hash};
+use signet_core::audit::{
+    AuditEvent, AuditQuery, CHAIN_GENESIS, ChainFields, Outcome, chain_hash, unkeyed_chain_hash,
+};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -104,6 +106,9 @@ pub struct ChainReport {
     pub checked: u64,
     /// Records from before tamper evidence existed (no hash), at the start of the log.
     pub unchained: u64,
+    /// Of the records checked, those from before the chain was keyed (a plain SHA-256 chain),
+    /// at its start: whoever could write to the database could have recomputed them.
+    pub unkeyed: u64,
     /// The first record whose hash does not match (changed, or a record before it was removed
     /// or reordered); for records removed from the end, the first missing id.
     pub first_broken: Option<i64>,
@@ -113,8 +118,15 @@ pub struct ChainReport {
 
 impl Store {
     /// Recomputes the audit chain from the latest retention checkpoint (or the first record)
-    /// and names the first record that breaks it.
+    /// up to the chain head as it stands when the check starts, and names the first record that
+    /// breaks it. Records committed while it runs are left for the next check.
     pub async fn verify_audit_chain(&self) -> Result<ChainReport, StoreError> {
+        // The head first: every record up to it is committed (a record and the head move in
+        // one transaction). Read last, a head moved by a commit made during the check would
+        // look like records removed from the end.
+        let head: i64 = sqlx::query_scalar("SELECT last_id FROM audit_chain_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
         let checkpoint: Option<(i64, Vec<u8>)> = sqlx::query_as(
             "SELECT last_id, hash FROM audit_checkpoints ORDER BY last_id DESC LIMIT 1",
         )
@@ -123,6 +135,7 @@ impl Store {
         let mut report = ChainReport {
             checked: 0,
             unchained: 0,
+            unkeyed: 0,
             first_broken: None,
             checkpoint: checkpoint.as_ref().map(|(id, _)| *id),
         };
@@ -132,11 +145,15 @@ impl Store {
             .unwrap_or(CHAIN_GENESIS);
         let mut after = checkpoint.map(|(id, _)| id).unwrap_or(0);
         let mut chained = false;
+        // Unkeyed hashes are accepted only before the first keyed one: records written since
+        // cannot be passed off as older ones whose hash anybody can compute.
+        let mut keyed = false;
         loop {
             let rows = sqlx::query(
-                "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id, hash FROM audit_events WHERE id > $1 ORDER BY id LIMIT 5000",
+                "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id, hash FROM audit_events WHERE id > $1 AND id <= $2 ORDER BY id LIMIT 5000",
             )
             .bind(after)
+            .bind(head)
             .fetch_all(&self.pool)
             .await?;
             let Some(last) = rows.last() else {
@@ -171,37 +188,39 @@ impl Store {
                     text("detail")?,
                     text("request_id")?,
                 );
-                let expected = chain_hash(
-                    &previous,
-                    &ChainFields {
-                        id,
-                        ts_ms: row.try_get("ts_ms")?,
-                        event_type: &event_type,
-                        outcome: &outcome,
-                        reason: reason.as_deref(),
-                        agent_id: agent_id.as_deref(),
-                        method: method.as_deref(),
-                        source: source.as_deref(),
-                        user_agent: user_agent.as_deref(),
-                        actor: actor.as_deref(),
-                        jti: jti.as_deref(),
-                        detail: detail.as_deref(),
-                        request_id: request_id.as_deref(),
-                    },
-                );
-                if stored.as_slice() != expected.as_slice() {
-                    report.first_broken = Some(id);
-                    return Ok(report);
+                let fields = ChainFields {
+                    id,
+                    ts_ms: row.try_get("ts_ms")?,
+                    event_type: &event_type,
+                    outcome: &outcome,
+                    reason: reason.as_deref(),
+                    agent_id: agent_id.as_deref(),
+                    method: method.as_deref(),
+                    source: source.as_deref(),
+                    user_agent: user_agent.as_deref(),
+                    actor: actor.as_deref(),
+                    jti: jti.as_deref(),
+                    detail: detail.as_deref(),
+                    request_id: request_id.as_deref(),
+                };
+                let expected = chain_hash(self.audit.key(), &previous, &fields);
+                if stored.as_slice() == expected.as_slice() {
+                    keyed = true;
+                    previous = expected;
+                } else {
+                    let unkeyed = unkeyed_chain_hash(&previous, &fields);
+                    if keyed || stored.as_slice() != unkeyed.as_slice() {
+                        report.first_broken = Some(id);
+                        return Ok(report);
+                    }
+                    report.unkeyed += 1;
+                    previous = unkeyed;
                 }
-                previous = expected;
                 report.checked += 1;
             }
         }
         // Records removed from the end leave the chain head ahead of the last record.
-        let sequence: i64 = sqlx::query_scalar("SELECT last_id FROM audit_chain_head WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        if sequence > after {
+        if head > after {
             report.first_broken = Some(after + 1);
         }
         Ok(report)

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use signet_core::audit::{AuditEvent, CHAIN_GENESIS};
+use signet_core::crypto::AuditKey;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AssertSqlSafe, Executor};
@@ -95,12 +96,20 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH` or `postgres://…`) and
     /// applies migrations.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
-        Self::open_with(url, &DatabaseOptions::default()).await
+    /// Audit records are chained under `audit_key` (the master key's, [`MasterKey::audit_key`]):
+    /// every process that writes to one database must use the same.
+    ///
+    /// [`MasterKey::audit_key`]: signet_core::crypto::MasterKey::audit_key
+    pub async fn open(url: &str, audit_key: AuditKey) -> Result<Self, StoreError> {
+        Self::open_with(url, audit_key, &DatabaseOptions::default()).await
     }
 
     /// Opens with chosen options (see [`DatabaseOptions`]).
-    pub async fn open_with(url: &str, options: &DatabaseOptions) -> Result<Self, StoreError> {
+    pub async fn open_with(
+        url: &str,
+        audit_key: AuditKey,
+        options: &DatabaseOptions,
+    ) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = backend(url)?;
         let (pool_url, session) = match backend {
@@ -145,8 +154,8 @@ impl Store {
             tracing::info!(migration = name, "applied database migration");
         }
         let audit = match backend {
-            Backend::Sqlite => AuditLog::start(sqlite_path(url)?, options.durability)?,
-            Backend::Postgres => AuditLog::start_postgres(url, options)?,
+            Backend::Sqlite => AuditLog::start(sqlite_path(url)?, options.durability, audit_key)?,
+            Backend::Postgres => AuditLog::start_postgres(url, options, audit_key)?,
         };
         let store = Self {
             pool,
@@ -237,7 +246,7 @@ impl Store {
                 .and_then(|h| <[u8; 32]>::try_from(h).ok())
                 .unwrap_or(CHAIN_GENESIS),
         };
-        let (id, detail, hash) = chain_next(&head, &event);
+        let (id, detail, hash) = chain_next(self.audit.key(), &head, &event);
         sqlx::query("INSERT INTO audit_events (id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, hash, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
             .bind(id)
             .bind(event.ts_ms)

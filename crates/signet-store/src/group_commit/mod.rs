@@ -6,7 +6,7 @@
 //! callers when the disk is slow.
 //!
 //! The writer is also where the audit chain grows: it numbers each record and stores
-//! `chain_hash(previous hash, record)` with it (see `signet_core::audit::chain_hash`), starting
+//! `chain_hash(audit key, previous hash, record)` with it (see `signet_core::audit::chain_hash`), starting
 //! from the chain head (`audit_chain_head`) read inside each batch's transaction and stored back
 //! in it, so admin records written between batches, and other nodes' writers, are followed.
 
@@ -19,6 +19,7 @@ mod sqlite;
 
 use signet_core::UnixTime;
 use signet_core::audit::{AuditEvent, ChainFields, chain_hash};
+use signet_core::crypto::AuditKey;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
@@ -94,6 +95,8 @@ pub struct AuditLog {
     clock: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<signet_core::clock::Clock>>>,
     /// Set only to measure what audit costs: records are dropped, not written.
     off: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The key of the chain's hashes (admin changes and verification use it too).
+    key: AuditKey,
 }
 
 fn failed(message: String) -> StoreError {
@@ -102,36 +105,51 @@ fn failed(message: String) -> StoreError {
 
 impl AuditLog {
     /// Opens the writer's connection to the database at `path` and starts its thread.
-    pub(crate) fn start(path: PathBuf, durability: Durability) -> Result<Self, StoreError> {
+    pub(crate) fn start(
+        path: PathBuf,
+        durability: Durability,
+        key: AuditKey,
+    ) -> Result<Self, StoreError> {
         let sink = sqlite::SqliteSink::open(&path, durability).map_err(|e| {
             failed(format!(
                 "the group-commit writer cannot open {}: {e}",
                 path.display()
             ))
         })?;
-        Self::spawn(Box::new(sink))
+        Self::spawn(Box::new(sink), key)
     }
 
     /// Starts the writer on PostgreSQL, with a connection of its own.
-    pub(crate) fn start_postgres(url: &str, options: &DatabaseOptions) -> Result<Self, StoreError> {
+    pub(crate) fn start_postgres(
+        url: &str,
+        options: &DatabaseOptions,
+        key: AuditKey,
+    ) -> Result<Self, StoreError> {
         let sink = postgres::PostgresSink::connect(url, options.statement_timeout)?;
-        Self::spawn(Box::new(sink))
+        Self::spawn(Box::new(sink), key)
     }
 
-    fn spawn(mut sink: Box<dyn Sink>) -> Result<Self, StoreError> {
+    fn spawn(mut sink: Box<dyn Sink>, key: AuditKey) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let stats = std::sync::Arc::new(WriterStats::default());
         let writer_stats = stats.clone();
+        let writer_key = key.clone();
         std::thread::Builder::new()
             .name("signet-writer".into())
-            .spawn(move || run(sink.as_mut(), receiver, &writer_stats))
+            .spawn(move || run(sink.as_mut(), &writer_key, receiver, &writer_stats))
             .map_err(|e| failed(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             sender,
             stats,
             clock: Default::default(),
             off: Default::default(),
+            key,
         })
+    }
+
+    /// The key of the chain's hashes.
+    pub(crate) fn key(&self) -> &AuditKey {
+        &self.key
     }
 
     pub fn stats(&self) -> &WriterStats {
@@ -248,7 +266,7 @@ trait Sink: Send {
     /// `jti`: whether it was new; a `jti` repeated within the batch is new only the first time).
     /// Audit records ([`Write::record`]) continue the chain in the batch's order. Nothing of a
     /// failed batch is committed.
-    fn write(&mut self, batch: &[Write]) -> Result<Vec<bool>, String>;
+    fn write(&mut self, key: &AuditKey, batch: &[Write]) -> Result<Vec<bool>, String>;
 }
 
 /// The end of the audit chain: the last record's id and hash.
@@ -259,10 +277,15 @@ pub(crate) struct ChainHead {
 }
 
 /// An audit record numbered and hashed after `head`: its id, its detail as stored, its hash.
-pub(crate) fn chain_next(head: &ChainHead, e: &AuditEvent) -> (i64, Option<String>, [u8; 32]) {
+pub(crate) fn chain_next(
+    key: &AuditKey,
+    head: &ChainHead,
+    e: &AuditEvent,
+) -> (i64, Option<String>, [u8; 32]) {
     let id = head.id + 1;
     let detail = e.detail.as_ref().map(|d| d.to_string());
     let hash = chain_hash(
+        key,
         &head.hash,
         &ChainFields {
             id,
@@ -293,7 +316,12 @@ fn take_queued(receiver: &mut mpsc::Receiver<Write>, batch: &mut Vec<Write>) {
     }
 }
 
-fn run(sink: &mut dyn Sink, mut receiver: mpsc::Receiver<Write>, stats: &WriterStats) {
+fn run(
+    sink: &mut dyn Sink,
+    key: &AuditKey,
+    mut receiver: mpsc::Receiver<Write>,
+    stats: &WriterStats,
+) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut batch: Vec<Write> = Vec::with_capacity(MAX_BATCH);
     let mut last_batch = 0;
@@ -310,7 +338,7 @@ fn run(sink: &mut dyn Sink, mut receiver: mpsc::Receiver<Write>, stats: &WriterS
             take_queued(&mut receiver, &mut batch);
         }
         last_batch = batch.len();
-        let result = sink.write(&batch);
+        let result = sink.write(key, &batch);
         stats.batches.fetch_add(1, Relaxed);
         stats.writes.fetch_add(batch.len() as u64, Relaxed);
         if let Some(bucket) = BATCH_SIZE_BOUNDS.iter().position(|b| batch.len() <= *b) {

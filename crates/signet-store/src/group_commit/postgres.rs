@@ -9,6 +9,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Postgres, QueryBuilder, Row};
 
+use signet_core::crypto::AuditKey;
+
 use super::{ChainHead, Sink, Write, chain_next};
 use crate::StoreError;
 
@@ -38,7 +40,7 @@ impl PostgresSink {
 }
 
 impl Sink for PostgresSink {
-    fn write(&mut self, batch: &[Write]) -> Result<Vec<bool>, String> {
+    fn write(&mut self, key: &AuditKey, batch: &[Write]) -> Result<Vec<bool>, String> {
         let result = self.runtime.block_on(async {
             let connection = match &mut self.connection {
                 Some(connection) => connection,
@@ -53,7 +55,7 @@ impl Sink for PostgresSink {
                     self.connection.insert(connection)
                 }
             };
-            write_batch(connection, batch).await
+            write_batch(connection, key, batch).await
         });
         result.map_err(|e| {
             self.connection = None;
@@ -64,6 +66,7 @@ impl Sink for PostgresSink {
 
 async fn write_batch(
     connection: &mut PgConnection,
+    key: &AuditKey,
     batch: &[Write],
 ) -> Result<Vec<bool>, sqlx::Error> {
     let mut tx = connection.begin().await?;
@@ -117,7 +120,7 @@ async fn write_batch(
             "INSERT INTO audit_events (id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, hash, request_id) ",
         );
         insert.push_values(events, |mut row, e| {
-            let (id, detail, hash) = chain_next(&head, e);
+            let (id, detail, hash) = chain_next(key, &head, e);
             head = ChainHead { id, hash };
             row.push_bind(id)
                 .push_bind(e.ts_ms)

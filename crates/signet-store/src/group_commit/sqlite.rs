@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params};
 use signet_core::audit::CHAIN_GENESIS;
+use signet_core::crypto::AuditKey;
 
 use super::{ChainHead, Sink, Write, chain_next};
 use crate::db::Durability;
@@ -79,8 +80,8 @@ fn checkpoint(connection: &Connection, stopped: &mpsc::Receiver<()>) {
 }
 
 impl Sink for SqliteSink {
-    fn write(&mut self, batch: &[Write]) -> Result<Vec<bool>, String> {
-        write_batch(&mut self.connection, batch).map_err(|e| e.to_string())
+    fn write(&mut self, key: &AuditKey, batch: &[Write]) -> Result<Vec<bool>, String> {
+        write_batch(&mut self.connection, key, batch).map_err(|e| e.to_string())
     }
 }
 
@@ -114,7 +115,11 @@ fn chain_head(connection: &Connection) -> rusqlite::Result<ChainHead> {
 /// Writes the batch in one transaction; for each write, whether it inserted a row (for a `jti`:
 /// whether it was new; a `jti` repeated within the batch is new only the first time). Audit
 /// records continue the chain from its head as of this transaction.
-fn write_batch(connection: &mut Connection, batch: &[Write]) -> rusqlite::Result<Vec<bool>> {
+fn write_batch(
+    connection: &mut Connection,
+    key: &AuditKey,
+    batch: &[Write],
+) -> rusqlite::Result<Vec<bool>> {
     let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut head = chain_head(&tx)?;
     let start = head.id;
@@ -134,7 +139,7 @@ fn write_batch(connection: &mut Connection, batch: &[Write]) -> rusqlite::Result
                 Write::Audit(..) => true,
             };
             if let Some(e) = write.record(fresh) {
-                let (id, detail, hash) = chain_next(&head, e);
+                let (id, detail, hash) = chain_next(key, &head, e);
                 insert_event.execute(params![
                     id,
                     e.ts_ms,

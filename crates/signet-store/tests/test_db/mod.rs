@@ -108,9 +108,18 @@ macro_rules! both_databases {
 }
 pub(crate) use both_databases;
 
-/// A store on the test database.
+/// A store on the test database. Every store a test process opens chains audit records under
+/// the same key ([`audit_key`]), as the nodes of one cluster do.
 pub async fn open(db: &TestDb) -> Store {
-    Store::open(db.url()).await.expect("open store")
+    Store::open(db.url(), audit_key())
+        .await
+        .expect("open store")
+}
+
+/// The audit key of this test process's stores.
+pub fn audit_key() -> signet_core::crypto::AuditKey {
+    static KEY: std::sync::OnceLock<MasterKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| MasterKey::generate().0).audit_key()
 }
 
 /// The audit record an admin change is stored with.

@@ -185,6 +185,11 @@ pub async fn run(command: AuditCommand) -> Result<(), CliError> {
                         if let Some(unchained) = report["unchained"].as_u64().filter(|n| *n > 0) {
                             println!("  ({unchained} older records predate tamper evidence)");
                         }
+                        if let Some(unkeyed) = report["unkeyed"].as_u64().filter(|n| *n > 0) {
+                            println!(
+                                "  (the first {unkeyed} of them were chained before the chain was keyed: whoever could write to the database could have rewritten those)"
+                            );
+                        }
                         if let Some(id) = report["checkpoint_id"].as_i64() {
                             println!("  (from the retention checkpoint after record {id})");
                         }

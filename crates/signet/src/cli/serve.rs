@@ -154,8 +154,10 @@ async fn admin_token(
     Ok((hash, Some(token)))
 }
 
-async fn open_store(config: &Config) -> Result<Store, CliError> {
+/// Opens the database with the master key, which also keys the audit chain.
+async fn open_store(config: &Config) -> Result<(Store, MasterKey), CliError> {
     prepare_data_dir(&config.data_dir)?;
+    let master_key = master_key(config)?;
     let options = DatabaseOptions {
         durability: if config.sqlite_synchronous_full {
             Durability::Full
@@ -166,20 +168,21 @@ async fn open_store(config: &Config) -> Result<Store, CliError> {
         statement_timeout: Duration::from_secs(config.database_statement_timeout_seconds),
         resync: Duration::from_secs(config.cluster_resync_seconds),
     };
-    Store::open_with(&config.database_url(), &options)
+    let store = Store::open_with(&config.database_url(), master_key.audit_key(), &options)
         .await
         .map_err(|e| {
             CliError::failure(format!(
                 "cannot open the database {}: {e}",
                 config.database_url_redacted()
             ))
-        })
+        })?;
+    Ok((store, master_key))
 }
 
 pub async fn migrate(args: ServeArgs) -> Result<(), CliError> {
     let config = load_config(&args)?;
     init_logging(config.log_format);
-    let store = open_store(&config).await?;
+    let (store, _) = open_store(&config).await?;
     store.close().await;
     println!("database is up to date");
     Ok(())
@@ -188,8 +191,7 @@ pub async fn migrate(args: ServeArgs) -> Result<(), CliError> {
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let config = load_config(&args)?;
     init_logging(config.log_format);
-    let store = open_store(&config).await?;
-    let master_key = master_key(&config)?;
+    let (store, master_key) = open_store(&config).await?;
     let keys = KeyRing::load(
         &store,
         &master_key,

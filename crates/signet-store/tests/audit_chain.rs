@@ -1,0 +1,191 @@
+//! Verifying the audit chain. It is keyed: someone who can write to the database but does not
+//! hold the master key cannot change a record and recompute the hashes after it. Logs begun
+//! before the chain was keyed still verify, and say how many of their records are not keyed. A
+//! check made while records are being written reports no break.
+
+mod test_db;
+
+use signet_core::audit::{AuditEvent, ChainFields, chain_hash, unkeyed_chain_hash};
+use signet_core::crypto::{AuditKey, MasterKey};
+use signet_store::Store;
+use sqlx::Row;
+use test_db::{TestDb, audit_key, open};
+
+/// How an intruder rehashes the records they rewrote.
+#[derive(Clone, Copy)]
+enum Rehash<'a> {
+    With(&'a AuditKey),
+    Unkeyed,
+}
+
+async fn record_some(store: &Store, count: usize) {
+    for i in 0..count {
+        let event = AuditEvent::success("token_request")
+            .with_agent(Some("agt_chain"))
+            .with_source(Some(format!("10.0.0.{i}")), Some("test"));
+        store.audit().record(event).await.expect("committed");
+    }
+}
+
+/// As an intruder with the database in hand: sets record `changed`'s source (if any) and
+/// recomputes the hash of every record from `from` on, then the chain head, the way the
+/// server computes them but with `rehash`.
+async fn rewrite(db: &TestDb, from: i64, changed: Option<i64>, rehash: Rehash<'_>) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(db.url()).await.expect("connect");
+    if let Some(id) = changed {
+        sqlx::query("UPDATE audit_events SET source = '192.0.2.66' WHERE id = $1")
+            .bind(id)
+            .execute(&pool)
+            .await
+            .expect("change a record");
+    }
+    let rows = sqlx::query(
+        "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id, hash FROM audit_events ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("read the log");
+    let mut previous = [0u8; 32];
+    let mut last = 0i64;
+    for row in &rows {
+        let id: i64 = row.get("id");
+        let stored: Vec<u8> = row.get("hash");
+        if id < from {
+            previous = stored.try_into().expect("32 bytes");
+            continue;
+        }
+        let text = |c: &str| row.get::<Option<String>, _>(c);
+        let (event_type, outcome): (String, String) = (row.get("event_type"), row.get("outcome"));
+        let (reason, agent_id, method, source) = (
+            text("reason"),
+            text("agent_id"),
+            text("method"),
+            text("source"),
+        );
+        let (user_agent, actor, jti, detail, request_id) = (
+            text("user_agent"),
+            text("actor"),
+            text("jti"),
+            text("detail"),
+            text("request_id"),
+        );
+        let fields = ChainFields {
+            id,
+            ts_ms: row.get("ts_ms"),
+            event_type: &event_type,
+            outcome: &outcome,
+            reason: reason.as_deref(),
+            agent_id: agent_id.as_deref(),
+            method: method.as_deref(),
+            source: source.as_deref(),
+            user_agent: user_agent.as_deref(),
+            actor: actor.as_deref(),
+            jti: jti.as_deref(),
+            detail: detail.as_deref(),
+            request_id: request_id.as_deref(),
+        };
+        previous = match rehash {
+            Rehash::With(key) => chain_hash(key, &previous, &fields),
+            Rehash::Unkeyed => unkeyed_chain_hash(&previous, &fields),
+        };
+        sqlx::query("UPDATE audit_events SET hash = $1 WHERE id = $2")
+            .bind(previous.to_vec())
+            .bind(id)
+            .execute(&pool)
+            .await
+            .expect("rehash");
+        last = id;
+    }
+    sqlx::query("UPDATE audit_chain_head SET last_id = $1, hash = $2 WHERE id = 1")
+        .bind(last)
+        .bind(previous.to_vec())
+        .execute(&pool)
+        .await
+        .expect("move the chain head");
+    pool.close().await;
+}
+
+async fn a_changed_record_rehashed_without_the_key_is_named(db: TestDb) {
+    let store = open(&db).await;
+    record_some(&store, 6).await;
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(
+        (report.first_broken, report.checked),
+        (None, 6),
+        "{report:?}"
+    );
+
+    // The public algorithm (the unkeyed hash) and a guessed key both leave a break at the
+    // changed record, however consistently the rest of the chain is recomputed.
+    let guessed = MasterKey::generate().0.audit_key();
+    for rehash in [Rehash::Unkeyed, Rehash::With(&guessed)] {
+        rewrite(&db, 3, Some(3), rehash).await;
+        let report = store.verify_audit_chain().await.expect("verify");
+        assert_eq!(report.first_broken, Some(3), "{report:?}");
+    }
+    // The same rewrite with the master key's audit key verifies: the key is all that stops it.
+    rewrite(&db, 3, None, Rehash::With(&audit_key())).await;
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(
+        (report.first_broken, report.unkeyed),
+        (None, 0),
+        "{report:?}"
+    );
+    store.close().await;
+}
+
+async fn a_log_begun_before_keying_verifies_and_counts_its_unkeyed_records(db: TestDb) {
+    let store = open(&db).await;
+    record_some(&store, 3).await;
+    // As a version before keying wrote them.
+    rewrite(&db, 1, None, Rehash::Unkeyed).await;
+    record_some(&store, 2).await;
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(
+        (report.first_broken, report.checked, report.unkeyed),
+        (None, 5, 3),
+        "{report:?}"
+    );
+    // An unkeyed record after a keyed one is not an old record: it is a forged one.
+    rewrite(&db, 5, Some(5), Rehash::Unkeyed).await;
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(report.first_broken, Some(5), "{report:?}");
+    store.close().await;
+}
+
+/// Records committed while the check runs are not mistaken for a chain head left ahead of the
+/// last record (records removed from the end).
+async fn a_check_during_writes_reports_no_break(db: TestDb) {
+    let store = open(&db).await;
+    record_some(&store, 10).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    record_some(&store, 1).await;
+                }
+            })
+        })
+        .collect();
+    for _ in 0..50 {
+        let report = store.verify_audit_chain().await.expect("verify");
+        assert_eq!(report.first_broken, None, "{report:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert!(report.checked > 10, "{report:?}");
+    assert_eq!(report.first_broken, None, "{report:?}");
+    store.close().await;
+}
+
+test_db::both_databases! {
+    a_check_during_writes_reports_no_break,
+    a_changed_record_rehashed_without_the_key_is_named,
+    a_log_begun_before_keying_verifies_and_counts_its_unkeyed_records,
+}
