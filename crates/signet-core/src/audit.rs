@@ -204,6 +204,39 @@ pub struct ChainFields<'a> {
     pub request_id: Option<&'a str>,
 }
 
+/// A record's id and hash, noted outside the database (`ID:HASH`, the hash in base64url) as a
+/// verification reported it. A later verification given the anchor proves the log still reaches
+/// that record unchanged: records removed from the end, with the chain head moved back to hide
+/// it, show up as a log that falls short of its anchor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainAnchor {
+    pub id: i64,
+    pub hash: [u8; 32],
+}
+
+impl std::fmt::Display for ChainAnchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.id, crate::encoding::b64url(self.hash))
+    }
+}
+
+impl std::str::FromStr for ChainAnchor {
+    type Err = &'static str;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        const FORMAT: &str = "an anchor is ID:HASH, as a verification of the audit log printed it";
+        let (id, hash) = text.split_once(':').ok_or(FORMAT)?;
+        let id: i64 = id.parse().map_err(|_| FORMAT)?;
+        let hash = crate::encoding::b64url_decode(hash)
+            .and_then(|h| <[u8; 32]>::try_from(h).ok())
+            .ok_or(FORMAT)?;
+        if id < 1 {
+            return Err(FORMAT);
+        }
+        Ok(Self { id, hash })
+    }
+}
+
 /// The hash before the first record of a chain.
 pub const CHAIN_GENESIS: [u8; 32] = [0; 32];
 
@@ -345,6 +378,26 @@ mod tests {
         let other = crate::crypto::MasterKey::generate().0.audit_key();
         assert_ne!(base, chain_hash(&other, &CHAIN_GENESIS, &record));
         assert_ne!(base, unkeyed_chain_hash(&CHAIN_GENESIS, &record));
+    }
+
+    #[test]
+    fn anchors_read_back_what_they_print_and_refuse_anything_else() {
+        let anchor = ChainAnchor {
+            id: 48213,
+            hash: [7; 32],
+        };
+        let text = anchor.to_string();
+        assert_eq!(text.parse::<ChainAnchor>(), Ok(anchor));
+        for bad in [
+            "",
+            "48213",
+            "x:BwcH",
+            "0:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc",
+            "48213:BwcH",
+            "48213:not base64!",
+        ] {
+            assert!(bad.parse::<ChainAnchor>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

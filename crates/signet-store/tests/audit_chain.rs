@@ -1,11 +1,12 @@
 //! Verifying the audit chain. It is keyed: someone who can write to the database but does not
 //! hold the master key cannot change a record and recompute the hashes after it. Logs begun
 //! before the chain was keyed still verify, and say how many of their records are not keyed. A
-//! check made while records are being written reports no break.
+//! check made while records are being written reports no break. An anchor (a head an earlier
+//! check reported) shows a log cut short with its head moved back.
 
 mod test_db;
 
-use signet_core::audit::{AuditEvent, ChainFields, chain_hash, unkeyed_chain_hash};
+use signet_core::audit::{AuditEvent, ChainAnchor, ChainFields, chain_hash, unkeyed_chain_hash};
 use signet_core::crypto::{AuditKey, MasterKey};
 use signet_store::Store;
 use sqlx::Row;
@@ -184,8 +185,119 @@ async fn a_check_during_writes_reports_no_break(db: TestDb) {
     store.close().await;
 }
 
+/// As an intruder: removes every record after `keep` and moves the chain head back to it.
+async fn cut_short(db: &TestDb, keep: i64) {
+    let pool = sqlx::AnyPool::connect(db.url()).await.expect("connect");
+    for sql in [
+        "DELETE FROM audit_events WHERE id > $1",
+        "UPDATE audit_chain_head SET last_id = $1, hash = (SELECT hash FROM audit_events WHERE id = $1) WHERE id = 1",
+    ] {
+        sqlx::query(sql).bind(keep).execute(&pool).await.expect(sql);
+    }
+    pool.close().await;
+}
+
+async fn an_anchor_shows_a_log_cut_short_with_its_head_moved_back(db: TestDb) {
+    let store = open(&db).await;
+    record_some(&store, 8).await;
+    let report = store.verify_audit_chain().await.expect("verify");
+    let anchor = report.head.expect("a head");
+    assert_eq!(anchor.id, 8);
+    let report = store
+        .verify_audit_chain_to(Some(&anchor))
+        .await
+        .expect("verify");
+    assert_eq!(
+        (report.first_broken, report.anchor_checked),
+        (None, true),
+        "{report:?}"
+    );
+    // A wrong hash for the anchor's record is a changed record.
+    let wrong = ChainAnchor {
+        hash: [9; 32],
+        ..anchor
+    };
+    let report = store
+        .verify_audit_chain_to(Some(&wrong))
+        .await
+        .expect("verify");
+    assert_eq!(report.first_broken, Some(8), "{report:?}");
+
+    cut_short(&db, 4).await;
+    record_some(&store, 2).await;
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(
+        report.first_broken, None,
+        "the chain alone cannot see it: {report:?}"
+    );
+    let report = store
+        .verify_audit_chain_to(Some(&anchor))
+        .await
+        .expect("verify");
+    assert_eq!(report.first_broken, Some(7), "{report:?}");
+    // Once new records pass the anchor's id, its record is another one.
+    record_some(&store, 3).await;
+    let report = store
+        .verify_audit_chain_to(Some(&anchor))
+        .await
+        .expect("verify");
+    assert_eq!(report.first_broken, Some(8), "{report:?}");
+    store.close().await;
+}
+
+async fn anchors_deleted_by_retention_are_reported_unchecked(db: TestDb) {
+    let store = open(&db).await;
+    record_some(&store, 3).await;
+    let early = store
+        .verify_audit_chain()
+        .await
+        .expect("verify")
+        .head
+        .expect("head");
+    record_some(&store, 3).await;
+    let last = store
+        .verify_audit_chain()
+        .await
+        .expect("verify")
+        .head
+        .expect("head");
+    assert_eq!(store.prune_audit(i64::MAX, 0).await.expect("prune"), 6);
+    record_some(&store, 2).await;
+    // The last deleted record is the checkpoint: checked against it.
+    let report = store
+        .verify_audit_chain_to(Some(&last))
+        .await
+        .expect("verify");
+    assert_eq!(
+        (report.first_broken, report.anchor_checked),
+        (None, true),
+        "{report:?}"
+    );
+    let report = store
+        .verify_audit_chain_to(Some(&early))
+        .await
+        .expect("verify");
+    assert_eq!(
+        (report.first_broken, report.anchor_checked),
+        (None, false),
+        "{report:?}"
+    );
+    let forged = ChainAnchor {
+        hash: [9; 32],
+        ..last
+    };
+    let report = store
+        .verify_audit_chain_to(Some(&forged))
+        .await
+        .expect("verify");
+    assert_eq!(report.first_broken, Some(6), "{report:?}");
+    store.close().await;
+}
+
 test_db::both_databases! {
     a_check_during_writes_reports_no_break,
+    an_anchor_shows_a_log_cut_short_with_its_head_moved_back,
+    anchors_deleted_by_retention_are_reported_unchecked,
     a_changed_record_rehashed_without_the_key_is_named,
     a_log_begun_before_keying_verifies_and_counts_its_unkeyed_records,
 }

@@ -1,15 +1,17 @@
 //! Tamper evidence: every audit record is chained to the previous one by hash; changing,
 //! removing or truncating records is detected by `signet audit verify`, which names the first
-//! broken record; retention keeps the rest verifiable from a checkpoint.
+//! broken record; an anchor (a head an earlier check printed) also catches a log cut short with
+//! its head moved back; retention keeps the rest verifiable from a checkpoint.
 
 mod common;
 
 use common::{ADMIN_TOKEN, TestApp, signet_bin};
 use serde_json::json;
 
-async fn verify(app: &TestApp) -> (i32, String, String) {
+async fn verify(app: &TestApp, args: &[&str]) -> (i32, String, String) {
     let output = tokio::process::Command::new(signet_bin())
         .args(["audit", "verify"])
+        .args(args)
         .env_clear()
         .env("SIGNET_URL", &app.url)
         .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -39,7 +41,7 @@ async fn busy_log(app: &TestApp) {
 async fn a_changed_record_is_named() {
     let app = TestApp::spawn().await;
     busy_log(&app).await;
-    let (code, stdout, stderr) = verify(&app).await;
+    let (code, stdout, stderr) = verify(&app, &[]).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("audit log intact"), "{stdout}");
     // A log begun by this version is keyed from its first record.
@@ -51,7 +53,7 @@ async fn a_changed_record_is_named() {
         &app,
         "UPDATE audit_events SET source = '10.9.9.9' WHERE id = 3",
     );
-    let (code, _, stderr) = verify(&app).await;
+    let (code, _, stderr) = verify(&app, &[]).await;
     assert_eq!(code, 1);
     assert!(stderr.contains("breaks at record 3"), "{stderr}");
     let report = app.get_json("/api/v1/audit/verify").await;
@@ -83,6 +85,79 @@ async fn removed_records_are_detected_in_the_middle_and_at_the_end() {
     assert_eq!(report["valid"], json!(false), "{report}");
 }
 
+/// The one change the chain alone cannot show: records removed from the end with the chain head
+/// moved back to the new last record, so that the next record chains on. The head printed by an
+/// earlier check, kept elsewhere, shows it.
+#[tokio::test]
+async fn a_log_cut_short_with_its_head_moved_back_falls_short_of_its_anchor() {
+    let app = TestApp::spawn().await;
+    busy_log(&app).await;
+    let (code, stdout, stderr) = verify(&app, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let anchor = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("head: "))
+        .expect("the head is printed")
+        .to_string();
+    let anchor_id: i64 = anchor
+        .split(':')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("ID:HASH");
+    busy_log(&app).await;
+    let (code, stdout, stderr) = verify(&app, &["--anchor", &anchor]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("still reaches {anchor}")),
+        "{stdout}"
+    );
+
+    let keep = anchor_id - 5;
+    tamper(&app, &format!("DELETE FROM audit_events WHERE id > {keep}"));
+    tamper(
+        &app,
+        &format!(
+            "UPDATE audit_chain_head SET last_id = {keep}, hash = (SELECT hash FROM audit_events WHERE id = {keep}) WHERE id = 1"
+        ),
+    );
+    let report = app.get_json("/api/v1/audit/verify").await;
+    assert_eq!(
+        report["valid"],
+        json!(true),
+        "the chain alone cannot see it: {report}"
+    );
+    let (code, _, stderr) = verify(&app, &["--anchor", &anchor]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("the chain breaks at record"), "{stderr}");
+    let report = app
+        .get_json(&format!("/api/v1/audit/verify?anchor={anchor}"))
+        .await;
+    assert_eq!(report["valid"], json!(false), "{report}");
+    let broken = report["first_broken_id"].as_i64().expect("named");
+    assert!(keep < broken && broken <= anchor_id, "{report}");
+
+    // An anchor that is not one gets a clear 400.
+    for bad in ["12", "12:abc", "x:y"] {
+        let response = app
+            .admin(
+                reqwest::Method::GET,
+                &format!("/api/v1/audit/verify?anchor={bad}"),
+            )
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 400, "{bad}");
+        let problem: serde_json::Value = response.json().await.expect("problem");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("ID:HASH"),
+            "{problem}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn retention_keeps_the_chain_verifiable_from_a_checkpoint() {
     let app = TestApp::spawn_with(&[
@@ -100,6 +175,11 @@ async fn retention_keeps_the_chain_verifiable_from_a_checkpoint() {
         .map(Vec::len)
         .unwrap_or_default();
     assert!(before >= 5);
+    let old_head = app.get_json("/api/v1/audit/verify").await["head"]
+        .as_str()
+        .expect("head")
+        .to_string();
+    busy_log(&app).await;
     // Two days later the old records are deleted; new ones keep the chain going.
     app.set_clock_offset(2 * 86_400).await;
     let mut remaining = before;
@@ -119,4 +199,10 @@ async fn retention_keeps_the_chain_verifiable_from_a_checkpoint() {
     assert_eq!(report["valid"], json!(true), "{report}");
     assert!(report["checkpoint_id"].is_number(), "{report}");
     assert!(report["checked"].as_u64().unwrap_or_default() >= 6);
+    // An anchor among the deleted records cannot be checked, and the report says so.
+    let report = app
+        .get_json(&format!("/api/v1/audit/verify?anchor={old_head}"))
+        .await;
+    assert_eq!(report["valid"], json!(true), "{report}");
+    assert_eq!(report["anchor_checked"], json!(false), "{report}");
 }

@@ -1,12 +1,15 @@
 //! `GET /api/v1/audit/verify`: recomputes the audit log's hash chain and names the first record
 //! that was changed, removed or reordered ("has the audit log been tampered with?"). The chain
 //! is keyed by the master key, so a record changed in the database cannot be hidden by
-//! recomputing the hashes after it.
+//! recomputing the hashes after it. `?anchor=ID:HASH` (a head an earlier check reported) also
+//! proves the log still reaches that record unchanged.
 
 use axum::Json;
-use axum::extract::State;
-use serde::Serialize;
-use utoipa::ToSchema;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use signet_core::audit::ChainAnchor;
+use utoipa::{IntoParams, ToSchema};
 
 use super::Admin;
 use super::problem::Problem;
@@ -30,19 +33,41 @@ pub struct ChainVerification {
     /// The retention checkpoint the check started from (the last deleted record's id).
     #[serde(skip_serializing_if = "Option::is_none")]
     checkpoint_id: Option<i64>,
+    /// The end of the chain as checked, `ID:HASH`: keep it outside the database and pass it as
+    /// `anchor` later to prove the log still reaches it unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    head: Option<String>,
+    /// With `anchor`: whether it was found unchanged (`false`: it lies before the retention
+    /// checkpoint and cannot be checked, or the chain broke before it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchor_checked: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct VerifyParams {
+    /// A head an earlier verification reported (`ID:HASH`).
+    anchor: Option<String>,
 }
 
 /// Verifies the audit chain.
 #[utoipa::path(
-    get, path = "/api/v1/audit/verify", tag = "audit",
-    responses((status = 200, body = ChainVerification)),
+    get, path = "/api/v1/audit/verify", tag = "audit", params(VerifyParams),
+    responses((status = 200, body = ChainVerification), (status = 400, body = Problem, content_type = "application/problem+json")),
     security(("admin_token" = []))
 )]
 pub async fn verify_audit(
     _admin: Admin,
     State(state): State<AppState>,
+    params: Result<Query<VerifyParams>, QueryRejection>,
 ) -> Result<Json<ChainVerification>, Problem> {
-    let report = state.store.verify_audit_chain().await?;
+    let Query(params) =
+        params.map_err(|e| Problem::bad_request(format!("invalid query: {}", e.body_text())))?;
+    let anchor = params
+        .anchor
+        .map(|a| a.parse::<ChainAnchor>())
+        .transpose()
+        .map_err(|e| Problem::invalid_field("anchor", e))?;
+    let report = state.store.verify_audit_chain_to(anchor.as_ref()).await?;
     if let Some(id) = report.first_broken {
         tracing::error!(record = id, "the audit chain is broken");
     }
@@ -53,5 +78,7 @@ pub async fn verify_audit(
         unkeyed: report.unkeyed,
         first_broken_id: report.first_broken,
         checkpoint_id: report.checkpoint,
+        head: report.head.map(|h| h.to_string()),
+        anchor_checked: anchor.map(|_| report.anchor_checked),
     }))
 }

@@ -7,6 +7,7 @@ mod agent_keys;
 mod agents;
 mod alerts;
 mod audit;
+mod audit_chain;
 mod certificates;
 mod changes;
 mod console;
@@ -30,7 +31,7 @@ use crate::migrations::migrate;
 
 pub use agents::{ExpiringCredential, Page, StaleUse};
 pub use alerts::{AlertRecord, DeliveryRecord};
-pub use audit::ChainReport;
+pub use audit_chain::ChainReport;
 pub use certificates::{
     IssuedRecord, MAX_CERTIFICATES_PER_AGENT, RevocationRecord, StoredAgentCa, StoredCertificate,
 };

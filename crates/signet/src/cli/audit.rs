@@ -10,10 +10,14 @@ use super::{CliError, EXIT_FAILURE};
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the audit log's hash chain; exits 1 and names the first broken record if it was
-    /// tampered with.
+    /// tampered with. Prints the chain's head (`ID:HASH`): keep it outside the server, and pass
+    /// it as `--anchor` later to prove the log still reaches it unchanged.
     Verify {
         #[command(flatten)]
         connection: AdminConnection,
+        /// A head printed by an earlier verification.
+        #[arg(long, value_name = "ID:HASH")]
+        anchor: Option<String>,
     },
     /// Print matching records as JSON lines, oldest first.
     Export {
@@ -158,15 +162,14 @@ pub async fn run(command: AuditCommand) -> Result<(), CliError> {
                 print_lines(&fresh);
             }
         }
-        AuditCommand::Verify { connection } => {
+        AuditCommand::Verify { connection, anchor } => {
             let api = Api::new(&connection)?;
+            let mut path = "/api/v1/audit/verify".to_string();
+            if let Some(anchor) = &anchor {
+                path.push_str(&format!("?anchor={}", super::client::form_encode(anchor)));
+            }
             let report = api
-                .call(
-                    reqwest::Method::GET,
-                    "/api/v1/audit/verify",
-                    None,
-                    "verifying the audit log",
-                )
+                .call(reqwest::Method::GET, &path, None, "verifying the audit log")
                 .await?;
             if connection.json {
                 print_json(&report)?;
@@ -192,6 +195,17 @@ pub async fn run(command: AuditCommand) -> Result<(), CliError> {
                         }
                         if let Some(id) = report["checkpoint_id"].as_i64() {
                             println!("  (from the retention checkpoint after record {id})");
+                        }
+                        if let Some(anchor) = &anchor {
+                            match report["anchor_checked"].as_bool() {
+                                Some(true) => println!("  (and it still reaches {anchor})"),
+                                _ => println!(
+                                    "  (the anchor {anchor} was deleted by retention and could not be checked)"
+                                ),
+                            }
+                        }
+                        if let Some(head) = report["head"].as_str() {
+                            println!("head: {head}");
                         }
                     }
                     Ok(())

@@ -266,7 +266,6 @@ impl TestApp {
             .bearer_auth(ADMIN_TOKEN)
     }
 
-    /// GET an admin API path and read the JSON answer.
     /// Moves the server's clock (the server must run with `SIGNET_TESTING_CLOCK=1`).
     pub async fn set_clock_offset(&self, seconds: i64) {
         let response = self
@@ -278,6 +277,7 @@ impl TestApp {
         assert_eq!(response.status(), 200, "is SIGNET_TESTING_CLOCK=1 set?");
     }
 
+    /// GET an admin API path and read the JSON answer.
     pub async fn get_json(&self, path: &str) -> Value {
         self.admin(reqwest::Method::GET, path)
             .send()
