@@ -99,6 +99,11 @@ pub struct AuditEvent {
     /// `X-Request-Id` response header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The record's chain hash as stored (base64url), on records read back from the log: a
+    /// copy kept elsewhere (an export, the sink file, a SIEM) makes any record an anchor,
+    /// `ID:HASH`, for a later verification ([`ChainAnchor`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 impl AuditEvent {
@@ -121,6 +126,7 @@ impl AuditEvent {
             jti: None,
             detail: None,
             request_id: None,
+            hash: None,
         }
     }
 

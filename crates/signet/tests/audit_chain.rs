@@ -111,6 +111,16 @@ async fn a_log_cut_short_with_its_head_moved_back_falls_short_of_its_anchor() {
         stdout.contains(&format!("still reaches {anchor}")),
         "{stdout}"
     );
+    // Every record read back carries its hash: a copy kept elsewhere is an anchor too.
+    let record = &app.get_json("/api/v1/audit?limit=1").await["items"][0];
+    let exported = format!(
+        "{}:{}",
+        record["id"],
+        record["hash"].as_str().expect("hash")
+    );
+    let (code, stdout, stderr) = verify(&app, &["--anchor", &exported]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("still reaches"), "{stdout}");
 
     let keep = anchor_id - 5;
     tamper(&app, &format!("DELETE FROM audit_events WHERE id > {keep}"));

@@ -12,7 +12,7 @@ impl Store {
     /// Audit events matching `query`, newest first.
     pub async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         let mut sql = Statement::new(
-            "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id FROM audit_events WHERE 1 = 1",
+            "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id, hash FROM audit_events WHERE 1 = 1",
         );
         let text_filters = [
             ("agent_id", &query.agent_id),
@@ -54,7 +54,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id FROM audit_events WHERE id > $1 ORDER BY id LIMIT $2",
+            "SELECT id, ts_ms, event_type, outcome, reason, agent_id, method, source, user_agent, actor, jti, detail, request_id, hash FROM audit_events WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after_id)
         .bind(i64::from(limit))
@@ -94,5 +94,8 @@ fn event_from_row(row: &AnyRow) -> Result<AuditEvent, StoreError> {
         jti: row.try_get("jti")?,
         detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
         request_id: row.try_get("request_id")?,
+        hash: row
+            .try_get::<Option<Vec<u8>>, _>("hash")?
+            .map(signet_core::encoding::b64url),
     })
 }

@@ -97,6 +97,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH` or `postgres://…`) and
     /// applies migrations.
+    ///
     /// Audit records are chained under `audit_key` (the master key's, [`MasterKey::audit_key`]):
     /// every process that writes to one database must use the same.
     ///
