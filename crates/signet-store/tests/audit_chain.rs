@@ -185,6 +185,13 @@ async fn a_check_during_writes_reports_no_break(db: TestDb) {
     store.close().await;
 }
 
+async fn verify_to(store: &Store, anchor: &ChainAnchor) -> signet_store::ChainReport {
+    store
+        .verify_audit_chain_to(Some(anchor))
+        .await
+        .expect("verify")
+}
+
 /// As an intruder: removes every record after `keep` and moves the chain head back to it.
 async fn cut_short(db: &TestDb, keep: i64) {
     let pool = sqlx::AnyPool::connect(db.url()).await.expect("connect");
@@ -203,10 +210,7 @@ async fn an_anchor_shows_a_log_cut_short_with_its_head_moved_back(db: TestDb) {
     let report = store.verify_audit_chain().await.expect("verify");
     let anchor = report.head.expect("a head");
     assert_eq!(anchor.id, 8);
-    let report = store
-        .verify_audit_chain_to(Some(&anchor))
-        .await
-        .expect("verify");
+    let report = verify_to(&store, &anchor).await;
     assert_eq!(
         (report.first_broken, report.anchor_checked),
         (None, true),
@@ -217,10 +221,7 @@ async fn an_anchor_shows_a_log_cut_short_with_its_head_moved_back(db: TestDb) {
         hash: [9; 32],
         ..anchor
     };
-    let report = store
-        .verify_audit_chain_to(Some(&wrong))
-        .await
-        .expect("verify");
+    let report = verify_to(&store, &wrong).await;
     assert_eq!(report.first_broken, Some(8), "{report:?}");
 
     cut_short(&db, 4).await;
@@ -230,17 +231,11 @@ async fn an_anchor_shows_a_log_cut_short_with_its_head_moved_back(db: TestDb) {
         report.first_broken, None,
         "the chain alone cannot see it: {report:?}"
     );
-    let report = store
-        .verify_audit_chain_to(Some(&anchor))
-        .await
-        .expect("verify");
+    let report = verify_to(&store, &anchor).await;
     assert_eq!(report.first_broken, Some(7), "{report:?}");
     // Once new records pass the anchor's id, its record is another one.
     record_some(&store, 3).await;
-    let report = store
-        .verify_audit_chain_to(Some(&anchor))
-        .await
-        .expect("verify");
+    let report = verify_to(&store, &anchor).await;
     assert_eq!(report.first_broken, Some(8), "{report:?}");
     store.close().await;
 }
@@ -264,19 +259,13 @@ async fn anchors_deleted_by_retention_are_reported_unchecked(db: TestDb) {
     assert_eq!(store.prune_audit(i64::MAX, 0).await.expect("prune"), 6);
     record_some(&store, 2).await;
     // The last deleted record is the checkpoint: checked against it.
-    let report = store
-        .verify_audit_chain_to(Some(&last))
-        .await
-        .expect("verify");
+    let report = verify_to(&store, &last).await;
     assert_eq!(
         (report.first_broken, report.anchor_checked),
         (None, true),
         "{report:?}"
     );
-    let report = store
-        .verify_audit_chain_to(Some(&early))
-        .await
-        .expect("verify");
+    let report = verify_to(&store, &early).await;
     assert_eq!(
         (report.first_broken, report.anchor_checked),
         (None, false),
@@ -286,10 +275,7 @@ async fn anchors_deleted_by_retention_are_reported_unchecked(db: TestDb) {
         hash: [9; 32],
         ..last
     };
-    let report = store
-        .verify_audit_chain_to(Some(&forged))
-        .await
-        .expect("verify");
+    let report = verify_to(&store, &forged).await;
     assert_eq!(report.first_broken, Some(6), "{report:?}");
     store.close().await;
 }

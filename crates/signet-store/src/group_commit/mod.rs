@@ -6,9 +6,10 @@
 //! callers when the disk is slow.
 //!
 //! The writer is also where the audit chain grows: it numbers each record and stores
-//! `chain_hash(audit key, previous hash, record)` with it (see `signet_core::audit::chain_hash`), starting
-//! from the chain head (`audit_chain_head`) read inside each batch's transaction and stored back
-//! in it, so admin records written between batches, and other nodes' writers, are followed.
+//! `chain_hash(audit key, previous hash, record)` with it (see `signet_core::audit::chain_hash`),
+//! starting from the chain head (`audit_chain_head`) read inside each batch's transaction and
+//! stored back in it, so admin records written between batches, and other nodes' writers, are
+//! followed.
 
 use std::path::PathBuf;
 use std::sync::Arc;
