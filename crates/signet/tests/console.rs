@@ -1,7 +1,8 @@
 //! The Signet Console in a real browser: scripts in `tests/browser/` drive Debian's headless
 //! Chromium with playwright-core against a real server. `console.mjs`: sign in, register an
 //! agent, read its one-time secret, regenerate it behind the documented warning, find the old
-//! secret's failure in the Activity tab, a form without its CSRF token refused, add an auditor
+//! secret's failure in the Activity tab, the audit log's tamper check with its head as the
+//! anchor (a malformed anchor refused), a form without its CSRF token refused, add an auditor
 //! who sees no Regenerate button and whose forged POST is refused, sign out.
 //! `credentials.mjs`: keys (JWK and PEM) of a Private Key JWT agent used and revoked, a
 //! certificate issued from a CSR used over mutual TLS and revoked, a self-signed certificate

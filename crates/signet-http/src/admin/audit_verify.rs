@@ -9,6 +9,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use signet_core::audit::ChainAnchor;
+use signet_store::ChainReport;
 use utoipa::{IntoParams, ToSchema};
 
 use super::Admin;
@@ -62,15 +63,7 @@ pub async fn verify_audit(
 ) -> Result<Json<ChainVerification>, Problem> {
     let Query(params) =
         params.map_err(|e| Problem::bad_request(format!("invalid query: {}", e.body_text())))?;
-    let anchor = params
-        .anchor
-        .map(|a| a.parse::<ChainAnchor>())
-        .transpose()
-        .map_err(|e| Problem::invalid_field("anchor", e))?;
-    let report = state.store.verify_audit_chain_to(anchor.as_ref()).await?;
-    if let Some(id) = report.first_broken {
-        tracing::error!(record = id, "the audit chain is broken");
-    }
+    let (report, anchor) = check(&state, params.anchor.as_deref()).await?;
     Ok(Json(ChainVerification {
         valid: report.first_broken.is_none(),
         checked: report.checked,
@@ -81,4 +74,23 @@ pub async fn verify_audit(
         head: report.head.map(|h| h.to_string()),
         anchor_checked: anchor.map(|_| report.anchor_checked),
     }))
+}
+
+/// Verifies the chain, to `anchor` (as typed; empty: none) if given, and logs a break: what the
+/// API and the console show.
+pub(crate) async fn check(
+    state: &AppState,
+    anchor: Option<&str>,
+) -> Result<(ChainReport, Option<ChainAnchor>), Problem> {
+    let anchor = anchor
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::parse::<ChainAnchor>)
+        .transpose()
+        .map_err(|e| Problem::invalid_field("anchor", e))?;
+    let report = state.store.verify_audit_chain_to(anchor.as_ref()).await?;
+    if let Some(id) = report.first_broken {
+        tracing::error!(record = id, "the audit chain is broken");
+    }
+    Ok((report, anchor))
 }

@@ -1,11 +1,13 @@
 //! The audit log and the alerts: filters and paging over the same records as
-//! `GET /api/v1/audit`, and acknowledging an alert (admins).
+//! `GET /api/v1/audit`, the tamper check of `GET /api/v1/audit/verify` (with an anchor), and
+//! acknowledging an alert (admins).
 
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use signet_core::audit::{AuditEvent, AuditQuery, Outcome};
-use signet_store::AlertRecord;
+use signet_store::{AlertRecord, ChainReport};
 
 use super::render;
 use super::session::{Change, NoFields, Signed};
@@ -126,6 +128,53 @@ pub async fn audit(
     })
 }
 
+#[derive(askama::Template)]
+#[template(path = "console/audit_verify.html")]
+struct VerifyPage {
+    user: Option<Signed>,
+    /// The anchor as typed.
+    anchor: String,
+    report: Option<ChainReport>,
+    /// Whether an anchor was checked for this report.
+    anchored: bool,
+    error: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct VerifyQuery {
+    #[serde(default)]
+    anchor: String,
+}
+
+/// "Has the audit log been tampered with?": the chain checked, its head to keep elsewhere, and
+/// an anchor kept earlier checked too.
+pub async fn verify(
+    State(state): State<AppState>,
+    signed: Signed,
+    Query(query): Query<VerifyQuery>,
+) -> Response {
+    let page = match crate::admin::audit_verify::check(&state, Some(&query.anchor)).await {
+        Ok((report, anchor)) => VerifyPage {
+            user: Some(signed),
+            anchor: query.anchor,
+            anchored: anchor.is_some(),
+            report: Some(report),
+            error: None,
+        },
+        Err(problem) if problem.status() == StatusCode::SERVICE_UNAVAILABLE => {
+            return super::unavailable();
+        }
+        Err(problem) => VerifyPage {
+            user: Some(signed),
+            anchor: query.anchor,
+            anchored: false,
+            report: None,
+            error: Some(problem.detail().to_owned()),
+        },
+    };
+    (super::status_for(&page.error), render(&page)).into_response()
+}
+
 pub(super) struct AlertRow {
     pub(super) id: i64,
     pub(super) rule: String,
@@ -212,4 +261,59 @@ pub async fn acknowledge(
     alerts_page(&state, signed, "open", Some(notice))
         .await
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use askama::Template;
+    use signet_core::audit::ChainAnchor;
+    use signet_store::ChainReport;
+
+    use super::VerifyPage;
+
+    fn page(first_broken: Option<i64>) -> String {
+        let report = ChainReport {
+            checked: 6,
+            unchained: 0,
+            unkeyed: 2,
+            first_broken,
+            checkpoint: None,
+            head: Some(ChainAnchor {
+                id: 9,
+                hash: [7; 32],
+            }),
+            anchor_checked: false,
+        };
+        VerifyPage {
+            user: None,
+            anchor: String::new(),
+            report: Some(report),
+            anchored: false,
+            error: None,
+        }
+        .render()
+        .expect("renders")
+    }
+
+    #[test]
+    fn a_broken_chain_is_said_plainly_and_links_to_its_records() {
+        let html = page(Some(7));
+        assert!(html.contains("The audit log was tampered with"), "{html}");
+        assert!(html.contains("breaks at record 7 (6 records before it verify)"));
+        assert!(html.contains(r#"href="/console/audit?before=8""#));
+        // No head to keep from a broken log.
+        assert!(!html.contains(r#"id="head""#));
+        let html = page(None);
+        assert!(html.contains("Audit log intact"), "{html}");
+        assert!(html.contains("The first 2 records were chained before the chain was keyed"));
+        assert!(
+            html.contains(
+                &ChainAnchor {
+                    id: 9,
+                    hash: [7; 32]
+                }
+                .to_string()
+            )
+        );
+    }
 }

@@ -77,6 +77,7 @@ pub fn routes() -> Router<AppState> {
             post(credentials::issue),
         )
         .route("/console/audit", get(audit::audit))
+        .route("/console/audit/verify", get(audit::verify))
         .route("/console/alerts", get(audit::alerts))
         .route("/console/alerts/{id}/acknowledge", post(audit::acknowledge))
         .route(

@@ -117,6 +117,19 @@ try {
   await page.getByRole("cell", { name: "stale_secret" }).first().waitFor();
   assert.equal(await page.getByRole("cell", { name: "success", exact: true }).count(), 0);
 
+  // The tamper check: the log is intact; its head, checked later as the anchor, still holds.
+  await page.getByRole("link", { name: "Check the log for tampering" }).click();
+  await page.getByText("Audit log intact").waitFor();
+  const head = (await page.locator("#head").textContent()).trim();
+  assert.match(head, /^\d+:[A-Za-z0-9_-]{43}$/);
+  await page.getByLabel("Anchor").fill(head);
+  await page.getByRole("button", { name: "Check" }).click();
+  await page.getByText("and it still reaches the anchor").waitFor();
+  await shot("05b-tamper-check");
+  const badAnchor = await page.goto(`${base}/console/audit/verify?anchor=not-an-anchor`);
+  assert.equal(badAnchor.status(), 400, "a malformed anchor is refused");
+  await page.getByText("an anchor is ID:HASH").waitFor();
+
   // Using the old secret raised a stale_credential alert (in the background): it is listed,
   // the agent carries a marker in the list, and an admin acknowledges it.
   let listed = false;
