@@ -84,3 +84,29 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Args;
+
+    /// Thumbprints and key ids are base64url, so one in 64 begins with `-`: the commands that
+    /// take them must not mistake it for an option.
+    #[test]
+    fn thumbprints_and_key_ids_may_begin_with_a_hyphen() {
+        let thumbprint = "-2bX9vQ8Xz5bT4rL6hJ9sPcA2dEfGiKoMuWy3q27wYk";
+        for args in [
+            vec!["cert", "revoke", "--thumbprint", thumbprint],
+            vec!["cert", "remove", "agt_x", thumbprint],
+            vec!["agent", "revoke-key", "agt_x", thumbprint],
+            vec![
+                "agent", "add-key", "agt_x", "--file", "k.pem", "--kid", thumbprint,
+            ],
+        ] {
+            let parsed = Args::try_parse_from(std::iter::once("signet").chain(args.clone()));
+            let parsed = parsed.unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert!(format!("{parsed:?}").contains(thumbprint), "{args:?}");
+        }
+    }
+}

@@ -69,8 +69,8 @@ pub enum AgentCommand {
         /// The public key file.
         #[arg(long)]
         file: std::path::PathBuf,
-        /// Key ID (default: the key's RFC 7638 thumbprint).
-        #[arg(long)]
+        /// Key ID (default: the key's RFC 7638 thumbprint, base64url: it may begin with `-`).
+        #[arg(long, allow_hyphen_values = true)]
         kid: Option<String>,
         /// Pinned algorithm (default: by key type; RS256 for RSA).
         #[arg(long)]
@@ -90,6 +90,8 @@ pub enum AgentCommand {
         #[command(flatten)]
         connection: AdminConnection,
         agent_id: String,
+        /// Key ID (a thumbprint may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
     /// List agents.

@@ -51,14 +51,16 @@ pub enum CertCommand {
         #[command(flatten)]
         connection: AdminConnection,
         agent_id: String,
+        /// x5t#S256 thumbprint (base64url: it may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         thumbprint: String,
     },
     /// Revoke a certificate at once, by thumbprint or by issuer and serial.
     Revoke {
         #[command(flatten)]
         connection: AdminConnection,
-        /// x5t#S256 thumbprint.
-        #[arg(long, conflicts_with_all = ["issuer", "serial"], required_unless_present = "serial")]
+        /// x5t#S256 thumbprint (base64url: it may begin with `-`).
+        #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["issuer", "serial"], required_unless_present = "serial")]
         thumbprint: Option<String>,
         /// Issuer DN (RFC 4514), with --serial.
         #[arg(long, requires = "serial")]
