@@ -153,26 +153,34 @@ pub async fn verify(
     signed: Signed,
     Query(query): Query<VerifyQuery>,
 ) -> Response {
-    let page = match crate::admin::audit_verify::check(&state, Some(&query.anchor)).await {
-        Ok((report, anchor)) => VerifyPage {
-            user: Some(signed),
-            anchor: query.anchor,
-            anchored: anchor.is_some(),
-            report: Some(report),
-            error: None,
-        },
+    // A refused anchor is shown with its reason (400); a failed check with its own status.
+    let (status, page) = match crate::admin::audit_verify::check(&state, Some(&query.anchor)).await
+    {
+        Ok((report, anchor)) => (
+            StatusCode::OK,
+            VerifyPage {
+                user: Some(signed),
+                anchor: query.anchor,
+                anchored: anchor.is_some(),
+                report: Some(report),
+                error: None,
+            },
+        ),
         Err(problem) if problem.status() == StatusCode::SERVICE_UNAVAILABLE => {
             return super::unavailable();
         }
-        Err(problem) => VerifyPage {
-            user: Some(signed),
-            anchor: query.anchor,
-            anchored: false,
-            report: None,
-            error: Some(problem.detail().to_owned()),
-        },
+        Err(problem) => (
+            problem.status(),
+            VerifyPage {
+                user: Some(signed),
+                anchor: query.anchor,
+                anchored: false,
+                report: None,
+                error: Some(problem.detail().to_owned()),
+            },
+        ),
     };
-    (super::status_for(&page.error), render(&page)).into_response()
+    (status, render(&page)).into_response()
 }
 
 pub(super) struct AlertRow {
