@@ -174,9 +174,6 @@ async fn agent_networks_are_noted_in_batches(db: TestDb) {
 async fn concurrent_misses_for_one_agent_read_the_database_once(db: TestDb) {
     let store = open(&db).await;
     let a = stored_agent(&store, "popular").await;
-    // On PostgreSQL the store also hears its own change announcement, which drops the entry
-    // again: let that echo arrive before the lookups.
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let before = store.agent_cache_misses();
     let lookups: Vec<_> = (0..32)
         .map(|_| {
@@ -253,6 +250,53 @@ test_db::both_databases! {
     agent_networks_are_noted_in_batches,
     concurrent_misses_for_one_agent_read_the_database_once,
     changes_commit_with_their_records_into_one_chain,
+}
+
+/// On PostgreSQL a node hears its own change announcements too: it applies each change once, when
+/// it makes it (not again when the echo arrives: a second cache miss, a second reload), and every
+/// other node applies it once.
+#[tokio::test]
+async fn a_change_is_applied_once_on_its_node_and_once_on_each_other_node() {
+    use signet_store::Change;
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let (here, there) = (open(&db).await, open(&db).await);
+    let (mut heard_here, mut heard_there) = (here.subscribe(), there.subscribe());
+    // Both listeners are connected once each node has heard a change of the other.
+    for (from, to, heard, name) in [
+        (&here, "the other node", &mut heard_there, "warm-up-1"),
+        (&there, "this node", &mut heard_here, "warm-up-2"),
+    ] {
+        let warm_up = Change::Agent(stored_agent(from, name).await.agent_id.to_string());
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !matches!(heard.try_recv(), Ok(c) if c == warm_up) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{to} never heard the change"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let a = stored_agent(&here, "changed").await;
+    // Cached here after the change, as a request would have it.
+    here.agent_credentials(a.agent_id.as_str())
+        .await
+        .expect("lookup");
+    let misses = here.agent_cache_misses();
+    // Long enough for the announcement to reach both nodes (the promise is one second).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let count = |heard: &mut tokio::sync::broadcast::Receiver<Change>| {
+        std::iter::from_fn(|| heard.try_recv().ok())
+            .filter(|c| *c == Change::Agent(a.agent_id.to_string()))
+            .count()
+    };
+    assert_eq!(count(&mut heard_here), 1, "applied here once");
+    assert_eq!(count(&mut heard_there), 1, "applied over there once");
+    here.agent_credentials(a.agent_id.as_str())
+        .await
+        .expect("lookup");
+    assert_eq!(here.agent_cache_misses(), misses, "still cached here");
 }
 
 /// The writer never checkpoints inside a commit; a thread beside it keeps the WAL short: twenty

@@ -1,7 +1,9 @@
 //! Changes that other nodes must see: each is applied here at once (the agent cache), announced
 //! to this node's subscribers, and on PostgreSQL sent to every node with `NOTIFY`. A listener on
 //! each node applies what the others announce; after a lost connection, and periodically as a
-//! safety net, it resynchronises everything (`Change::Resync`).
+//! safety net, it resynchronises everything (`Change::Resync`). An announcement carries the
+//! sending node's id, so a node does not apply its own changes a second time when PostgreSQL
+//! echoes them back (a second cache miss, a second reload of keys).
 
 use std::time::Duration;
 
@@ -12,6 +14,34 @@ use super::Store;
 
 /// The PostgreSQL channel the nodes announce changes on.
 const CHANNEL: &str = "signet_changes";
+
+/// Which node (which [`Store`] opened in a process) sent an announcement: random, so nodes need
+/// no configuration to tell theirs from the others'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NodeId(u64);
+
+impl NodeId {
+    pub(crate) fn random() -> Self {
+        Self(u64::from_be_bytes(signet_core::crypto::random_bytes()))
+    }
+}
+
+/// An announcement on the wire: `NODE CHANGE`, the node in 16 hex digits.
+fn announcement(node: NodeId, change: &Change) -> String {
+    format!("{:016x} {}", node.0, change.encode())
+}
+
+/// The sender and the change of an announcement. One without a sender (as sent before nodes had
+/// ids) is a change from another node.
+fn parse_announcement(payload: &str) -> Option<(Option<NodeId>, Change)> {
+    match payload.split_once(' ') {
+        Some((node, change)) if node.len() == 16 => {
+            let node = u64::from_str_radix(node, 16).ok()?;
+            Some((Some(NodeId(node)), Change::decode(change)?))
+        }
+        _ => Some((None, Change::decode(payload)?)),
+    }
+}
 
 /// What changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +69,8 @@ impl Change {
         }
     }
 
-    fn decode(payload: &str) -> Option<Self> {
-        match payload {
+    fn decode(change: &str) -> Option<Self> {
+        match change {
             "agents" => Some(Self::AllAgents),
             "revocations" => Some(Self::Revocations),
             "signing_keys" => Some(Self::SigningKeys),
@@ -65,7 +95,7 @@ impl Store {
         if self.backend == super::Backend::Postgres
             && let Err(e) = sqlx::query("SELECT 1 FROM pg_notify($1, $2)")
                 .bind(CHANNEL)
-                .bind(change.encode())
+                .bind(announcement(self.node, &change))
                 .execute(&self.pool)
                 .await
         {
@@ -123,8 +153,10 @@ impl Store {
     }
 
     fn received(&self, notification: &PgNotification) {
-        match Change::decode(notification.payload()) {
-            Some(change) => self.apply(&change),
+        match parse_announcement(notification.payload()) {
+            // Applied when it was made.
+            Some((Some(node), _)) if node == self.node => {}
+            Some((_, change)) => self.apply(&change),
             None => tracing::warn!(
                 payload = notification.payload(),
                 "unknown change announcement ignored"
@@ -141,7 +173,7 @@ async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::Change;
+    use super::{Change, NodeId, announcement, parse_announcement};
 
     #[test]
     fn changes_survive_the_wire() {
@@ -155,5 +187,23 @@ mod tests {
             assert_eq!(Change::decode(&change.encode()), Some(change));
         }
         assert_eq!(Change::decode("nonsense"), None);
+    }
+
+    #[test]
+    fn announcements_name_their_node() {
+        let (a, b) = (NodeId::random(), NodeId::random());
+        assert_ne!(a, b);
+        let change = Change::Agent("agt_with space".into());
+        assert_eq!(
+            parse_announcement(&announcement(a, &change)),
+            Some((Some(a), change.clone()))
+        );
+        // Without a node: from a node that predates node ids.
+        assert_eq!(
+            parse_announcement("agent:agt_x"),
+            Some((None, Change::Agent("agt_x".into())))
+        );
+        assert_eq!(parse_announcement("0123456789abcdef nonsense"), None);
+        assert_eq!(parse_announcement("nonsense"), None);
     }
 }

@@ -92,6 +92,8 @@ pub struct Store {
     cache: Arc<AgentCache>,
     audit: AuditLog,
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// This store's id in change announcements.
+    node: changes::NodeId,
 }
 
 impl Store {
@@ -165,6 +167,7 @@ impl Store {
             cache: Arc::new(AgentCache::default()),
             audit,
             changes: tokio::sync::broadcast::channel(1024).0,
+            node: changes::NodeId::random(),
         };
         if backend == Backend::Postgres {
             store.spawn_listener(url.to_owned(), options.resync);
