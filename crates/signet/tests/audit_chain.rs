@@ -1,7 +1,8 @@
 //! Tamper evidence: every audit record is chained to the previous one by hash; changing,
 //! removing or truncating records is detected by `signet audit verify`, which names the first
-//! broken record; an anchor (a head an earlier check printed) also catches a log cut short with
-//! its head moved back; retention keeps the rest verifiable from a checkpoint.
+//! broken record (through the server's API, or in the configured database with the server
+//! stopped); an anchor (a head an earlier check printed) also catches a log cut short with its
+//! head moved back; retention keeps the rest verifiable from a checkpoint.
 
 mod common;
 
@@ -59,6 +60,71 @@ async fn a_changed_record_is_named() {
     let report = app.get_json("/api/v1/audit/verify").await;
     assert_eq!(report["valid"], json!(false));
     assert_eq!(report["first_broken_id"], json!(3));
+}
+
+/// `signet audit verify` in the configured database, with no server to ask (the environment of
+/// `signet serve`: data directory, database URL; no `SIGNET_URL`).
+async fn verify_in_place(
+    data_dir: &std::path::Path,
+    env: &[(String, String)],
+    args: &[&str],
+) -> (i32, String, String) {
+    let output = tokio::process::Command::new(signet_bin())
+        .args(["audit", "verify"])
+        .args(args)
+        .env_clear()
+        .env("SIGNET_DATA_DIR", data_dir)
+        .envs(
+            env.iter()
+                .filter(|(k, _)| k == "SIGNET_DATABASE_URL")
+                .cloned(),
+        )
+        .output()
+        .await
+        .expect("run signet");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn verify_checks_the_configured_database_with_the_server_stopped() {
+    let mut app = TestApp::spawn().await;
+    busy_log(&app).await;
+    app.stop().await;
+    let env: Vec<(String, String)> = app.env_map().into_iter().collect();
+    let (code, stdout, stderr) = verify_in_place(&app.data_dir, &env, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("audit log intact"), "{stdout}");
+    let head = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("head: "))
+        .expect("the head is printed")
+        .to_owned();
+    tamper(
+        &app,
+        "UPDATE audit_events SET user_agent = 'innocent/1.0' WHERE id = 3",
+    );
+    let (code, _, stderr) = verify_in_place(&app.data_dir, &env, &[]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("breaks at record 3"), "{stderr}");
+    let (code, stdout, _) =
+        verify_in_place(&app.data_dir, &env, &["--json", "--anchor", &head]).await;
+    assert_eq!(code, 1);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    assert_eq!(report["valid"], json!(false), "{report}");
+    assert_eq!(report["first_broken_id"], json!(3), "{report}");
+    let (code, _, stderr) = verify_in_place(&app.data_dir, &env, &["--anchor", "nonsense"]).await;
+    assert_eq!(code, 6, "a malformed anchor is refused: {stderr}");
+
+    // Somewhere with no database: said plainly, and nothing is created there.
+    let empty = tempfile::tempdir().expect("temp dir");
+    let (code, _, stderr) = verify_in_place(empty.path(), &[], &[]).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no database at"), "{stderr}");
+    assert_eq!(std::fs::read_dir(empty.path()).expect("dir").count(), 0);
 }
 
 #[tokio::test]

@@ -64,16 +64,23 @@ pub async fn verify_audit(
     let Query(params) =
         params.map_err(|e| Problem::bad_request(format!("invalid query: {}", e.body_text())))?;
     let (report, anchor) = check(&state, params.anchor.as_deref()).await?;
-    Ok(Json(ChainVerification {
-        valid: report.first_broken.is_none(),
-        checked: report.checked,
-        unchained: report.unchained,
-        unkeyed: report.unkeyed,
-        first_broken_id: report.first_broken,
-        checkpoint_id: report.checkpoint,
-        head: report.head.map(|h| h.to_string()),
-        anchor_checked: anchor.map(|_| report.anchor_checked),
-    }))
+    Ok(Json(ChainVerification::new(report, anchor.is_some())))
+}
+
+impl ChainVerification {
+    /// The report as the API states it (also `signet audit verify --json` on the database).
+    pub fn new(report: ChainReport, anchor_asked: bool) -> Self {
+        Self {
+            valid: report.first_broken.is_none(),
+            checked: report.checked,
+            unchained: report.unchained,
+            unkeyed: report.unkeyed,
+            first_broken_id: report.first_broken,
+            checkpoint_id: report.checkpoint,
+            head: report.head.map(|h| h.to_string()),
+            anchor_checked: anchor_asked.then_some(report.anchor_checked),
+        }
+    }
 }
 
 /// Verifies the chain, to `anchor` (as typed; empty: none) if given, and logs a break: what the

@@ -7,23 +7,28 @@ use serde_json::Value;
 use super::client::{http, json as read_json, unreachable};
 use super::{CliError, env_secret};
 
+/// Where the server is when neither `--url` nor `SIGNET_URL` says.
+const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
 /// Where the server is and how to authenticate to its admin API.
 #[derive(Debug, Args)]
 pub struct AdminConnection {
-    /// Base URL of the Signet server.
-    #[arg(
-        long,
-        env = "SIGNET_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    url: String,
+    /// Base URL of the Signet server [default: http://127.0.0.1:8080].
+    #[arg(long, env = "SIGNET_URL", global = true)]
+    url: Option<String>,
     /// Admin token (default: SIGNET_ADMIN_TOKEN or the file in SIGNET_ADMIN_TOKEN_FILE).
     #[arg(long, global = true, hide_env_values = true)]
     admin_token: Option<String>,
     /// Print the server's JSON instead of a summary.
     #[arg(long, global = true)]
     pub(super) json: bool,
+}
+
+impl AdminConnection {
+    /// Whether a server was named (`--url` or `SIGNET_URL`), not just assumed.
+    pub(super) fn names_a_server(&self) -> bool {
+        self.url.is_some()
+    }
 }
 
 pub(super) struct Api {
@@ -41,7 +46,12 @@ impl Api {
             })?,
         };
         Ok(Self {
-            url: connection.url.trim_end_matches('/').to_string(),
+            url: connection
+                .url
+                .as_deref()
+                .unwrap_or(DEFAULT_URL)
+                .trim_end_matches('/')
+                .to_string(),
             token,
             client: http(),
         })

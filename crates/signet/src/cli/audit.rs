@@ -1,20 +1,29 @@
-//! `signet audit …`: the audit log through the admin API: verify its hash chain, export it or
-//! follow it as JSON lines (one record per line, oldest first) for a SIEM or `jq`.
+//! `signet audit …`: verify the audit log's hash chain (in the configured database, or through
+//! a server's admin API), export the log or follow it as JSON lines (one record per line, oldest
+//! first) for a SIEM or `jq`.
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
+use signet_core::audit::ChainAnchor;
+use signet_http::admin::audit_verify::ChainVerification;
+
 use super::admin_api::{AdminConnection, Api, print_json};
-use super::{CliError, EXIT_FAILURE};
+use super::serve::{ServeArgs, open_existing_store};
+use super::{CliError, EXIT_FAILURE, EXIT_REFUSED, EXIT_UNAVAILABLE};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the audit log's hash chain; exits 1 and names the first broken record if it was
     /// tampered with. Prints the chain's head (`ID:HASH`): keep it outside the server, and pass
-    /// it as `--anchor` later to prove the log still reaches it unchanged.
+    /// it as `--anchor` later to prove the log still reaches it unchanged. Reads the configured
+    /// database (the configuration of `signet serve`: SIGNET_DATA_DIR or SIGNET_DATABASE_URL,
+    /// and the master key) unless --url or SIGNET_URL names a server to ask instead.
     Verify {
         #[command(flatten)]
         connection: AdminConnection,
+        #[command(flatten)]
+        configuration: ServeArgs,
         /// A head printed by an earlier verification.
         #[arg(long, value_name = "ID:HASH")]
         anchor: Option<String>,
@@ -162,15 +171,22 @@ pub async fn run(command: AuditCommand) -> Result<(), CliError> {
                 print_lines(&fresh);
             }
         }
-        AuditCommand::Verify { connection, anchor } => {
-            let api = Api::new(&connection)?;
-            let mut path = "/api/v1/audit/verify".to_string();
-            if let Some(anchor) = &anchor {
-                path.push_str(&format!("?anchor={}", super::client::form_encode(anchor)));
-            }
-            let report = api
-                .call(reqwest::Method::GET, &path, None, "verifying the audit log")
-                .await?;
+        AuditCommand::Verify {
+            connection,
+            configuration,
+            anchor,
+        } => {
+            let report = if connection.names_a_server() {
+                let api = Api::new(&connection)?;
+                let mut path = "/api/v1/audit/verify".to_string();
+                if let Some(anchor) = &anchor {
+                    path.push_str(&format!("?anchor={}", super::client::form_encode(anchor)));
+                }
+                api.call(reqwest::Method::GET, &path, None, "verifying the audit log")
+                    .await?
+            } else {
+                verify_in_place(&configuration, anchor.as_deref()).await?
+            };
             if connection.json {
                 print_json(&report)?;
             }
@@ -213,4 +229,22 @@ pub async fn run(command: AuditCommand) -> Result<(), CliError> {
             }
         }
     }
+}
+
+/// Verifies the chain in the configured database, as the API would report it.
+async fn verify_in_place(
+    configuration: &ServeArgs,
+    anchor: Option<&str>,
+) -> Result<Value, CliError> {
+    let anchor = anchor
+        .map(|a| a.trim().parse::<ChainAnchor>())
+        .transpose()
+        .map_err(|e| CliError::new(EXIT_REFUSED, format!("--anchor: {e}")))?;
+    let store = open_existing_store(configuration).await?;
+    let checked = store.verify_audit_chain_to(anchor.as_ref()).await;
+    store.close().await;
+    let report = checked
+        .map_err(|e| CliError::new(EXIT_UNAVAILABLE, format!("cannot read the audit log: {e}")))?;
+    serde_json::to_value(ChainVerification::new(report, anchor.is_some()))
+        .map_err(|e| CliError::failure(e.to_string()))
 }

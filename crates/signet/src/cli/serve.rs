@@ -1,5 +1,6 @@
 //! `signet serve` and `signet migrate`: load the configuration, prepare the data directory,
-//! master key, database, signing keys and admin token on first start, and run the server.
+//! master key, database, signing keys and admin token on first start, and run the server. Also
+//! opens the configured database for commands that check it in place (`signet audit verify`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -93,17 +94,10 @@ fn prepare_data_dir(dir: &Path) -> Result<(), CliError> {
 /// The master key from configuration, or from `master.key` in the data directory, which is
 /// generated (mode 0600) on first start.
 fn master_key(config: &Config) -> Result<MasterKey, CliError> {
-    if let Some(key) = &config.master_key {
-        return MasterKey::from_base64(key.expose())
-            .map_err(|e| CliError::failure(format!("SIGNET_MASTER_KEY: {e}")));
+    if let Some(key) = existing_master_key(config)? {
+        return Ok(key);
     }
     let path = config.data_dir.join("master.key");
-    if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| CliError::failure(format!("cannot read {}: {e}", path.display())))?;
-        return MasterKey::from_base64(&text)
-            .map_err(|e| CliError::failure(format!("{}: {e}", path.display())));
-    }
     let (key, encoded) = MasterKey::generate();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -123,6 +117,62 @@ fn master_key(config: &Config) -> Result<MasterKey, CliError> {
         "generated a master key next to the database; in production deliver it with SIGNET_MASTER_KEY_FILE from a secrets manager instead"
     );
     Ok(key)
+}
+
+/// The master key from configuration or `master.key` in the data directory, if there is one.
+fn existing_master_key(config: &Config) -> Result<Option<MasterKey>, CliError> {
+    if let Some(key) = &config.master_key {
+        return MasterKey::from_base64(key.expose())
+            .map(Some)
+            .map_err(|e| CliError::failure(format!("SIGNET_MASTER_KEY: {e}")));
+    }
+    let path = config.data_dir.join("master.key");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| CliError::failure(format!("cannot read {}: {e}", path.display())))?;
+    MasterKey::from_base64(&text)
+        .map(Some)
+        .map_err(|e| CliError::failure(format!("{}: {e}", path.display())))
+}
+
+/// Opens the configured database as `serve` would, for a command that checks it in place; it
+/// creates nothing: no data directory, no master key, no empty SQLite file.
+pub async fn open_existing_store(args: &ServeArgs) -> Result<Store, CliError> {
+    let config = load_config(args)?;
+    let url = config.database_url();
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or(url.strip_prefix("sqlite:"))
+    {
+        let path = Path::new(path.split('?').next().unwrap_or_default());
+        if !path.is_file() {
+            return Err(CliError::failure(format!(
+                "no database at {} (set SIGNET_DATA_DIR or SIGNET_DATABASE_URL as for `signet serve`, or pass --url to ask a running server)",
+                path.display()
+            )));
+        }
+    }
+    let master_key = existing_master_key(&config)?.ok_or_else(|| {
+        CliError::failure(format!(
+            "no master key (SIGNET_MASTER_KEY, SIGNET_MASTER_KEY_FILE or {}): the audit chain is keyed by it",
+            config.data_dir.join("master.key").display()
+        ))
+    })?;
+    let options = DatabaseOptions {
+        max_connections: 1,
+        statement_timeout: Duration::from_secs(config.database_statement_timeout_seconds),
+        ..DatabaseOptions::default()
+    };
+    Store::open_with(&url, master_key.audit_key(), &options)
+        .await
+        .map_err(|e| {
+            CliError::failure(format!(
+                "cannot open the database {}: {e}",
+                config.database_url_redacted()
+            ))
+        })
 }
 
 /// The admin token's hash: from configuration, from the database, or a new token that is
@@ -457,8 +507,10 @@ fn print_banner(
                 "\nAdmin token (shown only this once; store it in your secrets manager now):\n\n",
             );
             out.push_str(&format!("    {token}\n\n"));
+            // Once: a second copy on the screen is one more to leak (SPEC: nothing secret is
+            // printed twice).
             out.push_str(&format!(
-                "Try it:  export SIGNET_URL=http://{local} SIGNET_ADMIN_TOKEN={token}\n"
+                "Try it:  export SIGNET_URL=http://{local} SIGNET_ADMIN_TOKEN=<the token above>\n"
             ));
             out.push_str("         signet agent create --name my-agent\n");
         }
