@@ -57,7 +57,7 @@ async fn restart_keeps_agents_keys_and_audit_records() {
 }
 
 #[tokio::test]
-async fn first_start_creates_the_data_dir_and_prints_the_admin_token_once() {
+async fn first_start_creates_the_data_dir_and_prints_its_secrets_once() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("fresh");
     let run = |data: std::path::PathBuf| async move {
@@ -104,6 +104,21 @@ async fn first_start_creates_the_data_dir_and_prints_the_admin_token_once() {
         .map(str::trim)
         .find(|l| l.starts_with("signet_admin_"))
         .expect("admin token printed");
+    assert_eq!(
+        first.matches(token_line).count(),
+        1,
+        "printed once: {first}"
+    );
+    // So is the console's generated `admin` password.
+    let password = first
+        .lines()
+        .skip_while(|l| !l.contains("as `admin` with this password"))
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.contains("with this password"))
+        .expect("console password printed")
+        .to_owned();
+    assert!(password.len() >= 12, "{password}");
+    assert_eq!(first.matches(&password).count(), 1, "printed once: {first}");
     assert!(data.join("signet.db").exists());
     #[cfg(unix)]
     {
@@ -118,6 +133,10 @@ async fn first_start_creates_the_data_dir_and_prints_the_admin_token_once() {
     assert!(
         !second.contains(token_line),
         "the admin token is printed only once"
+    );
+    assert!(
+        !second.contains(&password),
+        "the console password is printed only once"
     );
 }
 
@@ -234,4 +253,67 @@ async fn a_wrong_master_key_is_refused_with_a_clear_message() {
         .expect("run");
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("SIGNET_MASTER_KEY"));
+}
+
+/// `signet migrate` prepares the database `serve` then runs on, settings given as files
+/// (`SIGNET_DATABASE_URL_FILE`, `SIGNET_ADMIN_PASSWORD_FILE`) included; a second migrate
+/// changes nothing.
+#[tokio::test]
+async fn migrate_prepares_the_database_serve_then_uses() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let database = tmp.path().join("elsewhere.db");
+    let url_file = tmp.path().join("database-url");
+    std::fs::write(&url_file, format!("sqlite://{}\n", database.display())).expect("write");
+    let password_file = tmp.path().join("console-password");
+    std::fs::write(&password_file, "a-password-from-a-file\n").expect("write");
+    for _ in 0..2 {
+        let output = tokio::process::Command::new(signet_bin())
+            .arg("migrate")
+            .env_clear()
+            .env("SIGNET_DATA_DIR", &data)
+            .env("SIGNET_DATABASE_URL_FILE", &url_file)
+            .output()
+            .await
+            .expect("run");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).contains("database is up to date"));
+        assert!(database.exists(), "the database named in the file");
+        assert!(!data.join("signet.db").exists(), "not the default one");
+    }
+    let url_file = url_file.to_str().expect("path");
+    let password_file = password_file.to_str().expect("path");
+    let app = TestApp::spawn_in(
+        &data,
+        &[
+            ("SIGNET_DATABASE_URL_FILE", url_file),
+            ("SIGNET_ADMIN_PASSWORD_FILE", password_file),
+        ],
+    )
+    .await;
+    let agent = app.secret_agent().await;
+    app.access_token(&agent).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let sign_in = |password: &'static str| {
+        no_redirects
+            .post(format!("{}/console/login", app.url))
+            .form(&[("username", "admin"), ("password", password)])
+            .send()
+    };
+    let refused = sign_in("not-the-password").await.expect("send");
+    assert_eq!(refused.status(), 401);
+    let signed_in = sign_in("a-password-from-a-file").await.expect("send");
+    assert_eq!(
+        signed_in.status(),
+        303,
+        "the password from the file signs in"
+    );
+    assert!(signed_in.headers().contains_key("set-cookie"));
 }
