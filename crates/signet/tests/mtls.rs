@@ -303,6 +303,64 @@ async fn refusals_carry_precise_audit_reasons() {
     assert_eq!(audit[1]["detail"]["reason"], "laptop stolen");
 }
 
+/// RFC 8705 §2.2: a client registers its self-signed certificates with `jwks`, each key carrying
+/// its certificate in `x5c`. A key whose members are another key than its certificate's, or
+/// without `x5c`, is refused and nothing is created.
+#[tokio::test]
+async fn a_self_signed_agent_registers_its_certificates_as_a_jwk_set() {
+    let app = TestApp::spawn().await;
+    let (first, second) = (
+        self_signed(&Leaf::named("jwks-1")),
+        self_signed(&Leaf::named("jwks-2")),
+    );
+    let created = app
+        .create_agent(json!({
+            "name": "self-signed-jwks",
+            "token_endpoint_auth_method": "self_signed_tls_client_auth",
+            "jwks": { "keys": [first.jwk_with_x5c(), second.jwk_with_x5c()] },
+        }))
+        .await;
+    let agent = created["agent_id"].as_str().expect("id").to_string();
+    bound_token(&app, &first, "", &agent).await;
+    bound_token(&app, &second, "", &agent).await;
+    let listed = app
+        .get_json(&format!("/api/v1/agents/{agent}/certificates"))
+        .await;
+    assert!(listed.to_string().contains(&first.thumbprint()), "{listed}");
+
+    let mut mismatched = first.jwk_with_x5c();
+    mismatched["x5c"] = second.jwk_with_x5c()["x5c"].clone();
+    let mut without_x5c = first.jwk_with_x5c();
+    without_x5c.as_object_mut().expect("object").remove("x5c");
+    let before = app.get_json("/api/v1/agents").await.to_string();
+    for (key, why) in [
+        (mismatched, "not the key of its `x5c` certificate"),
+        (without_x5c, "no `x5c` certificate"),
+    ] {
+        let response = app
+            .admin(reqwest::Method::POST, "/api/v1/agents")
+            .json(&json!({
+                "name": "refused",
+                "token_endpoint_auth_method": "self_signed_tls_client_auth",
+                "jwks": { "keys": [key] },
+            }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 400);
+        let problem: Value = response.json().await.expect("json");
+        assert!(
+            problem["detail"].as_str().unwrap_or_default().contains(why),
+            "{problem}"
+        );
+    }
+    assert_eq!(
+        app.get_json("/api/v1/agents").await.to_string(),
+        before,
+        "nothing created"
+    );
+}
+
 #[tokio::test]
 async fn self_signed_certificates_are_matched_by_thumbprint() {
     let app = TestApp::spawn().await;

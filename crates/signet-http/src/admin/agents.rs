@@ -52,7 +52,9 @@ pub struct CreateAgentRequest {
     pub(crate) access_token_ttl: Option<u64>,
     /// Source networks the agent may authenticate from, e.g. `10.0.0.0/8`; empty allows all.
     pub(crate) allowed_cidrs: Option<Vec<String>>,
-    /// Public keys for `private_key_jwt`, as a JWK Set (`{"keys": [...]}`).
+    /// Public keys for `private_key_jwt`, as a JWK Set (`{"keys": [...]}`); for
+    /// `self_signed_tls_client_auth`, a JWK Set whose keys carry the certificates in `x5c`
+    /// (RFC 8705 §2.2).
     #[schema(value_type = Option<Object>)]
     pub(crate) jwks: Option<Value>,
     /// Where a `private_key_jwt` agent publishes its keys; the host must be on the server's
@@ -255,9 +257,10 @@ pub(crate) async fn register_agent(
         tls_client_auth: binding,
     }
     .into_agent(now)?;
-    let certificates = match &request.certificates {
+    let self_signed = agent.token_endpoint_auth_method == AuthMethod::SelfSignedTlsClientAuth;
+    let mut certificates = match &request.certificates {
         None => Vec::new(),
-        Some(_) if agent.token_endpoint_auth_method != AuthMethod::SelfSignedTlsClientAuth => {
+        Some(_) if !self_signed => {
             return Err(Problem::invalid_field(
                 "certificates",
                 "certificates: registered certificates are for self_signed_tls_client_auth agents",
@@ -265,12 +268,16 @@ pub(crate) async fn register_agent(
         }
         Some(pems) => super::certificates::parse_pems(pems)?,
     };
+    if let (true, Some(jwks)) = (self_signed, &request.jwks) {
+        super::certificates::add_from_jwk_set(&mut certificates, jwks)?;
+    }
     let keys = match (&request.jwks, &request.key) {
         (None, None) => Vec::new(),
+        (Some(_), None) if self_signed => Vec::new(),
         _ if agent.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt => {
             return Err(Problem::invalid_field(
                 "jwks",
-                "jwks: keys are for private_key_jwt agents",
+                "jwks: keys are for private_key_jwt agents (and certificates in x5c for self_signed_tls_client_auth agents)",
             ));
         }
         (Some(jwks), None) => {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use signet_core::agent::{Agent, AuthMethod};
 use signet_core::audit::{AuditEvent, event};
+use signet_core::jwk::{KeyInput, parse_keys};
 use signet_core::pki::certificate::{pem_blocks, pem_certificates};
 use signet_core::pki::{Certificate, PkiError};
 use signet_store::{IssuedRecord, StoredCertificate};
@@ -140,8 +141,11 @@ fn parse_one_pem(pem: &str) -> Result<Certificate, Problem> {
     }
 }
 
-fn parse_jwk(jwk: &Value) -> Result<Certificate, Problem> {
-    let bad = |why: &str| Problem::invalid_field("jwk", format!("jwk: {why}"));
+/// The certificate a JWK carries in `x5c` (RFC 7517 §4.7); the certificate is what is
+/// registered. Key members that make a key must be the certificate's key: a JWK that says one
+/// key and carries another is refused (members that make no key, e.g. `kty` alone, are left).
+fn parse_jwk(jwk: &Value, field: &'static str) -> Result<Certificate, Problem> {
+    let bad = |why: &str| Problem::invalid_field(field, format!("{field}: {why}"));
     let first = jwk
         .get("x5c")
         .and_then(Value::as_array)
@@ -151,7 +155,49 @@ fn parse_jwk(jwk: &Value) -> Result<Certificate, Problem> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(first)
         .map_err(|_| bad("`x5c` is not base64 (RFC 7517 §4.7: standard base64, not base64url)"))?;
-    Certificate::parse(&der).map_err(certificate_problem)
+    let certificate = Certificate::parse(&der).map_err(certificate_problem)?;
+    let mut members = jwk.clone();
+    if let Some(object) = members.as_object_mut() {
+        object.remove("x5c");
+    }
+    let thumbprint = |input| parse_keys(input, None, None, 0).map(|k| k[0].thumbprint.clone());
+    let pem = certificate.to_pem();
+    if let (Ok(stated), Ok(carried)) = (
+        thumbprint(KeyInput::Jwk(&members)),
+        thumbprint(KeyInput::Pem(&pem)),
+    ) && stated != carried
+    {
+        return Err(bad(
+            "its key members are not the key of its `x5c` certificate (RFC 7517 §4.7)",
+        ));
+    }
+    Ok(certificate)
+}
+
+/// Adds the certificates of a JWK Set whose keys carry them in `x5c` (how RFC 8705 §2.2 clients
+/// register), given at agent creation as `jwks`.
+pub fn add_from_jwk_set(certificates: &mut Vec<Certificate>, jwks: &Value) -> Result<(), Problem> {
+    let keys = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .filter(|keys| !keys.is_empty())
+        .ok_or_else(|| {
+            Problem::invalid_field("jwks", "jwks: a JWK Set is {\"keys\": [...]}, not empty")
+        })?;
+    for key in keys {
+        let certificate = parse_jwk(key, "jwks")?;
+        if certificates
+            .iter()
+            .any(|c| c.thumbprint == certificate.thumbprint)
+        {
+            return Err(Problem::invalid_field(
+                "jwks",
+                "jwks: the same certificate twice",
+            ));
+        }
+        certificates.push(certificate);
+    }
+    Ok(())
 }
 
 fn certificate_view(stored: &StoredCertificate, revoked: bool) -> CertificateView {
@@ -260,7 +306,7 @@ pub(crate) async fn register_certificate(
     }
     let certificate = match (&request.certificate, &request.jwk) {
         (Some(pem), None) => parse_one_pem(pem)?,
-        (None, Some(jwk)) => parse_jwk(jwk)?,
+        (None, Some(jwk)) => parse_jwk(jwk, "jwk")?,
         _ => {
             return Err(Problem::bad_request(
                 "give exactly one of certificate or jwk",

@@ -34,6 +34,21 @@ impl TestCert {
     pub fn thumbprint(&self) -> String {
         URL_SAFE_NO_PAD.encode(digest(&SHA256, &self.der))
     }
+
+    /// The certificate as a JWK (RFC 7517 §4.7): its P-256 public key with the certificate in
+    /// `x5c` (standard base64).
+    pub fn jwk_with_x5c(&self) -> serde_json::Value {
+        let key = KeyPair::from_pem(&self.key_pem).expect("key");
+        let point = key.public_key_raw();
+        assert_eq!(point.len(), 65, "an uncompressed P-256 point");
+        serde_json::json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+            "x5c": [base64::engine::general_purpose::STANDARD.encode(&self.der)],
+        })
+    }
 }
 
 /// What to put into a leaf certificate.
