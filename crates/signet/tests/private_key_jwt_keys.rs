@@ -155,6 +155,14 @@ async fn key_registration_accepts_public_keys_and_refuses_the_rest() {
     let (status, keys) = register(json!({ "jwks": { "keys": [jwk(signet_core::token::SigningAlgorithm::EdDsa), jwk(signet_core::token::SigningAlgorithm::Es384)] } })).await;
     assert_eq!(status, 201, "{keys}");
     assert_eq!(keys.as_array().map(Vec::len), Some(2));
+    // The body may also be the JWK or the JWK Set itself.
+    let (status, keys) = register(jwk(signet_core::token::SigningAlgorithm::Es256)).await;
+    assert_eq!(status, 201, "{keys}");
+    assert_eq!(keys[0]["alg"], "ES256");
+    let (status, keys) =
+        register(json!({ "keys": [jwk(signet_core::token::SigningAlgorithm::Rs256)] })).await;
+    assert_eq!(status, 201, "{keys}");
+    assert_eq!(keys[0]["alg"], "RS256");
 
     let mut private_jwk = jwk(signet_core::token::SigningAlgorithm::Es256);
     private_jwk["d"] = json!("c2VjcmV0");
@@ -186,7 +194,9 @@ async fn key_registration_accepts_public_keys_and_refuses_the_rest() {
             "malformed",
         ),
         (json!({ "pem": "hello" }), "malformed"),
+        (json!({ "kty": "oct", "k": "c2VjcmV0" }), "symmetric"),
         (json!({}), "exactly one"),
+        (json!({ "jwk": {}, "extra": 1 }), "unknown field"),
     ];
     for (body, expected) in refusals {
         let (status, problem) = register(body.clone()).await;
@@ -200,7 +210,7 @@ async fn key_registration_accepts_public_keys_and_refuses_the_rest() {
     let keys: Value = app.get_json(&format!("/api/v1/agents/{id}/keys")).await;
     assert_eq!(
         keys.as_array().map(Vec::len),
-        Some(3),
+        Some(5),
         "refused keys changed nothing"
     );
 
@@ -263,7 +273,7 @@ async fn agents_can_be_created_with_a_jwks_and_metadata_advertises_the_method() 
 }
 
 #[tokio::test]
-async fn signet_token_signs_a_fresh_assertion_from_a_key_file() {
+async fn signet_token_signs_a_fresh_assertion_from_a_key_file_and_rotates_it() {
     let app = TestApp::spawn().await;
     let key = AgentKey::new(Algorithm::ES256);
     let agent = app
@@ -364,4 +374,61 @@ async fn signet_token_signs_a_fresh_assertion_from_a_key_file() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+
+    // The first agent rotates its own key pair, as a cron job would: a new key in the file
+    // (mode 0600), registered; the old one revoked.
+    let old_key = std::fs::read_to_string(&private).expect("read");
+    let rotated = run(vec!["token".into(), "rotate-key".into()], agent_env.clone()).await;
+    let said = String::from_utf8_lossy(&rotated.stdout).into_owned();
+    assert!(
+        rotated.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    assert!(
+        said.contains("New key") && said.contains("is revoked"),
+        "{said}"
+    );
+    let new_key = std::fs::read_to_string(&private).expect("read");
+    assert_ne!(new_key, old_key);
+    assert!(new_key.contains("BEGIN PRIVATE KEY"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&private)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let output = run(vec!["token".into()], agent_env.clone()).await;
+    assert!(output.status.success(), "the new key gets tokens");
+    let old_file = app.data_dir.join("old.key.pem");
+    std::fs::write(&old_file, &old_key).expect("write");
+    let output = run(
+        vec!["token".into()],
+        vec![
+            ("SIGNET_AGENT_ID", agent_id.clone()),
+            ("SIGNET_AGENT_KEY_FILE", old_file.display().to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(3), "the old key is refused");
+    let keys = app
+        .get_json(&format!("/api/v1/agents/{agent_id}/keys"))
+        .await;
+    let mut statuses: Vec<&str> = keys
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["status"].as_str())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, ["active", "revoked"]);
+    for event_type in ["agent_key_added", "agent_key_revoked"] {
+        let changes = app
+            .audit(&format!("agent_id={agent_id}&event_type={event_type}"))
+            .await;
+        assert_eq!(changes[0]["actor"], agent_id.as_str(), "{event_type}");
+    }
 }

@@ -17,7 +17,8 @@ use super::problem::Problem;
 use super::{Admin, rfc3339};
 use crate::state::AppState;
 
-/// Public keys to register: exactly one of `jwk`, `jwks` or `pem`.
+/// Public keys to register: exactly one of `jwk`, `jwks` or `pem`. A body that is itself a JWK
+/// (it has `kty`) or a JWK Set (`{"keys": [...]}`) is taken as one.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRegistration {
@@ -39,6 +40,26 @@ pub struct KeyRegistration {
 }
 
 impl KeyRegistration {
+    /// Reads a request body: the fields above, a bare JWK or a bare JWK Set.
+    pub fn from_body(body: Value) -> Result<Self, Problem> {
+        let bare = |jwk, jwks| Self {
+            jwk,
+            jwks,
+            pem: None,
+            kid: None,
+            alg: None,
+            expires_at: None,
+        };
+        if body.get("kty").is_some() {
+            return Ok(bare(Some(body), None));
+        }
+        if body.get("keys").is_some() {
+            return Ok(bare(None, Some(body)));
+        }
+        serde_json::from_value(body)
+            .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
+    }
+
     /// Parses the submitted keys; a bad key is a 400 that says why.
     pub fn parse(&self) -> Result<Vec<AgentKey>, Problem> {
         let input = match (&self.jwk, &self.jwks, &self.pem) {
@@ -176,8 +197,9 @@ pub async fn add_keys(
     admin: Admin,
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
-    ApiJson(request): ApiJson<KeyRegistration>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Vec<KeyView>>), Problem> {
+    let request = KeyRegistration::from_body(body)?;
     let keys = register_keys(&admin, &state, &agent_id, &request).await?;
     Ok((
         StatusCode::CREATED,

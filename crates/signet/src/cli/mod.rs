@@ -22,6 +22,7 @@ pub mod housekeeping;
 pub mod serve;
 pub mod signing_key;
 pub mod token;
+pub mod token_rotation;
 
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_AUTH: u8 = 3;

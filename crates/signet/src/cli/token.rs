@@ -62,15 +62,35 @@ pub enum TokenAction {
         #[arg(long)]
         grace_period: Option<u64>,
     },
+    /// Rotate the agent's own key pair (private_key_jwt): make a new key of the same algorithm,
+    /// register its public key (signed with the current key), write the new private key over
+    /// SIGNET_AGENT_KEY_FILE atomically with mode 0600, then revoke the old key with an
+    /// assertion signed by the new one. The private key never leaves the machine.
+    RotateKey {
+        /// Keep the old key registered (revoke it later, e.g. once every copy of the key file
+        /// is replaced).
+        #[arg(long)]
+        keep_old: bool,
+    },
 }
 
 pub async fn run(args: TokenArgs) -> Result<(), CliError> {
-    if let Some(TokenAction::Rotate {
-        secret_file,
-        grace_period,
-    }) = &args.action
-    {
-        return rotate(&args.url, secret_file.clone(), *grace_period).await;
+    match &args.action {
+        Some(TokenAction::Rotate {
+            secret_file,
+            grace_period,
+        }) => {
+            return super::token_rotation::rotate_secret(
+                &args.url,
+                secret_file.clone(),
+                *grace_period,
+            )
+            .await;
+        }
+        Some(TokenAction::RotateKey { keep_old }) => {
+            return super::token_rotation::rotate_key(&args.url, *keep_old).await;
+        }
+        None => {}
     }
     let agent_id = std::env::var("SIGNET_AGENT_ID")
         .ok()
@@ -165,62 +185,7 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `signet token rotate`: the agent replaces its own secret.
-async fn rotate(
-    url: &str,
-    secret_file: Option<std::path::PathBuf>,
-    grace_period: Option<u64>,
-) -> Result<(), CliError> {
-    let url = url.trim_end_matches('/');
-    let agent_id = env_path("AGENT_ID")
-        .ok_or_else(|| CliError::failure("SIGNET_AGENT_ID is not set: export the agent's ID"))?;
-    let target = secret_file
-        .or_else(|| env_path("AGENT_SECRET_FILE").map(Into::into))
-        .ok_or_else(|| {
-            CliError::failure(
-                "where should the new secret go? pass --secret-file or set SIGNET_AGENT_SECRET_FILE",
-            )
-        })?;
-    let secret = env_secret("AGENT_SECRET")?.ok_or_else(|| {
-        CliError::failure(
-            "no current secret: set SIGNET_AGENT_SECRET_FILE (or SIGNET_AGENT_SECRET)",
-        )
-    })?;
-    let basic = STANDARD.encode(format!(
-        "{}:{}",
-        form_encode(&agent_id),
-        form_encode(&secret)
-    ));
-    let body = grace_period
-        .map(|g| format!("grace_period_seconds={g}"))
-        .unwrap_or_default();
-    let response = http()
-        .post(format!("{url}/api/v1/self/secret/rotate"))
-        .header("authorization", format!("Basic {basic}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| unreachable(url, e))?;
-    let answer = json(response, "rotating the secret").await?;
-    let new_secret = answer["agent_secret"]
-        .as_str()
-        .ok_or_else(|| CliError::new(EXIT_REFUSED, "the server's answer has no agent_secret"))?;
-    super::write_private(&target, format!("{new_secret}\n").as_bytes())?;
-    match answer["previous_secret_valid_until"].as_str() {
-        Some(until) => println!(
-            "Secret rotated and written to {}; the previous secret works until {until}.",
-            target.display()
-        ),
-        None => println!(
-            "Secret rotated and written to {}; the previous secret no longer works.",
-            target.display()
-        ),
-    }
-    Ok(())
-}
-
-fn env_path(name: &str) -> Option<String> {
+pub(super) fn env_path(name: &str) -> Option<String> {
     std::env::var(format!("SIGNET_{name}"))
         .ok()
         .filter(|v| !v.is_empty())
@@ -228,23 +193,34 @@ fn env_path(name: &str) -> Option<String> {
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// A fresh client assertion (RFC 7523 §3) signed with the agent's private key: `iss` = `sub` =
-/// the agent, `aud` = the token endpoint from the server's metadata, one minute of validity, a
-/// random `jti`.
+/// A fresh client assertion (RFC 7523 §3) signed with the agent's private key in `key_path`.
 async fn assertion(url: &str, agent_id: &str, key_path: &str) -> Result<String, CliError> {
+    let key = agent_key(key_path)?;
+    let kid = env_path("AGENT_KEY_ID");
+    signed_assertion(url, agent_id, &key, kid.as_deref()).await
+}
+
+/// The agent's private key from `key_path` (`SIGNET_AGENT_KEY_FILE`), for the algorithm in
+/// `SIGNET_AGENT_KEY_ALG` if set.
+pub(super) fn agent_key(key_path: &str) -> Result<SigningKey, CliError> {
     let pem = std::fs::read_to_string(key_path).map_err(|e| {
         CliError::failure(format!(
             "SIGNET_AGENT_KEY_FILE: cannot read `{key_path}`: {e}"
         ))
     })?;
-    let alg = std::env::var("SIGNET_AGENT_KEY_ALG")
-        .ok()
-        .filter(|v| !v.is_empty());
-    let key = load_private_key(&pem, alg.as_deref())
-        .map_err(|e| CliError::failure(format!("SIGNET_AGENT_KEY_FILE: {e}")))?;
-    let kid = std::env::var("SIGNET_AGENT_KEY_ID")
-        .ok()
-        .filter(|v| !v.is_empty());
+    load_private_key(&pem, env_path("AGENT_KEY_ALG").as_deref())
+        .map_err(|e| CliError::failure(format!("SIGNET_AGENT_KEY_FILE: {e}")))
+}
+
+/// A fresh client assertion signed with `key` (as `kid`, default its thumbprint): `iss` = `sub`
+/// = the agent, `aud` = the token endpoint from the server's metadata, one minute of validity,
+/// a random `jti`.
+pub(super) async fn signed_assertion(
+    url: &str,
+    agent_id: &str,
+    key: &SigningKey,
+    kid: Option<&str>,
+) -> Result<String, CliError> {
     let metadata = http()
         .get(format!("{url}/.well-known/oauth-authorization-server"))
         .send()
@@ -265,7 +241,7 @@ async fn assertion(url: &str, agent_id: &str, key_path: &str) -> Result<String, 
         "exp": now + 60,
         "jti": signet_core::encoding::b64url(jti),
     });
-    Ok(key.sign_assertion(kid.as_deref(), claims.to_string().as_bytes()))
+    Ok(key.sign_assertion(kid, claims.to_string().as_bytes()))
 }
 
 /// Loads a PEM private key: PKCS#8 (`PRIVATE KEY`: EC P-256/P-384, Ed25519 or RSA), SEC1

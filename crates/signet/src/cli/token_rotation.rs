@@ -1,0 +1,139 @@
+//! The agent rotating its own credentials: `signet token rotate` (its secret, through
+//! `POST /api/v1/self/secret/rotate`) and `signet token rotate-key` (its key pair, through
+//! `POST /api/v1/self/keys` and `…/revoke`). Both write the new credential to the agent's file
+//! atomically with mode 0600 and never print it, so either can run from cron.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use signet_core::pki::certificate::to_pem;
+use signet_core::token::SigningKey;
+
+use super::client::{form_encode, http, json, unreachable};
+use super::token::{agent_key, env_path, signed_assertion};
+use super::{CliError, EXIT_REFUSED, env_secret, write_private};
+
+/// `signet token rotate`: the agent replaces its own secret.
+pub async fn rotate_secret(
+    url: &str,
+    secret_file: Option<std::path::PathBuf>,
+    grace_period: Option<u64>,
+) -> Result<(), CliError> {
+    let url = url.trim_end_matches('/');
+    let agent_id = env_path("AGENT_ID")
+        .ok_or_else(|| CliError::failure("SIGNET_AGENT_ID is not set: export the agent's ID"))?;
+    let target = secret_file
+        .or_else(|| env_path("AGENT_SECRET_FILE").map(Into::into))
+        .ok_or_else(|| {
+            CliError::failure(
+                "where should the new secret go? pass --secret-file or set SIGNET_AGENT_SECRET_FILE",
+            )
+        })?;
+    let secret = env_secret("AGENT_SECRET")?.ok_or_else(|| {
+        CliError::failure(
+            "no current secret: set SIGNET_AGENT_SECRET_FILE (or SIGNET_AGENT_SECRET)",
+        )
+    })?;
+    let basic = STANDARD.encode(format!(
+        "{}:{}",
+        form_encode(&agent_id),
+        form_encode(&secret)
+    ));
+    let body = grace_period
+        .map(|g| format!("grace_period_seconds={g}"))
+        .unwrap_or_default();
+    let response = http()
+        .post(format!("{url}/api/v1/self/secret/rotate"))
+        .header("authorization", format!("Basic {basic}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| unreachable(url, e))?;
+    let answer = json(response, "rotating the secret").await?;
+    let new_secret = answer["agent_secret"]
+        .as_str()
+        .ok_or_else(|| CliError::new(EXIT_REFUSED, "the server's answer has no agent_secret"))?;
+    super::write_private(&target, format!("{new_secret}\n").as_bytes())?;
+    match answer["previous_secret_valid_until"].as_str() {
+        Some(until) => println!(
+            "Secret rotated and written to {}; the previous secret works until {until}.",
+            target.display()
+        ),
+        None => println!(
+            "Secret rotated and written to {}; the previous secret no longer works.",
+            target.display()
+        ),
+    }
+    Ok(())
+}
+
+/// `signet token rotate-key`: the agent replaces its own key pair. The new key is registered
+/// before the file is replaced, and the old one revoked only with an assertion the new key
+/// signed, so a failure at any step leaves a key that works.
+pub async fn rotate_key(url: &str, keep_old: bool) -> Result<(), CliError> {
+    let url = url.trim_end_matches('/');
+    let agent_id = env_path("AGENT_ID")
+        .ok_or_else(|| CliError::failure("SIGNET_AGENT_ID is not set: export the agent's ID"))?;
+    let key_path = env_path("AGENT_KEY_FILE").ok_or_else(|| {
+        CliError::failure(
+            "SIGNET_AGENT_KEY_FILE is not set: rotate-key replaces the private key in that file",
+        )
+    })?;
+    let current = agent_key(&key_path)?;
+    let named = env_path("AGENT_KEY_ID");
+    let current_kid = named.clone().unwrap_or_else(|| current.kid().to_owned());
+    let (next, pkcs8) = SigningKey::generate(current.alg())
+        .map_err(|e| CliError::failure(format!("cannot make a new key: {e}")))?;
+    let registration = json!({
+        "client_assertion": signed_assertion(url, &agent_id, &current, Some(&current_kid)).await?,
+        "jwk": next.public_jwk(),
+        "alg": next.alg().as_str(),
+    });
+    post(
+        url,
+        "/api/v1/self/keys",
+        registration,
+        "registering the new key",
+    )
+    .await?;
+    write_private(
+        Path::new(&key_path),
+        to_pem("PRIVATE KEY", &pkcs8).as_bytes(),
+    )?;
+    println!(
+        "New key {} registered and written to {key_path}.",
+        next.kid()
+    );
+    if keep_old {
+        println!(
+            "The old key {current_kid} still works; revoke it once every copy of the old key file is replaced."
+        );
+    } else {
+        let proof = json!({
+            "client_assertion": signed_assertion(url, &agent_id, &next, None).await?,
+        });
+        let path = format!("/api/v1/self/keys/{}/revoke", form_encode(&current_kid));
+        post(url, &path, proof, "revoking the old key").await?;
+        println!("The old key {current_kid} is revoked.");
+    }
+    if named.is_some() {
+        eprintln!(
+            "signet: SIGNET_AGENT_KEY_ID names the old key: unset it (the new key's ID is its thumbprint, {})",
+            next.kid()
+        );
+    }
+    Ok(())
+}
+
+async fn post(url: &str, path: &str, body: Value, what: &str) -> Result<Value, CliError> {
+    let response = http()
+        .post(format!("{url}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| unreachable(url, e))?;
+    json(response, what).await
+}
