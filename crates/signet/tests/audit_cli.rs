@@ -1,9 +1,10 @@
 //! `signet audit export` and `signet audit tail`: the audit log as JSON lines, oldest first,
-//! with the API's filters; tail prints records as they are written.
+//! with the API's filters; tail prints records as they are written. The time range of the API
+//! and of `export` ("which agents failed to authenticate in the last hour, and why").
 
 mod common;
 
-use common::{ADMIN_TOKEN, TestApp, signet_bin};
+use common::{ADMIN_TOKEN, TestAgent, TestApp, signet_bin};
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 
@@ -68,4 +69,84 @@ async fn export_and_tail_print_json_lines() {
     let record: Value = serde_json::from_str(&line).expect("json");
     assert!(issued.contains(&record["jti"]), "{record}");
     let _ = tail.kill().await;
+}
+
+#[tokio::test]
+async fn the_log_is_read_by_time_range() {
+    let app = TestApp::spawn_with(&[("SIGNET_TESTING_CLOCK", "1")]).await;
+    let agent = app.secret_agent().await;
+    // A well-formed secret, but another agent's.
+    let wrong = TestAgent {
+        id: agent.id.clone(),
+        secret: app.secret_agent().await.secret,
+    };
+    // One failure two hours ago (the server's clock moved back), one now.
+    app.set_clock_offset(-7200).await;
+    let old = app.token(&wrong, "grant_type=client_credentials").await;
+    assert_eq!(old.status(), 401);
+    app.set_clock_offset(0).await;
+    let new = app.token(&wrong, "grant_type=client_credentials").await;
+    assert_eq!(new.status(), 401);
+    let failures = app
+        .audit(&format!("agent_id={}&outcome=failure", agent.id))
+        .await;
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    let (newer, older) = (&failures[0], &failures[1]);
+    let time = |r: &Value| r["time"].as_str().expect("time").to_owned();
+    let ids = |records: Vec<Value>| records.iter().map(|r| r["id"].clone()).collect::<Vec<_>>();
+    let base = format!("agent_id={}&outcome=failure", agent.id);
+    // `since` is inclusive, `until` exclusive.
+    assert_eq!(
+        ids(app.audit(&format!("{base}&since={}", time(newer))).await),
+        vec![newer["id"].clone()]
+    );
+    assert_eq!(
+        ids(app.audit(&format!("{base}&until={}", time(newer))).await),
+        vec![older["id"].clone()]
+    );
+    assert_eq!(
+        ids(app
+            .audit(&format!(
+                "{base}&since={}&until={}",
+                time(older),
+                time(newer)
+            ))
+            .await),
+        vec![older["id"].clone()]
+    );
+    assert_eq!(newer["reason"], "wrong_secret");
+    let refused = app
+        .admin(reqwest::Method::GET, "/api/v1/audit?since=yesterday")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(refused.status(), 400);
+
+    // The same range from the CLI, as JSON lines.
+    let output = tokio::process::Command::new(signet_bin())
+        .args([
+            "audit",
+            "export",
+            "--agent-id",
+            &agent.id,
+            "--outcome",
+            "failure",
+        ])
+        .args(["--since", &time(newer)])
+        .env_clear()
+        .env("SIGNET_URL", &app.url)
+        .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .await
+        .expect("run signet");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(ids(lines), vec![newer["id"].clone()]);
 }

@@ -1,6 +1,7 @@
 //! PostgreSQL restarted under load: while it is down, token requests get 503 with Retry-After
-//! (never a token without its audit record); once it is back the nodes recover by themselves,
-//! and every token a client received has its audit record. A test binary of its own: it
+//! (never a token without its audit record) and `/readyz` says not ready (503, Retry-After), so
+//! a load balancer takes the node out; once it is back the nodes recover by themselves, and
+//! every token a client received has its audit record. A test binary of its own: it
 //! restarts the shared test server (`SIGNET_TEST_POSTGRES_CTL`, set by `scripts/test`).
 
 mod common;
@@ -84,13 +85,40 @@ async fn nodes_ride_out_a_database_restart_and_lose_nothing() {
             }));
         }
     }
+    // A load balancer's readiness probe, every 10 ms: what it saw, and whether with Retry-After.
+    let readiness = {
+        let (http, url, stop) = (
+            nodes[0].http.clone(),
+            format!("{}/readyz", nodes[0].url),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = http.get(&url).send().await.expect("the node answers");
+                seen.push((
+                    response.status().as_u16(),
+                    response.headers().contains_key("retry-after"),
+                ));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            seen
+        })
+    };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let status = std::process::Command::new("sh")
-        .args(["-c", &format!("{ctl} -m fast restart")])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("pg_ctl");
-    assert!(status.success(), "the test server restarted");
+    // Down for a few seconds (`restart` of a stopped server starts it with its old options).
+    // Not blocking: the load and the probe run meanwhile.
+    for (command, pause) in [("-m fast stop", 2500), ("restart", 0)] {
+        let status = tokio::process::Command::new("sh")
+            .args(["-c", &format!("{ctl} {command}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await
+            .expect("pg_ctl");
+        assert!(status.success(), "pg_ctl {command}");
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
 
     // Recovered by themselves: both nodes issue tokens again within a few seconds.
     let start = Instant::now();
@@ -118,6 +146,17 @@ async fn nodes_ride_out_a_database_restart_and_lose_nothing() {
         unavailable += refused;
     }
     assert!(unavailable > 0, "the restart was not noticed");
+    let seen = readiness.await.expect("probe");
+    assert!(
+        seen.iter()
+            .all(|(status, _)| *status == 200 || *status == 503),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(503, true)),
+        "not ready during the outage, with Retry-After: {seen:?}"
+    );
+    assert_eq!(seen.last().map(|s| s.0), Some(200), "ready again");
     assert!(received.len() > 50, "only {} tokens", received.len());
 
     // Nothing a client received is missing from the audit log.

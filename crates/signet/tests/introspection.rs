@@ -139,10 +139,32 @@ async fn agents_introspect_and_revoke_with_their_credentials() {
         )
         .await;
     assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Basic realm=\"signet\", charset=\"UTF-8\""
+    );
     let response = app
         .post_form("/oauth2/introspect", None, &format!("token={alice_token}"))
         .await;
     assert_eq!(response.status(), 401);
+    // A refused bearer (admin) token is challenged as one (RFC 6750 §3.1), at both endpoints.
+    for endpoint in ["/oauth2/introspect", "/oauth2/revoke"] {
+        let response = app
+            .http
+            .post(format!("{}{endpoint}", app.url))
+            .bearer_auth("signet_at_not-a-real-token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={alice_token}"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 401, "{endpoint}");
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer realm=\"signet\", error=\"invalid_token\"",
+            "{endpoint}"
+        );
+    }
 
     // Bob cannot revoke Alice's token; an operator can.
     let response = app

@@ -30,6 +30,7 @@ async fn both_secret_forms_get_a_token() {
     let basic = app.token(&agent, "grant_type=client_credentials").await;
     assert_eq!(basic.status(), 200);
     assert_eq!(basic.headers()["cache-control"], "no-store");
+    assert_eq!(basic.headers()["pragma"], "no-cache");
     let body: Value = basic.json().await.expect("json");
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 600);

@@ -18,6 +18,7 @@ use signet_core::client_auth::{
 use signet_core::lockout::{LockEvent, LockKind};
 use signet_store::StoreError;
 
+use super::error::OAuthError;
 use super::form::{Form, decode};
 use crate::request::{Caller, PresentedChain};
 use crate::state::AppState;
@@ -29,6 +30,22 @@ pub struct Attempt {
     pub method: Option<&'static str>,
     pub used_basic: bool,
 }
+
+impl Attempt {
+    /// The wire answer when this attempt failed with `error`: challenged as Basic when the
+    /// caller used (or should use) Basic, as Bearer when it presented an admin token.
+    pub fn refusal(&self, error: ClientAuthError) -> OAuthError {
+        let wire = OAuthError::from_client_auth(error, self.used_basic);
+        if self.method == Some(ADMIN_TOKEN_METHOD) {
+            wire.with_bearer_challenge()
+        } else {
+            wire
+        }
+    }
+}
+
+/// The `method` of an attempt that presented an admin token (introspection, revocation).
+const ADMIN_TOKEN_METHOD: &str = "admin_token";
 
 #[derive(Debug)]
 pub enum Failure {
@@ -379,7 +396,7 @@ pub async fn authenticate_endpoint_caller(
     attempt: &mut Attempt,
 ) -> Result<EndpointCaller, Failure> {
     if let Some(token) = crate::admin::bearer_token(headers) {
-        attempt.method = Some("admin_token");
+        attempt.method = Some(ADMIN_TOKEN_METHOD);
         return match crate::admin::authenticate(state, Some(token)).await {
             Ok(Ok((actor, role))) => Ok(EndpointCaller::Admin { actor, role }),
             Ok(Err(_)) => Err(Failure::Client(ClientAuthError::WrongSecret)),

@@ -16,8 +16,16 @@ pub struct OAuthError {
     status: StatusCode,
     error: &'static str,
     description: &'static str,
-    /// Send `WWW-Authenticate: Basic` (RFC 6749 §5.2: with 401 for Basic callers).
-    challenge: bool,
+    /// The `WWW-Authenticate` challenge to send, if any.
+    challenge: Option<Challenge>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Challenge {
+    /// RFC 6749 §5.2: with 401 for callers that used (or should use) HTTP Basic.
+    Basic,
+    /// RFC 6750 §3.1: a refused bearer token (an admin token at introspection or revocation).
+    Bearer,
 }
 
 impl OAuthError {
@@ -26,7 +34,7 @@ impl OAuthError {
             status,
             error,
             description,
-            challenge: false,
+            challenge: None,
         }
     }
 
@@ -78,7 +86,9 @@ impl OAuthError {
             "invalid_client",
             "client authentication failed",
         );
-        wire.challenge = error.wants_basic_challenge(used_basic);
+        wire.challenge = error
+            .wants_basic_challenge(used_basic)
+            .then_some(Challenge::Basic);
         if error == ClientAuthError::MultipleMethods {
             wire = Self::invalid_request("use exactly one client authentication method");
         }
@@ -117,6 +127,14 @@ impl OAuthError {
         self.description
     }
 
+    /// The same refusal of a bearer token: its challenge is `Bearer` (RFC 6750 §3.1).
+    pub fn with_bearer_challenge(mut self) -> Self {
+        if self.status == StatusCode::UNAUTHORIZED {
+            self.challenge = Some(Challenge::Bearer);
+        }
+        self
+    }
+
     pub fn error_code(&self) -> &'static str {
         self.error
     }
@@ -126,10 +144,13 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = json!({ "error": self.error, "error_description": self.description });
         let mut response = (self.status, no_store(), Json(body)).into_response();
-        if self.challenge {
+        if let Some(challenge) = self.challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"signet\", charset=\"UTF-8\""),
+                HeaderValue::from_static(match challenge {
+                    Challenge::Basic => "Basic realm=\"signet\", charset=\"UTF-8\"",
+                    Challenge::Bearer => "Bearer realm=\"signet\", error=\"invalid_token\"",
+                }),
             );
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {

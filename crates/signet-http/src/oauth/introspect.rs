@@ -68,7 +68,7 @@ pub async fn introspect(
                 &caller,
                 &attempt,
                 event,
-                OAuthError::from_client_auth(e, attempt.used_basic).into_response(),
+                attempt.refusal(e).into_response(),
             )
             .await;
         }

@@ -66,10 +66,7 @@ async fn decide(
         {
             Ok(identity) => identity,
             Err(Failure::Client(e)) => {
-                return failure(
-                    e.reason(),
-                    OAuthError::from_client_auth(e, attempt.used_basic),
-                );
+                return failure(e.reason(), attempt.refusal(e));
             }
             Err(Failure::Store(_)) => {
                 return failure("store_unavailable", OAuthError::temporarily_unavailable());
