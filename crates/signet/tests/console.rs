@@ -1,10 +1,11 @@
 //! The Signet Console in a real browser: scripts in `tests/browser/` drive Debian's headless
 //! Chromium with playwright-core against a real server. `console.mjs`: sign in, register an
-//! agent, read its one-time secret, regenerate it behind the documented warning, find the old
-//! secret's failure in the Activity tab, the audit log's tamper check with its head as the
+//! agent, read its one-time secret, regenerate it behind the documented warning (at once, then
+//! with a grace period), find the old secret's failure in the Activity tab, the audit log's tamper check with its head as the
 //! anchor (a malformed anchor refused), a form without its CSRF token refused, add an auditor
 //! who sees no Regenerate button and whose forged POST is refused, sign out.
-//! `credentials.mjs`: keys (JWK and PEM) of a Private Key JWT agent used and revoked, a
+//! `credentials.mjs`: keys (JWK, PEM, RSA pinned to PS384 with an expiry) of a Private Key JWT
+//! agent used and revoked, its jwks_uri refused, saved and removed, a
 //! certificate issued from a CSR used over mutual TLS and revoked, a self-signed certificate
 //! registered and removed, signing-key rotation, trusted CAs, a named admin token created and
 //! revoked, and a password change. `scripts/test` installs Chromium and the Node package and
@@ -95,7 +96,11 @@ fn key_and_csr() -> (String, String) {
 
 #[tokio::test]
 async fn an_operator_manages_keys_certificates_tokens_and_settings() {
-    let app = TestApp::spawn_with(&[("SIGNET_ADMIN_PASSWORD", PASSWORD)]).await;
+    let app = TestApp::spawn_with(&[
+        ("SIGNET_ADMIN_PASSWORD", PASSWORD),
+        ("SIGNET_JWKS_URI_ALLOWED_HOSTS", "keys.example.test"),
+    ])
+    .await;
     let (csr_key, csr) = key_and_csr();
     let self_signed = common::pki::self_signed(&common::pki::Leaf::named("self-signed-agent"));
     let server_ca = app.data_dir.join("tls/dev-ca.pem");

@@ -139,6 +139,15 @@ struct AgentPage {
     notice: Option<String>,
 }
 
+impl AgentPage {
+    /// The algorithms a key may be pinned to, every one the API takes.
+    fn algorithms(&self) -> impl Iterator<Item = &'static str> {
+        signet_core::token::SigningAlgorithm::ALL
+            .into_iter()
+            .map(|alg| alg.as_str())
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct TabQuery {
     tab: Option<String>,

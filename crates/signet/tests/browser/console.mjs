@@ -67,8 +67,9 @@ try {
   await shot("02-agent-registered");
   assert.equal(await token(agentId, oldSecret), 200, "the new secret gets a token");
 
-  // The agent is listed; its page has the Credentials tab with Regenerate under Agent Secret.
-  await page.goto(`${base}/console/agents`);
+  // The agent is listed under Agents in the main menu; its page has the Credentials tab with
+  // Regenerate under Agent Secret (the documented steps).
+  await page.getByRole("navigation", { name: "Main menu" }).getByRole("link", { name: "Agents" }).click();
   await page.getByRole("link", { name: "billing-agent" }).click();
   await page.getByRole("link", { name: "Credentials" }).click();
   await page.getByRole("heading", { name: "Agent Secret" }).waitFor();
@@ -88,11 +89,26 @@ try {
   assert.equal(await token(agentId, oldSecret), 401, "the old secret fails");
   assert.equal(await token(agentId, newSecret), 200, "the new secret works");
 
+  // Regenerated with a grace period, the previous secret keeps working until it ends, and the
+  // page says until when.
+  await page.goto(`${base}/console/agents/${agentId}?tab=credentials`);
+  await page.getByRole("button", { name: "Regenerate", exact: true }).click();
+  await dialog.getByLabel("The old secret stops working").selectOption({ label: "in 1 hour" });
+  await dialog.getByRole("button", { name: "Regenerate secret" }).click();
+  await page.getByRole("heading", { name: "Agent secret regenerated" }).waitFor();
+  await page.getByText(/The previous secret keeps working until \d{4}-\d\d-\d\dT/).waitFor();
+  const graceSecret = await page.getByLabel("Agent Secret").inputValue();
+  assert.equal(await token(agentId, newSecret), 200, "the previous secret works in its grace period");
+  assert.equal(await token(agentId, graceSecret), 200, "and so does the new one");
+  await page.goto(`${base}/console/agents/${agentId}?tab=credentials`);
+  await page.getByText(/keeps working until/).waitFor();
+  await shot("04b-grace-period");
+
   // The failed attempt with the old secret is in the agent's Activity tab, with its reason.
   await page.goto(`${base}/console/agents/${agentId}`);
   await page.getByRole("link", { name: "Activity" }).click();
   await page.getByRole("cell", { name: "stale_secret" }).first().waitFor();
-  await page.getByRole("cell", { name: "agent_secret_regenerated" }).waitFor();
+  await page.getByRole("cell", { name: "agent_secret_regenerated" }).first().waitFor();
   await page.getByRole("cell", { name: "console:admin" }).first().waitFor();
   await shot("05-activity");
 

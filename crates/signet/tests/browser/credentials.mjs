@@ -1,7 +1,8 @@
 // An operator manages every kind of credential in the Signet Console, in headless Chromium, and
 // each change is checked where agents meet it: over HTTP and mutual TLS.
 // - Private Key JWT: register an agent with a JWK, add a PEM key, sign assertions with both,
-//   revoke the first (refused from then on); a jwks_uri outside the policy is refused.
+//   add an RSA key pinned to PS384 with an expiry date, revoke the first (refused from then on);
+//   a jwks_uri outside the policy is refused, one inside it saved and removed.
 // - Mutual TLS with Signet's agent CA: issue a certificate from a CSR, get a token with it,
 //   change the binding, revoke the certificate (refused from then on).
 // - Self-signed mutual TLS: register with a certificate, get a token, remove it (refused).
@@ -12,7 +13,7 @@
 //   ADMIN_PASSWORD=… SCREENSHOT_DIR=… CHROMIUM=/usr/bin/chromium node credentials.mjs
 
 import assert from "node:assert/strict";
-import { generateKeyPairSync, randomUUID, sign } from "node:crypto";
+import { constants, generateKeyPairSync, randomUUID, sign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import https from "node:https";
 import { chromium } from "playwright-core";
@@ -23,25 +24,27 @@ const serverCa = readFileSync(process.env.SERVER_CA);
 const password = process.env.ADMIN_PASSWORD;
 const shots = process.env.SCREENSHOT_DIR;
 
-/// A client assertion (RFC 7523) signed with an EC P-256 key.
-function assertion(privateKey, kid, agentId) {
+/// A client assertion (RFC 7523) signed with an EC P-256 key (ES256) or an RSA key (PS384).
+function assertion(privateKey, kid, agentId, alg) {
   const b64 = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
   const now = Math.floor(Date.now() / 1000);
-  const input = `${b64({ alg: "ES256", typ: "JWT", kid })}.${b64({
+  const input = `${b64({ alg, typ: "JWT", kid })}.${b64({
     iss: agentId, sub: agentId, aud: `${base}/oauth2/token`, jti: randomUUID(), iat: now, exp: now + 60,
   })}`;
-  const signature = sign("sha256", Buffer.from(input), { key: privateKey, dsaEncoding: "ieee-p1363" });
+  const signature = alg === "PS384"
+    ? sign("sha384", Buffer.from(input), { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 })
+    : sign("sha256", Buffer.from(input), { key: privateKey, dsaEncoding: "ieee-p1363" });
   return `${input}.${signature.toString("base64url")}`;
 }
 
-async function jwtToken(privateKey, kid, agentId) {
+async function jwtToken(privateKey, kid, agentId, alg = "ES256") {
   const response = await fetch(`${base}/oauth2/token`, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
     body: new URLSearchParams({
       grant_type: "client_credentials",
       client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-      client_assertion: assertion(privateKey, kid, agentId),
+      client_assertion: assertion(privateKey, kid, agentId, alg),
     }),
   });
   return response.status;
@@ -109,6 +112,19 @@ try {
   await page.getByText("Key added: second.").waitFor();
   assert.equal(await jwtToken(second.privateKey, "second", jwtAgent), 200, "the PEM key works");
 
+  // An RSA key pinned to PS384 (one of the algorithms the API takes), refused after a date.
+  const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  await page.getByLabel("Public key").fill(rsa.publicKey.export({ type: "spki", format: "pem" }));
+  await page.getByLabel("Key ID").fill("rsa-pss");
+  await page.getByLabel("Algorithm").selectOption("PS384");
+  await page.getByLabel("Refused after").fill("2099-12-31");
+  await page.getByRole("button", { name: "Add key" }).click();
+  await page.getByText("Key added: rsa-pss.").waitFor();
+  const rsaRow = page.getByRole("row").filter({ hasText: "rsa-pss" });
+  await rsaRow.getByRole("cell", { name: "PS384" }).waitFor();
+  await rsaRow.getByRole("cell", { name: /^2099-12-31/ }).waitFor();
+  assert.equal(await jwtToken(rsa.privateKey, "rsa-pss", jwtAgent, "PS384"), 200, "the PS384 key works");
+
   // A key that is not one says why; nothing is added.
   await page.getByLabel("Public key").fill("not a key");
   await page.getByRole("button", { name: "Add key" }).click();
@@ -125,7 +141,17 @@ try {
   await page.getByLabel("JWKS URI").fill("http://127.0.0.1:9/jwks.json");
   await page.getByRole("button", { name: "Save JWKS URI" }).click();
   await page.getByRole("alert").filter({ hasText: "jwks_uri" }).waitFor();
+  // One on an allowed host is saved (its keys are fetched when an assertion names them), and
+  // removed again by saving the field empty.
+  await page.getByLabel("JWKS URI").fill("https://keys.example.test/billing/jwks.json");
+  await page.getByRole("button", { name: "Save JWKS URI" }).click();
+  await page.getByText("Keys are also fetched from https://keys.example.test/billing/jwks.json.").waitFor();
+  assert.equal(await page.getByLabel("JWKS URI").inputValue(), "https://keys.example.test/billing/jwks.json");
   await shot("10-credentials-keys");
+  await page.getByLabel("JWKS URI").fill("");
+  await page.getByRole("button", { name: "Save JWKS URI" }).click();
+  await page.getByText("The jwks_uri is removed.").waitFor();
+  assert.equal(await jwtToken(second.privateKey, "second", jwtAgent), 200, "the registered key still works");
 
   // Mutual TLS with Signet's agent CA: issue a certificate from a CSR and use it.
   await register("mtls-agent", "tls_client_auth");
