@@ -82,12 +82,16 @@ async fn agents_can_be_created_read_changed_listed_and_deleted() {
     assert_eq!(updates.len(), 1);
     assert!(updates[0]["detail"]["changes"]["scopes"].is_object());
 
-    // Changing the method is audited with the old and new values.
-    app.admin(reqwest::Method::PATCH, &format!("/api/v1/agents/{id}"))
-        .json(&json!({ "token_endpoint_auth_method": "private_key_jwt" }))
+    // Changing the method is audited with the old and new values. A PATCH may also be sent as
+    // a JSON merge patch (RFC 7396).
+    let response = app
+        .admin(reqwest::Method::PATCH, &format!("/api/v1/agents/{id}"))
+        .header("content-type", "application/merge-patch+json")
+        .body(json!({ "token_endpoint_auth_method": "private_key_jwt" }).to_string())
         .send()
         .await
         .expect("send");
+    assert_eq!(response.status(), 200);
     let updates = app
         .audit(&format!("agent_id={id}&event_type=agent_updated"))
         .await;

@@ -6,24 +6,15 @@
 
 mod common;
 
-use common::{ADMIN_TOKEN, TestApp, signet_bin};
+use common::{ADMIN_TOKEN, TestApp, run_signet};
 use serde_json::json;
 
 async fn verify(app: &TestApp, args: &[&str]) -> (i32, String, String) {
-    let output = tokio::process::Command::new(signet_bin())
-        .args(["audit", "verify"])
-        .args(args)
-        .env_clear()
-        .env("SIGNET_URL", &app.url)
-        .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
-        .output()
-        .await
-        .expect("run signet");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let env = [
+        ("SIGNET_URL", app.url.as_str()),
+        ("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN),
+    ];
+    run_signet(&[&["audit", "verify"], args].concat(), env).await
 }
 
 /// Runs SQL against the server's database behind its back, as an intruder with access would.
@@ -69,24 +60,12 @@ async fn verify_in_place(
     env: &[(String, String)],
     args: &[&str],
 ) -> (i32, String, String) {
-    let output = tokio::process::Command::new(signet_bin())
-        .args(["audit", "verify"])
-        .args(args)
-        .env_clear()
-        .env("SIGNET_DATA_DIR", data_dir)
-        .envs(
-            env.iter()
-                .filter(|(k, _)| k == "SIGNET_DATABASE_URL")
-                .cloned(),
-        )
-        .output()
-        .await
-        .expect("run signet");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let database = env
+        .iter()
+        .filter(|(k, _)| k == "SIGNET_DATABASE_URL" || k == "SIGNET_MASTER_KEY")
+        .cloned();
+    let env = database.chain([("SIGNET_DATA_DIR".into(), data_dir.display().to_string())]);
+    run_signet(&[&["audit", "verify"], args].concat(), env).await
 }
 
 #[tokio::test]
@@ -118,6 +97,16 @@ async fn verify_checks_the_configured_database_with_the_server_stopped() {
     assert_eq!(report["first_broken_id"], json!(3), "{report}");
     let (code, _, stderr) = verify_in_place(&app.data_dir, &env, &["--anchor", "nonsense"]).await;
     assert_eq!(code, 6, "a malformed anchor is refused: {stderr}");
+    // Another master key is not mistaken for tampering.
+    let mut wrong_key = env.clone();
+    wrong_key.push((
+        "SIGNET_MASTER_KEY".into(),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
+    ));
+    let (code, _, stderr) = verify_in_place(&app.data_dir, &wrong_key, &[]).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("SIGNET_MASTER_KEY"), "{stderr}");
+    assert!(!stderr.contains("tampered"), "{stderr}");
 
     // Somewhere with no database: said plainly, and nothing is created there.
     let empty = tempfile::tempdir().expect("temp dir");

@@ -123,28 +123,26 @@ async fn the_log_is_read_by_time_range() {
     assert_eq!(refused.status(), 400);
 
     // The same range from the CLI, as JSON lines.
-    let output = tokio::process::Command::new(signet_bin())
-        .args([
+    let since = time(newer);
+    let (code, stdout, stderr) = common::run_signet(
+        &[
             "audit",
             "export",
             "--agent-id",
             &agent.id,
             "--outcome",
             "failure",
-        ])
-        .args(["--since", &time(newer)])
-        .env_clear()
-        .env("SIGNET_URL", &app.url)
-        .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
-        .output()
-        .await
-        .expect("run signet");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+            "--since",
+            &since,
+        ],
+        [
+            ("SIGNET_URL", app.url.as_str()),
+            ("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();

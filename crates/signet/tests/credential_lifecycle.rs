@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ADMIN_TOKEN, TestAgent, TestApp, signet_bin};
+use common::{ADMIN_TOKEN, TestAgent, TestApp};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde_json::{Value, json};
@@ -128,18 +128,7 @@ async fn grace_period_and_expiry_follow_the_clock() {
 }
 
 async fn signet(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let output = tokio::process::Command::new(signet_bin())
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .expect("run signet");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    common::run_signet(args, env.iter().copied()).await
 }
 
 #[tokio::test]

@@ -42,7 +42,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+            .is_some_and(is_json_media_type);
         if !is_json {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -52,5 +52,37 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         serde_json::from_slice(&bytes)
             .map(ApiJson)
             .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// `application/json`, or a JSON-based type such as `application/merge-patch+json` (RFC 7396,
+/// what clients send a PATCH as; RFC 6839's `+json` suffix).
+fn is_json_media_type(media_type: &str) -> bool {
+    let media_type = media_type.trim().to_ascii_lowercase();
+    media_type == "application/json"
+        || (media_type.starts_with("application/") && media_type.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json_media_type;
+
+    #[test]
+    fn json_and_json_based_media_types_are_json() {
+        for yes in [
+            "application/json",
+            " Application/JSON ",
+            "application/merge-patch+json",
+        ] {
+            assert!(is_json_media_type(yes), "{yes}");
+        }
+        for no in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "text/x+json",
+            "json",
+        ] {
+            assert!(!is_json_media_type(no), "{no}");
+        }
     }
 }

@@ -138,7 +138,8 @@ fn existing_master_key(config: &Config) -> Result<Option<MasterKey>, CliError> {
 }
 
 /// Opens the configured database as `serve` would, for a command that checks it in place; it
-/// creates nothing: no data directory, no master key, no empty SQLite file.
+/// creates nothing: no data directory, no master key, no empty SQLite file. A master key that is
+/// not the database's is refused as `serve` refuses it (the chain would look broken everywhere).
 pub async fn open_existing_store(args: &ServeArgs) -> Result<Store, CliError> {
     let config = load_config(args)?;
     let url = config.database_url();
@@ -165,14 +166,30 @@ pub async fn open_existing_store(args: &ServeArgs) -> Result<Store, CliError> {
         statement_timeout: Duration::from_secs(config.database_statement_timeout_seconds),
         ..DatabaseOptions::default()
     };
-    Store::open_with(&url, master_key.audit_key(), &options)
+    let store = Store::open_with(&url, master_key.audit_key(), &options)
         .await
         .map_err(|e| {
             CliError::failure(format!(
                 "cannot open the database {}: {e}",
                 config.database_url_redacted()
             ))
-        })
+        })?;
+    let keys = store
+        .signing_keys()
+        .await
+        .map_err(|e| CliError::failure(format!("cannot read the database: {e}")))?;
+    if let Some(key) = keys.first()
+        && master_key
+            .open(key.kid.as_bytes(), &key.private_key_sealed)
+            .is_err()
+    {
+        store.close().await;
+        return Err(CliError::failure(format!(
+            "signing key {} cannot be decrypted: is SIGNET_MASTER_KEY the key this database was created with?",
+            key.kid
+        )));
+    }
+    Ok(store)
 }
 
 /// The admin token's hash: from configuration, from the database, or a new token that is

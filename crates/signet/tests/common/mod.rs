@@ -23,6 +23,29 @@ pub fn signet_bin() -> &'static str {
     env!("CARGO_BIN_EXE_signet")
 }
 
+/// Runs `signet ARGS` with only `env` set; its exit code, stdout and stderr.
+pub async fn run_signet<K, V>(
+    args: &[&str],
+    env: impl IntoIterator<Item = (K, V)>,
+) -> (i32, String, String)
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let output = tokio::process::Command::new(signet_bin())
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .output()
+        .await
+        .expect("run signet");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 pub struct TestApp {
     pub url: String,
     /// The TLS listener's base URL (`https://127.0.0.1:PORT`).
