@@ -166,14 +166,7 @@ pub async fn open_existing_store(args: &ServeArgs) -> Result<Store, CliError> {
         statement_timeout: Duration::from_secs(config.database_statement_timeout_seconds),
         ..DatabaseOptions::default()
     };
-    let store = Store::open_with(&url, master_key.audit_key(), &options)
-        .await
-        .map_err(|e| {
-            CliError::failure(format!(
-                "cannot open the database {}: {e}",
-                config.database_url_redacted()
-            ))
-        })?;
+    let store = open_database(&config, &master_key, &options).await?;
     let keys = store
         .signing_keys()
         .await
@@ -235,15 +228,24 @@ async fn open_store(config: &Config) -> Result<(Store, MasterKey), CliError> {
         statement_timeout: Duration::from_secs(config.database_statement_timeout_seconds),
         resync: Duration::from_secs(config.cluster_resync_seconds),
     };
-    let store = Store::open_with(&config.database_url(), master_key.audit_key(), &options)
+    let store = open_database(config, &master_key, &options).await?;
+    Ok((store, master_key))
+}
+
+/// Opens the configured database (applying migrations), its audit chain keyed by `master_key`.
+async fn open_database(
+    config: &Config,
+    master_key: &MasterKey,
+    options: &DatabaseOptions,
+) -> Result<Store, CliError> {
+    Store::open_with(&config.database_url(), master_key.audit_key(), options)
         .await
         .map_err(|e| {
             CliError::failure(format!(
                 "cannot open the database {}: {e}",
                 config.database_url_redacted()
             ))
-        })?;
-    Ok((store, master_key))
+        })
 }
 
 pub async fn migrate(args: ServeArgs) -> Result<(), CliError> {
