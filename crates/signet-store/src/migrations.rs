@@ -43,6 +43,36 @@ pub const MIGRATIONS: &[(&str, &str, &str)] = &[
 /// left to do).
 const MIGRATION_LOCK: i64 = 0x5349_474e_4554_0002;
 
+/// Checks, changing nothing, that the database's schema is exactly this binary's: for a command
+/// that only reads a database (`signet audit verify`), which must neither migrate a schema
+/// under a running server of another version nor create one in an empty database.
+pub async fn check_current(pool: &AnyPool) -> Result<(), StoreError> {
+    let applied: Vec<String> = sqlx::query_scalar("SELECT name FROM signet_migrations")
+        .fetch_all(pool)
+        .await
+        .map_err(|_| {
+            StoreError::Corrupt(
+                "not a Signet database (it has no migrations table): check SIGNET_DATA_DIR or SIGNET_DATABASE_URL".into(),
+            )
+        })?;
+    if let Some(unknown) = applied
+        .iter()
+        .find(|name| !MIGRATIONS.iter().any(|(m, _, _)| m == name))
+    {
+        return Err(StoreError::Corrupt(format!(
+            "the database has migration `{unknown}`, which this binary does not know: use the Signet version that wrote it"
+        )));
+    }
+    if applied.len() < MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "the database's schema is older than this binary's ({} of {} migrations): use the Signet version that wrote it, or run `signet migrate` first",
+            applied.len(),
+            MIGRATIONS.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Applies every migration not yet recorded, each in its own transaction.
 pub async fn migrate(pool: &AnyPool, backend: Backend) -> Result<Vec<&'static str>, StoreError> {
     let mut connection = pool.acquire().await?;

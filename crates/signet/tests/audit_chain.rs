@@ -114,6 +114,20 @@ async fn verify_checks_the_configured_database_with_the_server_stopped() {
     assert_eq!(code, 1);
     assert!(stderr.contains("no database at"), "{stderr}");
     assert_eq!(std::fs::read_dir(empty.path()).expect("dir").count(), 0);
+    // An empty file where the database should be is not given a schema (nor called intact).
+    std::fs::copy(
+        app.data_dir.join("master.key"),
+        empty.path().join("master.key"),
+    )
+    .expect("copy");
+    std::fs::write(empty.path().join("signet.db"), b"").expect("write");
+    let (code, stdout, stderr) = verify_in_place(empty.path(), &[], &[]).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stderr.contains("not a Signet database"), "{stderr}");
+    let size = std::fs::metadata(empty.path().join("signet.db"))
+        .expect("meta")
+        .len();
+    assert_eq!(size, 0, "nothing written");
 }
 
 #[tokio::test]

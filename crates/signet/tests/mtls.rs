@@ -330,11 +330,15 @@ async fn a_self_signed_agent_registers_its_certificates_as_a_jwk_set() {
 
     let mut mismatched = first.jwk_with_x5c();
     mismatched["x5c"] = second.jwk_with_x5c()["x5c"].clone();
+    // Members that would not parse as a key of their own (`use: enc`) are compared all the same.
+    let mut unusable = mismatched.clone();
+    unusable["use"] = json!("enc");
     let mut without_x5c = first.jwk_with_x5c();
     without_x5c.as_object_mut().expect("object").remove("x5c");
     let before = app.get_json("/api/v1/agents").await.to_string();
     for (key, why) in [
         (mismatched, "not the key of its `x5c` certificate"),
+        (unusable, "not the key of its `x5c` certificate"),
         (without_x5c, "no `x5c` certificate"),
     ] {
         let response = app

@@ -197,6 +197,10 @@ async fn key_registration_accepts_public_keys_and_refuses_the_rest() {
         (json!({ "kty": "oct", "k": "c2VjcmV0" }), "symmetric"),
         (json!({}), "exactly one"),
         (json!({ "jwk": {}, "extra": 1 }), "unknown field"),
+        (
+            json!({ "keys": [jwk(signet_core::token::SigningAlgorithm::Es256)], "expires_at": "2099-01-01T00:00:00Z" }),
+            "cannot have `expires_at`",
+        ),
     ];
     for (body, expected) in refusals {
         let (status, problem) = register(body.clone()).await;
@@ -378,6 +382,17 @@ async fn signet_token_signs_a_fresh_assertion_from_a_key_file_and_rotates_it() {
     // The first agent rotates its own key pair, as a cron job would: a new key in the file
     // (mode 0600), registered; the old one revoked.
     let old_key = std::fs::read_to_string(&private).expect("read");
+    // With a key ID set by hand the rotated key could not be named: refused before any change.
+    let mut named = agent_env.clone();
+    named.push(("SIGNET_AGENT_KEY_ID", "my-key".into()));
+    let refused = run(vec!["token".into(), "rotate-key".into()], named).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("SIGNET_AGENT_KEY_ID"));
+    assert_eq!(std::fs::read_to_string(&private).expect("read"), old_key);
+    let keys = app
+        .get_json(&format!("/api/v1/agents/{agent_id}/keys"))
+        .await;
+    assert_eq!(keys.as_array().map(Vec::len), Some(1), "no key added");
     let rotated = run(vec!["token".into(), "rotate-key".into()], agent_env.clone()).await;
     let said = String::from_utf8_lossy(&rotated.stdout).into_owned();
     assert!(

@@ -145,6 +145,27 @@ impl fmt::Debug for SigningKey {
 impl SigningKey {
     /// Generates a new key; returns it with its PKCS#8 private key for encrypted storage.
     pub fn generate(alg: SigningAlgorithm) -> Result<(Self, Vec<u8>), KeyError> {
+        Self::generate_sized(alg, KeySize::Rsa2048)
+    }
+
+    /// A new key like this one: the same algorithm and, for RSA, the same modulus size (up to
+    /// 8192 bits), so a rotation never weakens the key.
+    pub fn generate_like(&self) -> Result<(Self, Vec<u8>), KeyError> {
+        let modulus_bits = self
+            .public_jwk
+            .get("n")
+            .and_then(Value::as_str)
+            .map_or(0, |n| n.len() * 3 / 4 * 8);
+        let size = match modulus_bits {
+            0..=2048 => KeySize::Rsa2048,
+            2049..=3072 => KeySize::Rsa3072,
+            3073..=4096 => KeySize::Rsa4096,
+            _ => KeySize::Rsa8192,
+        };
+        Self::generate_sized(self.alg, size)
+    }
+
+    fn generate_sized(alg: SigningAlgorithm, rsa: KeySize) -> Result<(Self, Vec<u8>), KeyError> {
         let rng = SystemRandom::new();
         let pkcs8 = match alg {
             SigningAlgorithm::Es256 => {
@@ -163,7 +184,7 @@ impl SigningKey {
                 .map_err(|_| KeyError::Generate)?
                 .as_ref()
                 .to_vec(),
-            _ => RsaKeyPair::generate(KeySize::Rsa2048)
+            _ => RsaKeyPair::generate(rsa)
                 .and_then(|k| k.as_der())
                 .map_err(|_| KeyError::Generate)?
                 .as_ref()
@@ -353,6 +374,29 @@ mod tests {
             thumbprint(&jwk),
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
+    }
+
+    #[test]
+    fn a_key_like_another_keeps_its_algorithm_and_rsa_size() {
+        let bits = |key: &SigningKey| {
+            let n = key.public_jwk()["n"].as_str().expect("n");
+            crate::encoding::b64url_decode(n).expect("b64").len() * 8
+        };
+        let (es, _) = SigningKey::generate(SigningAlgorithm::Es384).expect("generate");
+        assert_eq!(
+            es.generate_like().expect("like").0.alg(),
+            SigningAlgorithm::Es384
+        );
+        let (rsa, _) = SigningKey::generate(SigningAlgorithm::Ps256).expect("generate");
+        let (like, _) = rsa.generate_like().expect("like");
+        assert_eq!((like.alg(), bits(&like)), (SigningAlgorithm::Ps256, 2048));
+        let pkcs8 = RsaKeyPair::generate(KeySize::Rsa3072)
+            .and_then(|k| k.as_der())
+            .expect("3072-bit key");
+        let big = SigningKey::from_pkcs8(SigningAlgorithm::Rs256, pkcs8.as_ref()).expect("load");
+        assert_eq!(bits(&big), 3072);
+        let (like, _) = big.generate_like().expect("like");
+        assert_eq!((like.alg(), bits(&like)), (SigningAlgorithm::Rs256, 3072));
     }
 
     #[test]

@@ -50,10 +50,25 @@ impl KeyRegistration {
             alg: None,
             expires_at: None,
         };
+        // A bare key or set cannot carry this form's fields too: they would be silently lost
+        // (`expires_at`), or say something else than the body (`pem`).
+        let mixed =
+            |fields: &[&'static str]| fields.iter().find(|f| body.get(**f).is_some()).copied();
+        let form = ["jwk", "jwks", "pem", "expires_at"];
         if body.get("kty").is_some() {
+            if let Some(field) = mixed(&form) {
+                return Err(Problem::bad_request(format!(
+                    "a bare JWK cannot have `{field}`: send {{\"jwk\": {{…}}, \"{field}\": …}}"
+                )));
+            }
             return Ok(bare(Some(body), None));
         }
         if body.get("keys").is_some() {
+            if let Some(field) = mixed(&["jwk", "jwks", "pem", "expires_at", "kid", "alg"]) {
+                return Err(Problem::bad_request(format!(
+                    "a bare JWK Set cannot have `{field}`: send {{\"jwks\": {{\"keys\": […]}}, …}}"
+                )));
+            }
             return Ok(bare(None, Some(body)));
         }
         serde_json::from_value(body)

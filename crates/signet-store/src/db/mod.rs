@@ -71,6 +71,9 @@ pub struct DatabaseOptions {
     /// PostgreSQL only: how often everything cached is read again, in case an announced change
     /// was missed.
     pub resync: Duration,
+    /// Create the database if needed and apply migrations (`serve`, `migrate`); when `false` the
+    /// database must exist with exactly this binary's schema, and nothing is changed to open it.
+    pub migrate: bool,
 }
 
 impl Default for DatabaseOptions {
@@ -80,6 +83,7 @@ impl Default for DatabaseOptions {
             max_connections: 4,
             statement_timeout: Duration::from_secs(5),
             resync: Duration::from_secs(30),
+            migrate: true,
         }
     }
 }
@@ -98,7 +102,7 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH` or `postgres://…`) and
-    /// applies migrations.
+    /// applies migrations (unless [`DatabaseOptions::migrate`] says not to).
     ///
     /// Audit records are chained under `audit_key` (the master key's, [`MasterKey::audit_key`]):
     /// every process that writes to one database must use the same.
@@ -122,10 +126,17 @@ impl Store {
                     Durability::Full => "FULL",
                     Durability::Normal => "NORMAL",
                 };
+                // Without migrating, nothing is created or changed (the journal mode is kept in
+                // the file: a database Signet made is in WAL mode already).
+                let (mode, journal) = if options.migrate {
+                    ("rwc", "PRAGMA journal_mode = WAL; ")
+                } else {
+                    ("rw", "")
+                };
                 (
-                    format!("sqlite://{}?mode=rwc", sqlite_path(url)?.display()),
+                    format!("sqlite://{}?mode={mode}", sqlite_path(url)?.display()),
                     format!(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
+                        "{journal}PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
                     ),
                 )
             }
@@ -153,9 +164,13 @@ impl Store {
             })
             .connect(&pool_url)
             .await?;
-        let applied = migrate(&pool, backend).await?;
-        for name in applied {
-            tracing::info!(migration = name, "applied database migration");
+        if options.migrate {
+            let applied = migrate(&pool, backend).await?;
+            for name in applied {
+                tracing::info!(migration = name, "applied database migration");
+            }
+        } else {
+            crate::migrations::check_current(&pool).await?;
         }
         let audit = match backend {
             Backend::Sqlite => AuditLog::start(sqlite_path(url)?, options.durability, audit_key)?,

@@ -236,8 +236,11 @@ async fn verify_in_place(
     configuration: &ServeArgs,
     anchor: Option<&str>,
 ) -> Result<Value, CliError> {
+    // As the API reads it: empty is none.
     let anchor = anchor
-        .map(|a| a.trim().parse::<ChainAnchor>())
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::parse::<ChainAnchor>)
         .transpose()
         .map_err(|e| CliError::new(EXIT_REFUSED, format!("--anchor: {e}")))?;
     let store = open_existing_store(configuration).await?;

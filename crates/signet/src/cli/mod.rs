@@ -73,27 +73,43 @@ pub fn env_secret(name: &str) -> Result<Option<String>, CliError> {
 }
 
 /// Writes `bytes` to `path` atomically (a temporary file renamed over it) with mode 0600, so a
-/// reader never sees half a key and no one else can read it.
+/// reader never sees half a key and no one else can read it. The temporary file has a random
+/// name and is created new (never a file or link someone put there first), and is removed if
+/// the write fails; the directory is flushed so the rename survives a crash.
 pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
     use std::io::Write;
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let temporary = path.with_file_name(format!(".{file_name}.tmp"));
+    let suffix: [u8; 6] = signet_core::crypto::random_bytes();
+    let temporary = path.with_file_name(format!(
+        ".{file_name}.{}.tmp",
+        signet_core::encoding::b64url(suffix)
+    ));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options
+    let written = options
         .open(&temporary)
         .and_then(|mut file| {
             file.write_all(bytes)?;
             file.sync_all()
         })
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(CliError::failure(format!(
+            "cannot write {}: {e}",
+            path.display()
+        )));
+    }
+    if let Some(directory) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(directory).and_then(|d| d.sync_all());
+    }
+    Ok(())
 }

@@ -138,7 +138,8 @@ fn existing_master_key(config: &Config) -> Result<Option<MasterKey>, CliError> {
 }
 
 /// Opens the configured database as `serve` would, for a command that checks it in place; it
-/// creates nothing: no data directory, no master key, no empty SQLite file. A master key that is
+/// changes nothing: no data directory, no master key, no empty SQLite file, no migration (the
+/// schema must be this binary's). A master key that is
 /// not the database's is refused as `serve` refuses it (the chain would look broken everywhere).
 pub async fn open_existing_store(args: &ServeArgs) -> Result<Store, CliError> {
     let config = load_config(args)?;
@@ -164,13 +165,27 @@ pub async fn open_existing_store(args: &ServeArgs) -> Result<Store, CliError> {
     let options = DatabaseOptions {
         max_connections: 1,
         statement_timeout: Duration::from_secs(config.database_statement_timeout_seconds),
+        migrate: false,
         ..DatabaseOptions::default()
     };
-    let store = open_database(&config, &master_key, &options).await?;
-    let keys = store
-        .signing_keys()
+    // Unreachable is not tampered: exit 5, not 1, for a scheduled check.
+    let unreachable = |e: signet_store::StoreError| match e {
+        signet_store::StoreError::Unavailable(_) => CliError::new(
+            super::EXIT_UNAVAILABLE,
+            format!(
+                "cannot reach the database {}: {e}",
+                config.database_url_redacted()
+            ),
+        ),
+        other => CliError::failure(format!(
+            "cannot open the database {}: {other}",
+            config.database_url_redacted()
+        )),
+    };
+    let store = Store::open_with(&url, master_key.audit_key(), &options)
         .await
-        .map_err(|e| CliError::failure(format!("cannot read the database: {e}")))?;
+        .map_err(unreachable)?;
+    let keys = store.signing_keys().await.map_err(unreachable)?;
     if let Some(key) = keys.first()
         && master_key
             .open(key.kid.as_bytes(), &key.private_key_sealed)
@@ -227,6 +242,7 @@ async fn open_store(config: &Config) -> Result<(Store, MasterKey), CliError> {
         max_connections: config.database_pool_size,
         statement_timeout: Duration::from_secs(config.database_statement_timeout_seconds),
         resync: Duration::from_secs(config.cluster_resync_seconds),
+        migrate: true,
     };
     let store = open_database(config, &master_key, &options).await?;
     Ok((store, master_key))

@@ -13,7 +13,7 @@ use signet_core::token::SigningKey;
 
 use super::client::{form_encode, http, json, unreachable};
 use super::token::{agent_key, env_path, signed_assertion};
-use super::{CliError, EXIT_REFUSED, env_secret, write_private};
+use super::{CliError, EXIT_AUTH, EXIT_REFUSED, env_secret, write_private};
 
 /// `signet token rotate`: the agent replaces its own secret.
 pub async fn rotate_secret(
@@ -82,10 +82,17 @@ pub async fn rotate_key(url: &str, keep_old: bool) -> Result<(), CliError> {
             "SIGNET_AGENT_KEY_FILE is not set: rotate-key replaces the private key in that file",
         )
     })?;
+    // The new key is known by its thumbprint; a key ID set by hand would name the old key
+    // after the rotation and every later request would be refused. Refused before any change.
+    if env_path("AGENT_KEY_ID").is_some() {
+        return Err(CliError::failure(
+            "SIGNET_AGENT_KEY_ID is set: after a rotation the key is known by its thumbprint, so `signet token` would name the old key. Rotate with the API (POST /api/v1/self/keys with a kid), or register the current key under its thumbprint and unset SIGNET_AGENT_KEY_ID",
+        ));
+    }
     let current = agent_key(&key_path)?;
-    let named = env_path("AGENT_KEY_ID");
-    let current_kid = named.clone().unwrap_or_else(|| current.kid().to_owned());
-    let (next, pkcs8) = SigningKey::generate(current.alg())
+    let current_kid = current.kid().to_owned();
+    let (next, pkcs8) = current
+        .generate_like()
         .map_err(|e| CliError::failure(format!("cannot make a new key: {e}")))?;
     let registration = json!({
         "client_assertion": signed_assertion(url, &agent_id, &current, Some(&current_kid)).await?,
@@ -112,20 +119,35 @@ pub async fn rotate_key(url: &str, keep_old: bool) -> Result<(), CliError> {
             "The old key {current_kid} still works; revoke it once every copy of the old key file is replaced."
         );
     } else {
-        let proof = json!({
-            "client_assertion": signed_assertion(url, &agent_id, &next, None).await?,
-        });
-        let path = format!("/api/v1/self/keys/{}/revoke", form_encode(&current_kid));
-        post(url, &path, proof, "revoking the old key").await?;
+        revoke_old(url, &agent_id, &next, &current_kid).await?;
         println!("The old key {current_kid} is revoked.");
     }
-    if named.is_some() {
-        eprintln!(
-            "signet: SIGNET_AGENT_KEY_ID names the old key: unset it (the new key's ID is its thumbprint, {})",
-            next.kid()
-        );
-    }
     Ok(())
+}
+
+/// Revokes `old` with an assertion signed by `next`. Behind a load balancer the request may
+/// reach a node that has not yet heard of the new key (nodes learn of changes within a second):
+/// a refusal is retried for a few seconds, each time with a fresh assertion.
+async fn revoke_old(
+    url: &str,
+    agent_id: &str,
+    next: &SigningKey,
+    old: &str,
+) -> Result<(), CliError> {
+    let path = format!("/api/v1/self/keys/{}/revoke", form_encode(old));
+    let mut attempt = 0;
+    loop {
+        let proof = json!({
+            "client_assertion": signed_assertion(url, agent_id, next, None).await?,
+        });
+        match post(url, &path, proof, "revoking the old key").await {
+            Err(e) if e.code == EXIT_AUTH && attempt < 5 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250 << attempt.min(3))).await;
+            }
+            result => return result.map(|_| ()),
+        }
+    }
 }
 
 async fn post(url: &str, path: &str, body: Value, what: &str) -> Result<Value, CliError> {
