@@ -113,3 +113,38 @@ pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliErro
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::write_private;
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_replace_what_was_there_and_leave_no_temporary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("agent.key");
+        std::fs::write(&path, "old").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        // A link planted where a predictable temporary file would have gone is not followed.
+        let elsewhere = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join(".agent.key.tmp")).expect("link");
+        write_private(&path, b"new").expect("written");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "new");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!elsewhere.exists());
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names.len(),
+            2,
+            "the key and the planted link only: {names:?}"
+        );
+        // A failed write leaves nothing behind.
+        assert!(write_private(&dir.path().join("missing/agent.key"), b"x").is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 2);
+    }
+}
