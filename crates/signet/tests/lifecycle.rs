@@ -268,20 +268,13 @@ async fn migrate_prepares_the_database_serve_then_uses() {
     let password_file = tmp.path().join("console-password");
     std::fs::write(&password_file, "a-password-from-a-file\n").expect("write");
     for _ in 0..2 {
-        let output = tokio::process::Command::new(signet_bin())
-            .arg("migrate")
-            .env_clear()
-            .env("SIGNET_DATA_DIR", &data)
-            .env("SIGNET_DATABASE_URL_FILE", &url_file)
-            .output()
-            .await
-            .expect("run");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(String::from_utf8_lossy(&output.stdout).contains("database is up to date"));
+        let env = [
+            ("SIGNET_DATA_DIR", &data),
+            ("SIGNET_DATABASE_URL_FILE", &url_file),
+        ];
+        let (code, stdout, stderr) = common::run_signet(&["migrate"], env).await;
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("database is up to date"));
         assert!(database.exists(), "the database named in the file");
         assert!(!data.join("signet.db").exists(), "not the default one");
     }

@@ -115,6 +115,17 @@ pub async fn json(response: Response, what: &str) -> Result<Value, CliError> {
     ))
 }
 
+/// The `Authorization` header value for an agent's ID and secret: RFC 6749 §2.3.1 form-encodes
+/// both before the Basic encoding.
+pub fn basic_authorization(agent_id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    let pair = format!("{}:{}", form_encode(agent_id), form_encode(secret));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
 /// `application/x-www-form-urlencoded` encoding of one value.
 pub fn form_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());

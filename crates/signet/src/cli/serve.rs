@@ -244,24 +244,15 @@ async fn open_store(config: &Config) -> Result<(Store, MasterKey), CliError> {
         resync: Duration::from_secs(config.cluster_resync_seconds),
         migrate: true,
     };
-    let store = open_database(config, &master_key, &options).await?;
-    Ok((store, master_key))
-}
-
-/// Opens the configured database (applying migrations), its audit chain keyed by `master_key`.
-async fn open_database(
-    config: &Config,
-    master_key: &MasterKey,
-    options: &DatabaseOptions,
-) -> Result<Store, CliError> {
-    Store::open_with(&config.database_url(), master_key.audit_key(), options)
+    let store = Store::open_with(&config.database_url(), master_key.audit_key(), &options)
         .await
         .map_err(|e| {
             CliError::failure(format!(
                 "cannot open the database {}: {e}",
                 config.database_url_redacted()
             ))
-        })
+        })?;
+    Ok((store, master_key))
 }
 
 pub async fn migrate(args: ServeArgs) -> Result<(), CliError> {

@@ -11,11 +11,11 @@
 //! - otherwise `SIGNET_AGENT_SECRET` (or `SIGNET_AGENT_SECRET_FILE`): `client_secret_basic`.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::client::{form_encode, http, json, mtls_client, unreachable};
+use super::client::{basic_authorization, form_encode, http, json, mtls_client, unreachable};
 use super::{CliError, EXIT_REFUSED, env_secret};
 use signet_core::token::{SigningAlgorithm, SigningKey};
 
@@ -138,13 +138,7 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
                     "no agent credentials: set SIGNET_AGENT_SECRET (or SIGNET_AGENT_SECRET_FILE), or SIGNET_AGENT_KEY_FILE for private_key_jwt",
                 )
             })?;
-            // RFC 6749 §2.3.1: ID and secret are form-encoded before Basic encoding.
-            let basic = STANDARD.encode(format!(
-                "{}:{}",
-                form_encode(&agent_id),
-                form_encode(&secret)
-            ));
-            request = request.header("authorization", format!("Basic {basic}"));
+            request = request.header("authorization", basic_authorization(&agent_id, &secret));
         }
     }
     if let Some(scope) = &args.scope {

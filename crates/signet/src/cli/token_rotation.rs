@@ -5,13 +5,11 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use signet_core::pki::certificate::to_pem;
 use signet_core::token::SigningKey;
 
-use super::client::{form_encode, http, json, unreachable};
+use super::client::{basic_authorization, form_encode, http, json, unreachable};
 use super::token::{agent_key, env_path, signed_assertion};
 use super::{CliError, EXIT_AUTH, EXIT_REFUSED, env_secret, write_private};
 
@@ -36,17 +34,12 @@ pub async fn rotate_secret(
             "no current secret: set SIGNET_AGENT_SECRET_FILE (or SIGNET_AGENT_SECRET)",
         )
     })?;
-    let basic = STANDARD.encode(format!(
-        "{}:{}",
-        form_encode(&agent_id),
-        form_encode(&secret)
-    ));
     let body = grace_period
         .map(|g| format!("grace_period_seconds={g}"))
         .unwrap_or_default();
     let response = http()
         .post(format!("{url}/api/v1/self/secret/rotate"))
-        .header("authorization", format!("Basic {basic}"))
+        .header("authorization", basic_authorization(&agent_id, &secret))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
         .send()
