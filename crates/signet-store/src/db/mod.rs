@@ -12,6 +12,7 @@ mod certificates;
 mod changes;
 mod console;
 mod keys;
+mod probe;
 mod statement;
 mod tokens;
 
@@ -98,6 +99,8 @@ pub struct Store {
     changes: tokio::sync::broadcast::Sender<Change>,
     /// This store's id in change announcements.
     node: changes::NodeId,
+    /// Readiness asks on a connection of its own, not the pool's.
+    probe: Arc<probe::Probe>,
 }
 
 impl Store {
@@ -150,6 +153,7 @@ impl Store {
             ),
         };
         let session: Arc<str> = session.into();
+        let probe = Arc::new(probe::Probe::new(pool_url.clone(), session.clone()));
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(5))
@@ -183,6 +187,7 @@ impl Store {
             audit,
             changes: tokio::sync::broadcast::channel(1024).0,
             node: changes::NodeId::random(),
+            probe,
         };
         if backend == Backend::Postgres {
             store.spawn_listener(url.to_owned(), options.resync);
@@ -293,10 +298,10 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the database answers (readiness).
+    /// Whether the database answers (readiness), asked on a connection of its own: a pool
+    /// whose connections are all busy is not a database that does not answer.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.probe.ping().await
     }
 
     /// A setting stored in the database, e.g. the admin token's hash.
@@ -376,4 +381,34 @@ fn sqlite_path(url: &str) -> Result<std::path::PathBuf, StoreError> {
         return Err(StoreError::Corrupt("the database must be a file".into()));
     }
     Ok(std::path::PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readiness_answers_while_every_pooled_connection_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("signet.db").display());
+        let options = DatabaseOptions {
+            max_connections: 2,
+            ..DatabaseOptions::default()
+        };
+        let (master, _) = signet_core::crypto::MasterKey::generate();
+        let store = Store::open_with(&url, master.audit_key(), &options)
+            .await
+            .unwrap();
+        let _busy = [
+            store.pool.acquire().await.unwrap(),
+            store.pool.acquire().await.unwrap(),
+        ];
+        // The pool would make a caller wait five seconds for a connection, then fail.
+        tokio::time::timeout(Duration::from_secs(1), store.ping())
+            .await
+            .expect("an answer within a second")
+            .expect("the database answers");
+        // Asked again on the same connection.
+        store.ping().await.unwrap();
+    }
 }
