@@ -389,7 +389,7 @@ mod tests {
 
     #[tokio::test]
     async fn readiness_answers_while_every_pooled_connection_is_busy() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}", dir.path().join("signet.db").display());
         let options = DatabaseOptions {
             max_connections: 2,
@@ -398,10 +398,10 @@ mod tests {
         let (master, _) = signet_core::crypto::MasterKey::generate();
         let store = Store::open_with(&url, master.audit_key(), &options)
             .await
-            .unwrap();
+            .expect("the store opens");
         let _busy = [
-            store.pool.acquire().await.unwrap(),
-            store.pool.acquire().await.unwrap(),
+            store.pool.acquire().await.expect("a pooled connection"),
+            store.pool.acquire().await.expect("a pooled connection"),
         ];
         // The pool would make a caller wait five seconds for a connection, then fail.
         tokio::time::timeout(Duration::from_secs(1), store.ping())
@@ -409,6 +409,6 @@ mod tests {
             .expect("an answer within a second")
             .expect("the database answers");
         // Asked again on the same connection.
-        store.ping().await.unwrap();
+        store.ping().await.expect("the database answers again");
     }
 }
