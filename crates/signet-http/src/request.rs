@@ -82,13 +82,21 @@ impl Caller {
             caller.certificate = tls.client_chain.clone();
         }
         let mtls = &state.config.mtls;
-        if let Some(header) = &mtls.client_cert_header
-            && let Some(value) = parts.headers.get(header.as_str())
-        {
-            if !from_proxy {
-                caller.ignored_certificate_header = true;
-            } else if caller.certificate.is_none() && !value.is_empty() {
-                caller.certificate = Some(forwarded_chain(value.as_bytes()).map(Arc::new));
+        if let Some(header) = &mtls.client_cert_header {
+            let mut values = parts.headers.get_all(header.as_str()).iter();
+            if let Some(value) = values.next() {
+                if !from_proxy {
+                    caller.ignored_certificate_header = true;
+                } else if values.next().is_some() {
+                    // A proxy that appends its header instead of replacing the client's would
+                    // pass a forged one along with its own: which is which cannot be told, so
+                    // neither is believed (as with two `Authorization` headers).
+                    caller.certificate = Some(Err(PkiError::Malformed(
+                        "more than one client certificate header".into(),
+                    )));
+                } else if caller.certificate.is_none() && !value.is_empty() {
+                    caller.certificate = Some(forwarded_chain(value.as_bytes()).map(Arc::new));
+                }
             }
         }
         caller

@@ -57,7 +57,7 @@ pub async fn rotate_secret(
     let mut attempt = Attempt::default();
     let refuse = |reason: &str, attempt: &Attempt| {
         AuditEvent::failure(event::AGENT_SECRET_REGENERATED, reason)
-            .with_agent(attempt.claimed_agent_id.as_deref())
+            .with_agent(crate::oauth::recorded_agent_id(attempt))
             .with_method(attempt.method.unwrap_or("client_secret_basic"))
             .with_source(caller.source(), caller.user_agent.as_deref())
             .with_detail(serde_json::json!({ "self_service": true }))

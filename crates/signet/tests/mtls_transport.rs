@@ -143,6 +143,25 @@ async fn the_proxy_header_is_honoured_only_from_trusted_proxies() {
     let claims = common::claims(body["access_token"].as_str().expect("token"));
     assert_eq!(claims["cnf"]["x5t#S256"], json!(cert.thumbprint()));
 
+    // Two headers (a proxy that appends its own to a client's forged one): neither is believed.
+    let forged = self_signed(&Leaf::named("forged"));
+    for (first, second) in [(&forged, &cert), (&cert, &forged)] {
+        let response = trusted
+            .http
+            .post(format!("{}/oauth2/token", trusted.url))
+            .header("x-ssl-client-cert", escaped_pem(first))
+            .header("x-ssl-client-cert", escaped_pem(second))
+            .form(&[("grant_type", "client_credentials"), ("client_id", &agent)])
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            trusted.last_token_reason(&agent).await.as_deref(),
+            Some("malformed_certificate")
+        );
+    }
+
     // Here only 10.0.0.0/8 may send it: the header is ignored, and that is audited.
     let untrusted = TestApp::spawn_with(&[
         ("SIGNET_CLIENT_CERT_HEADER", "X-SSL-Client-Cert"),

@@ -352,7 +352,8 @@ async fn secrets_never_reach_logs_or_audit_records() {
 }
 
 /// A client that swaps its ID and secret (in the Basic header or the form) is refused, and the
-/// secret it sent as an ID appears in no audit record and in none of the server's output.
+/// secret it sent as an ID appears in no audit record and in none of the server's output (token
+/// endpoint and the agent's own secret rotation).
 #[tokio::test]
 async fn a_secret_sent_as_the_agent_id_is_never_recorded() {
     let mut app = TestApp::spawn().await;
@@ -369,11 +370,29 @@ async fn a_secret_sent_as_the_agent_id_is_never_recorded() {
     );
     let response = app.post_form("/oauth2/token", None, &form).await;
     assert_eq!(response.status(), 401);
+    // The same swap at the agent's own secret rotation.
+    let response = app
+        .http
+        .post(format!("{}/api/v1/self/secret/rotate", app.url))
+        .basic_auth(&swapped.id, Some(&swapped.secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 401);
     let refused = app.audit("event_type=token_request&outcome=failure").await;
     assert_eq!(refused.len(), 2);
+    let rotations = app
+        .audit("event_type=agent_secret_regenerated&outcome=failure")
+        .await;
+    assert_eq!(rotations.len(), 1);
     assert!(
-        refused.iter().all(|e| e["agent_id"].is_null()),
-        "{refused:?}"
+        refused
+            .iter()
+            .chain(&rotations)
+            .all(|e| e["agent_id"].is_null()),
+        "{refused:?} {rotations:?}"
     );
     let everything = serde_json::to_string(&app.audit("limit=1000").await).expect("json");
     let (_, stderr) = app.stop().await;

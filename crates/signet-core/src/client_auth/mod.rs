@@ -192,6 +192,10 @@ pub enum ClientAuthError {
     NotYetValid,
     #[error("the assertion has no jti")]
     MissingJti,
+    /// Too long, or with control characters: a `jti` is stored and shown as text, and one NUL
+    /// byte would fail the whole batch of records it was committed with on PostgreSQL.
+    #[error("the assertion's jti is too long or contains control characters")]
+    InvalidJti,
     #[error("the assertion's jti was already used")]
     JtiReplayed,
     #[error("no client certificate was presented")]
@@ -259,6 +263,7 @@ impl ClientAuthError {
             Self::IssuedInFuture => "issued_in_future",
             Self::NotYetValid => "not_yet_valid",
             Self::MissingJti => "missing_jti",
+            Self::InvalidJti => "invalid_jti",
             Self::JtiReplayed => "jti_replayed",
             Self::NoClientCertificate => "no_client_certificate",
             Self::MissingClientId => "missing_client_id",

@@ -170,29 +170,38 @@ impl Assertion {
                     .ok_or(ClientAuthError::MalformedAssertion),
             }
         };
+        // Times are whatever the signer chose, extremes included: saturating arithmetic, so
+        // that `iat` near i64::MIN cannot wrap `exp - iat` into a short lifetime.
         let exp = number("exp")?.ok_or(ClientAuthError::MissingExpiry)?;
-        if exp + policy.clock_skew <= now {
+        let latest = now.saturating_add(policy.clock_skew);
+        if exp.saturating_add(policy.clock_skew) <= now {
             return Err(ClientAuthError::AssertionExpired);
         }
         let iat = number("iat")?;
-        let lifetime = exp - iat.unwrap_or(now);
+        let lifetime = exp.saturating_sub(iat.unwrap_or(now));
         if lifetime > policy.max_lifetime {
             return Err(ClientAuthError::LifetimeTooLong);
         }
-        if iat.is_some_and(|iat| iat > now + policy.clock_skew) {
+        if iat.is_some_and(|iat| iat > latest) {
             return Err(ClientAuthError::IssuedInFuture);
         }
-        if number("nbf")?.is_some_and(|nbf| nbf > now + policy.clock_skew) {
+        if number("nbf")?.is_some_and(|nbf| nbf > latest) {
             return Err(ClientAuthError::NotYetValid);
         }
         let jti = match claim("jti") {
-            Some(Value::String(jti)) if !jti.is_empty() && jti.len() <= MAX_JTI_LEN => jti.clone(),
+            Some(Value::String(jti)) if jti.is_empty() => return Err(ClientAuthError::MissingJti),
+            Some(Value::String(jti))
+                if jti.len() > MAX_JTI_LEN || jti.chars().any(char::is_control) =>
+            {
+                return Err(ClientAuthError::InvalidJti);
+            }
+            Some(Value::String(jti)) => jti.clone(),
             _ => return Err(ClientAuthError::MissingJti),
         };
         Ok(VerifiedAssertion {
             kid: key.kid.clone(),
             jti,
-            jti_expires_at: exp + policy.clock_skew,
+            jti_expires_at: exp.saturating_add(policy.clock_skew),
         })
     }
 }
@@ -321,6 +330,47 @@ mod tests {
             (
                 with(claims(), "jti", json!("")),
                 ClientAuthError::MissingJti,
+            ),
+            (
+                with(claims(), "jti", json!("a\u{0}b")),
+                ClientAuthError::InvalidJti,
+            ),
+            (
+                with(claims(), "jti", json!("line\nbreak")),
+                ClientAuthError::InvalidJti,
+            ),
+            (
+                with(claims(), "jti", json!("j".repeat(MAX_JTI_LEN + 1))),
+                ClientAuthError::InvalidJti,
+            ),
+            // Extremes cannot wrap the lifetime into a short one, nor panic.
+            (
+                with(
+                    with(claims(), "iat", json!(i64::MIN)),
+                    "exp",
+                    json!(NOW + 10 * 365 * 86_400),
+                ),
+                ClientAuthError::LifetimeTooLong,
+            ),
+            (
+                with(with(claims(), "iat", json!(-1e19)), "exp", json!(NOW + 60)),
+                ClientAuthError::LifetimeTooLong,
+            ),
+            (
+                with(claims(), "exp", json!(i64::MAX)),
+                ClientAuthError::LifetimeTooLong,
+            ),
+            (
+                with(with(claims(), "exp", json!(i64::MAX)), "iat", Value::Null),
+                ClientAuthError::LifetimeTooLong,
+            ),
+            (
+                with(claims(), "exp", json!(i64::MIN)),
+                ClientAuthError::AssertionExpired,
+            ),
+            (
+                with(claims(), "nbf", json!(i64::MAX)),
+                ClientAuthError::NotYetValid,
             ),
         ];
         for (c, error) in cases {

@@ -206,7 +206,9 @@ fn build(
         PublicComponents::Rsa { n, e } => {
             let n = strip_zeros(&n);
             let e = strip_zeros(&e);
-            let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+            // An empty modulus (`"n": ""`, or only zero bytes) has no bits, not a negative count.
+            let bits =
+                (n.len() * 8).saturating_sub(n.first().map_or(0, |b| b.leading_zeros() as usize));
             if bits < MIN_RSA_BITS {
                 return Err(KeyError::RsaTooSmall(bits));
             }
@@ -448,6 +450,13 @@ mod tests {
             None,
             Err(KeyError::RsaTooSmall(1024)),
         );
+        for empty in ["", "AA", "AAAA"] {
+            check(
+                KeyInput::Jwk(&json!({"kty": "RSA", "n": empty, "e": "AQAB"})),
+                None,
+                Err(KeyError::RsaTooSmall(0)),
+            );
+        }
         let p521 =
             json!({"kty": "EC", "crv": "P-521", "x": b64url([1u8; 66]), "y": b64url([1u8; 66])});
         check(

@@ -64,7 +64,7 @@ pub(crate) async fn read_form(
 /// The claimed agent ID as the audit log may keep it: only a well-formed one. Anything else
 /// may be a secret typed into the wrong field (ID and secret swapped), and a secret is never
 /// recorded; the failure's reason still says what happened.
-fn recorded_agent_id(attempt: &Attempt) -> Option<&str> {
+pub(crate) fn recorded_agent_id(attempt: &Attempt) -> Option<&str> {
     attempt
         .claimed_agent_id
         .as_deref()
