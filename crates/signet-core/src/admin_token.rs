@@ -80,22 +80,37 @@ impl AdminToken {
     }
 }
 
+/// Actors of audit records that are not named tokens: the bootstrap token, Signet itself. A
+/// token of one of these names could pass its changes off as theirs.
+const RESERVED_NAMES: [&str; 3] = ["admin-token", "signet", "system"];
+
 /// A name for a token: 1 to 64 characters from `a-z 0-9 . _ -`, starting with a letter or digit
-/// (it appears in audit records and URLs as it is).
+/// (it appears in audit records and URLs as it is), and not an actor of something else: not
+/// reserved, not like an agent ID (`agt_…`, the actor of an agent's own changes).
 pub fn validate_name(name: &str) -> Result<(), String> {
-    let valid = (1..=64).contains(&name.len())
+    if RESERVED_NAMES.contains(&name) || name.starts_with(crate::agent::AgentId::PREFIX) {
+        return Err(format!(
+            "`{name}` names another actor in audit records (the bootstrap token, Signet itself or an agent): choose another name"
+        ));
+    }
+    if is_plain_name(name) {
+        Ok(())
+    } else {
+        Err("a token name is 1 to 64 characters: a-z, 0-9, '.', '_' and '-', starting with a letter or digit".into())
+    }
+}
+
+/// 1 to 64 characters from `a-z 0-9 . _ -`, starting with a letter or digit: token names and
+/// console usernames.
+pub fn is_plain_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         && name
             .bytes()
             .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if valid {
-        Ok(())
-    } else {
-        Err("a token name is 1 to 64 characters: a-z, 0-9, '.', '_' and '-', starting with a letter or digit".into())
-    }
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// A new token (256 random bits) and the SHA-256 to store.
@@ -136,7 +151,19 @@ mod tests {
         for good in ["ci", "deploy-bot", "team.audit_2"] {
             assert!(validate_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "-x", "Admin", "a b", "é", "x/y", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "-x",
+            "Admin",
+            "a b",
+            "é",
+            "x/y",
+            &"a".repeat(65),
+            "admin-token",
+            "signet",
+            "system",
+            "agt_0123456789abcdefghijkl",
+        ] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
     }

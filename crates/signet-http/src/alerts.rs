@@ -58,8 +58,11 @@ impl Alerts {
                 url: url.clone(),
                 secret: secret.expose().as_bytes().to_vec(),
                 retry_base: Duration::from_secs(config.alert_webhook_retry_seconds),
+                // A redirect is a failed delivery, retried like any other: following it would
+                // send the signed alert to wherever the receiver points.
                 client: reqwest::Client::builder()
                     .timeout(Duration::from_secs(10))
+                    .redirect(reqwest::redirect::Policy::none())
                     .user_agent(concat!("signet/", env!("CARGO_PKG_VERSION")))
                     .build()
                     .unwrap_or_default(),
@@ -225,7 +228,9 @@ impl Alerts {
                 .send()
                 .await
                 .map(|r| r.status().as_u16())
-                .map_err(|e| e.to_string());
+                // Without the URL: its path or query may hold the receiver's own secret, and
+                // the delivery log is readable by auditors.
+                .map_err(|e| e.without_url().to_string());
             let delivered = matches!(outcome, Ok(s) if (200..300).contains(&s));
             if let Err(e) = store
                 .record_delivery(alert.id, attempt, timestamp, outcome)

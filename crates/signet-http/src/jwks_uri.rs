@@ -104,7 +104,7 @@ impl Policy {
 
     fn check_ip(&self, ip: IpAddr) -> Result<(), FetchError> {
         let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            IpAddr::V6(v6) => embedded_ipv4(v6).map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
         let refuse = |what: &str| {
@@ -119,18 +119,29 @@ impl Policy {
                 refuse("loopback")
             };
         }
-        let (link_local, private) = match ip {
-            IpAddr::V4(v4) => (
-                v4.is_link_local(),
-                v4.is_private() || v4.octets()[0] == 100 && (v4.octets()[1] & 0xC0) == 64,
-            ),
-            IpAddr::V6(v6) => (
-                (v6.segments()[0] & 0xffc0) == 0xfe80,
-                (v6.segments()[0] & 0xfe00) == 0xfc00,
-            ),
+        let (link_local, private, reserved) = match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, c, _] = v4.octets();
+                (
+                    v4.is_link_local(),
+                    v4.is_private() || a == 100 && (b & 0xC0) == 64,
+                    // "This network" 0/8, IETF protocol assignments 192.0.0/24, benchmarking
+                    // 198.18/15, and 240/4 (reserved, broadcast).
+                    a == 0 || (a, b, c) == (192, 0, 0) || a == 198 && (b & 0xFE) == 18 || a >= 240,
+                )
+            }
+            IpAddr::V6(v6) => {
+                let first = v6.segments()[0];
+                (
+                    (first & 0xffc0) == 0xfe80,
+                    // Unique local fc00::/7, and the deprecated site-local fec0::/10.
+                    (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfec0,
+                    false,
+                )
+            }
         };
-        if ip.is_unspecified() || ip.is_multicast() || link_local {
-            return refuse("link-local, multicast or unspecified");
+        if ip.is_unspecified() || ip.is_multicast() || link_local || reserved {
+            return refuse("link-local, multicast, reserved or unspecified");
         }
         if private && !self.config.allow_private_networks {
             return refuse("private-network");
@@ -355,6 +366,28 @@ impl JwksFetcher {
     }
 }
 
+/// The IPv4 address an IPv6 address stands for, where it is one by construction: IPv4-mapped
+/// (`::ffff:0:0/96`), IPv4-compatible (`::/96`, deprecated), NAT64 (`64:ff9b::/96` and the local
+/// `64:ff9b:1::/48`) and 6to4 (`2002::/16`). A gateway turns these into connections to that IPv4
+/// address, so the IPv4 rules apply to them.
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let from = |high: u16, low: u16| {
+        let [a, b] = high.to_be_bytes();
+        let [c, d] = low.to_be_bytes();
+        Some(std::net::Ipv4Addr::new(a, b, c, d))
+    };
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, high, low] => from(high, low),
+        // `::` and `::1` are not IPv4 addresses.
+        [0, 0, 0, 0, 0, 0, high, low] if high != 0 => from(high, low),
+        [0x64, 0xff9b, 0, 0, 0, 0, high, low] => from(high, low),
+        [0x64, 0xff9b, 1, ..] => from(s[6], s[7]),
+        [0x2002, high, low, ..] => from(high, low),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,6 +458,39 @@ mod tests {
         assert!(
             lax.check_ip("::ffff:169.254.1.1".parse().expect("ip"))
                 .is_err()
+        );
+        // IPv4 behind IPv6 (NAT64, 6to4, compatible) follows the IPv4 rules; reserved IPv4
+        // ranges and IPv6 site-local are refused.
+        let ip = |text: &str| text.parse::<IpAddr>().expect("ip");
+        for refused in [
+            "64:ff9b::a00:5",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a00:5",
+            "2002:a00:5::1",
+            "2002:a9fe:a9fe::",
+            "::a00:5",
+            "0.1.2.3",
+            "192.0.0.170",
+            "198.18.0.1",
+            "198.19.255.255",
+            "240.0.0.1",
+            "255.255.255.255",
+            "fec0::1",
+            "fd00::1",
+        ] {
+            assert!(p.check_ip(ip(refused)).is_err(), "{refused}");
+        }
+        for allowed in [
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+            "93.184.216.34",
+            "2606:2800:220:1::",
+        ] {
+            assert!(p.check_ip(ip(allowed)).is_ok(), "{allowed}");
+        }
+        assert!(
+            p.check_ip(ip("64:ff9b::7f00:1")).is_err(),
+            "loopback through NAT64"
         );
     }
 }

@@ -49,6 +49,17 @@ async fn cli_round_trip() {
     assert_eq!(human.code, 0);
     assert!(human.stdout.contains("SIGNET_AGENT_ID=agt_"));
     assert!(human.stdout.contains("shown only this once"));
+    let printed = human
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("SIGNET_AGENT_SECRET="))
+        .expect("the secret");
+    assert_eq!(
+        human.stdout.matches(printed).count(),
+        1,
+        "printed once: {}",
+        human.stdout
+    );
 
     let list = signet(&app, &["agent", "list"], &admin).await;
     assert_eq!(list.code, 0);

@@ -287,12 +287,10 @@ pub async fn run(command: AgentCommand) -> Result<(), CliError> {
                     println!("  bound to {name} = {value}");
                 }
             }
+            // Printed once (a second copy is one more for terminal scrollback and logs to keep).
             if let Some(secret) = agent["agent_secret"].as_str() {
                 println!(
-                    "\nAgent secret (shown only this once; store it in your secrets manager now):\n\n    {secret}\n"
-                );
-                println!(
-                    "For the agent's environment:\n  SIGNET_AGENT_ID={id}\n  SIGNET_AGENT_SECRET={secret}"
+                    "\nThe agent secret is shown only this once: store it in your secrets manager now.\nFor the agent's environment:\n\n  SIGNET_AGENT_ID={id}\n  SIGNET_AGENT_SECRET={secret}\n"
                 );
             }
             Ok(())

@@ -277,7 +277,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     .await
     .map_err(|e| CliError::failure(e.to_string()))?;
     let (admin_token_sha256, new_admin_token) = admin_token(&config, &store).await?;
-    let new_admin_password = super::console_admin::ensure_first_admin(&config, &store).await?;
+    let new_admin_password =
+        super::console_admin::ensure_first_admin(config.admin_password.as_ref(), &store).await?;
     let agent_ca = signet_http::pki::load_agent_ca(&store, &master_key, signet_core::now())
         .await
         .map_err(|e| CliError::failure(e.to_string()))?;
