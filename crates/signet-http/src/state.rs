@@ -71,6 +71,8 @@ pub struct Shared {
     pub admission: Arc<crate::overload::Admission>,
     /// One permit per open client connection (`SIGNET_MAX_CONNECTIONS`, both listeners).
     pub connections: Arc<tokio::sync::Semaphore>,
+    /// Turns at the console's password hashing (see `console::passwords`).
+    pub password_work: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -127,6 +129,7 @@ impl AppState {
             metrics: Arc::default(),
             alerts,
             mtls_base_url: mtls_base_url.map(Into::into),
+            password_work: crate::console::password_permits(),
         }))
     }
 

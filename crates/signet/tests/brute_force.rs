@@ -156,12 +156,21 @@ async fn console_sign_in(
     username: &str,
     password: &str,
 ) -> (u16, Option<String>, bool) {
+    sign_in_at(&app.url, address, username, password).await
+}
+
+async fn sign_in_at(
+    url: &str,
+    address: &str,
+    username: &str,
+    password: &str,
+) -> (u16, Option<String>, bool) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
     let response = client
-        .post(format!("{}/console/login", app.url))
+        .post(format!("{url}/console/login"))
         .header("x-forwarded-for", address)
         .form(&[("username", username), ("password", password)])
         .send()
@@ -229,4 +238,151 @@ async fn console_sign_ins_are_limited_per_username_across_addresses() {
     assert_eq!(response.status(), 204);
     let (status, _, cookie) = console_sign_in(&app, "198.51.100.7", "admin", password).await;
     assert_eq!((status, cookie), (303, true));
+}
+
+/// A burst of concurrent guesses gets no more than the lockout allows: each password check
+/// takes its turn and looks at the lock again, so the burst cannot all pass the lock before any
+/// failure is counted. Only the threshold's worth are checked; the rest are refused as locked.
+#[tokio::test]
+async fn a_burst_of_concurrent_sign_ins_gets_no_more_guesses_than_the_lockout_allows() {
+    let password = "console-burst-password-1";
+    let app = TestApp::spawn_with(&[
+        ("SIGNET_ADMIN_PASSWORD", password),
+        ("SIGNET_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("SIGNET_LOCKOUT_THRESHOLD", "3"),
+        ("SIGNET_LOCKOUT_WINDOW_SECONDS", "60"),
+        ("SIGNET_LOCKOUT_SECONDS", "30"),
+    ])
+    .await;
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let url = app.url.clone();
+        guesses.spawn(async move {
+            let address = format!("203.0.113.{}", 10 + i);
+            sign_in_at(&url, &address, "admin", &format!("guess-number-{i}")).await
+        });
+    }
+    let answers = guesses.join_all().await;
+    let wrong = answers
+        .iter()
+        .filter(|(status, _, _)| *status == 401)
+        .count();
+    let locked = answers
+        .iter()
+        .filter(|(status, _, _)| *status == 429)
+        .count();
+    assert_eq!((wrong, locked), (3, 21), "{answers:?}");
+    let checked = app
+        .audit("event_type=console_sign_in&reason=wrong_credentials")
+        .await;
+    assert_eq!(checked.len(), 3);
+    // The lock holds for the right password too.
+    let (status, _, cookie) = console_sign_in(&app, "198.51.100.7", "admin", password).await;
+    assert_eq!((status, cookie), (429, false));
+}
+
+/// What is typed as an unknown username may be a password in the wrong field: it appears in no
+/// audit record and no lock; a digest stands for it, so guesses at it are still limited.
+#[tokio::test]
+async fn an_unknown_username_is_never_recorded_as_typed() {
+    let app = TestApp::spawn_with(&[
+        ("SIGNET_ADMIN_PASSWORD", "console-typed-password-1"),
+        ("SIGNET_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("SIGNET_LOCKOUT_THRESHOLD", "3"),
+    ])
+    .await;
+    let typed = "correct-horse-battery-9";
+    for i in 1..=4 {
+        let address = format!("203.0.113.{i}");
+        let (status, _, _) = console_sign_in(&app, &address, typed, "guess-guess-1").await;
+        assert_eq!(status, if i <= 3 { 401 } else { 429 });
+    }
+    let records = app.audit("event_type=console_sign_in").await;
+    assert_eq!(records.len(), 4);
+    let actor = records[0]["actor"].as_str().expect("actor").to_owned();
+    assert!(actor.starts_with("console:unknown-"), "{actor}");
+    assert!(records.iter().all(|r| r["actor"] == actor.as_str()));
+    let everything = serde_json::to_string(&app.audit("limit=1000").await).expect("json");
+    let locks = app.get_json("/api/v1/lockouts").await.to_string();
+    for text in [&everything, &locks] {
+        assert!(!text.contains(typed), "recorded as typed: {text}");
+    }
+    assert!(
+        locks.contains(actor.trim_start_matches("console:")),
+        "{locks}"
+    );
+}
+
+/// Guessing the current password through the password change (with a stolen session) is
+/// limited like sign-ins: past the threshold, 429 with Retry-After, even for the right one.
+#[tokio::test]
+async fn guesses_at_the_current_password_are_limited() {
+    let password = "console-change-password-1";
+    let app = TestApp::spawn_with(&[
+        ("SIGNET_ADMIN_PASSWORD", password),
+        ("SIGNET_LOCKOUT_THRESHOLD", "3"),
+    ])
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let signed_in = client
+        .post(format!("{}/console/login", app.url))
+        .form(&[("username", "admin"), ("password", password)])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("session cookie")
+        .to_owned();
+    let page = client
+        .get(format!("{}/console/settings/password", app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("page");
+    let csrf = page
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf token")
+        .to_owned();
+    let change = |current: &str| {
+        client
+            .post(format!("{}/console/settings/password", app.url))
+            .header("cookie", &cookie)
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("current_password", current),
+                ("new_password", "a-brand-new-password-2"),
+                ("confirm_password", "a-brand-new-password-2"),
+            ])
+            .send()
+    };
+    for i in 0..3 {
+        let response = change(&format!("guess-number-{i}")).await.expect("send");
+        assert_eq!(response.status(), 400);
+    }
+    let response = change(password).await.expect("send");
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    // Nothing changed.
+    let refused = app
+        .audit("event_type=console_password_changed&reason=wrong_password")
+        .await;
+    assert_eq!(refused.len(), 3);
+    assert!(
+        app.audit("event_type=console_password_changed&outcome=success")
+            .await
+            .is_empty()
+    );
 }

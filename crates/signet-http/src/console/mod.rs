@@ -7,6 +7,7 @@ mod agent;
 mod agents;
 mod audit;
 mod credentials;
+mod passwords;
 mod session;
 mod settings;
 mod users;
@@ -20,6 +21,8 @@ use axum::routing::{get, post};
 use crate::state::AppState;
 
 /// The console's routes.
+pub(crate) use passwords::permits as password_permits;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(

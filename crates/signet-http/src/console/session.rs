@@ -15,11 +15,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use signet_core::admin_token::Role;
 use signet_core::audit::{AuditEvent, event};
-use signet_core::console_user::{self, MAX_PASSWORD_BYTES};
+use signet_core::console_user;
 use signet_core::crypto::{constant_time_eq, random_bytes, sha256};
 use signet_core::encoding::b64url;
 use signet_core::lockout::LockKind;
 
+use super::passwords::{self, Verdict};
 use super::render;
 use crate::admin::Admin;
 use crate::request::Caller;
@@ -162,11 +163,12 @@ pub struct Credentials {
 }
 
 /// A hash to verify against when the user does not exist, so that an unknown username takes as
-/// long as a wrong password.
+/// long as a wrong password. Of a random password: nothing typed matches it.
 fn decoy_hash() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| {
-        console_user::hash_password("not the password of anybody").unwrap_or_default()
+        let random: [u8; 32] = random_bytes();
+        console_user::hash_password(&b64url(random)).unwrap_or_default()
     })
 }
 
@@ -177,32 +179,6 @@ pub async fn login(
 ) -> Response {
     let now = state.now();
     let source = caller.ip.to_string();
-    // Per address, and per username so that guesses spread over many addresses are slowed too.
-    let username = truncate(&form.username);
-    let keys = [
-        (LockKind::Source, source.as_str()),
-        (LockKind::ConsoleUser, username.as_str()),
-    ];
-    let audit = |outcome: Result<(), &'static str>| {
-        let event = match outcome {
-            Ok(()) => AuditEvent::success(event::CONSOLE_SIGN_IN),
-            Err(reason) => AuditEvent::failure(event::CONSOLE_SIGN_IN, reason),
-        };
-        event
-            .with_actor(&format!("console:{username}"))
-            .with_source(caller.source(), caller.user_agent.as_deref())
-    };
-    if let (Some(retry), _) = state.lockouts.check(&keys, now) {
-        let _ = state.store.audit().record(audit(Err("locked"))).await;
-        let mut response = refusal(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed sign-ins for this user or from your address. Wait a moment and try again.",
-        );
-        if let Ok(value) = HeaderValue::from_str(&retry.to_string()) {
-            response.headers_mut().insert("retry-after", value);
-        }
-        return response;
-    }
     let user = match state.store.console_user(&form.username).await {
         Ok(user) => user,
         Err(e) => {
@@ -213,26 +189,70 @@ pub async fn login(
             );
         }
     };
+    // Locked per address, and per username so that guesses spread over many addresses are
+    // slowed too; a name that is no user's is neither recorded nor listed as typed.
+    let name = passwords::sign_in_name(&truncate(&form.username), user.is_some());
+    let keys = [
+        (LockKind::Source, source.as_str()),
+        (LockKind::ConsoleUser, name.as_str()),
+    ];
+    let audit = |outcome: Result<(), &'static str>| {
+        let event = match outcome {
+            Ok(()) => AuditEvent::success(event::CONSOLE_SIGN_IN),
+            Err(reason) => AuditEvent::failure(event::CONSOLE_SIGN_IN, reason),
+        };
+        event
+            .with_actor(&format!("console:{name}"))
+            .with_source(caller.source(), caller.user_agent.as_deref())
+    };
+    let locked = |retry: i64| {
+        let mut response = refusal(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed sign-ins for this user or from your address. Wait a moment and try again.",
+        );
+        if let Ok(value) = HeaderValue::from_str(&retry.to_string()) {
+            response.headers_mut().insert("retry-after", value);
+        }
+        response
+    };
+    // Refused at once while locked, without waiting for a turn at the password work.
+    if let (Some(retry), _) = state.lockouts.check(&keys, now) {
+        let _ = state.store.audit().record(audit(Err("locked"))).await;
+        return locked(retry);
+    }
     let hash = user
         .as_ref()
         .map_or(decoy_hash(), |u| u.password_hash.as_str());
-    let password_ok = form.password.len() <= MAX_PASSWORD_BYTES
-        && console_user::verify_password(&form.password, hash);
-    let Some(user) = user.filter(|_| password_ok) else {
-        crate::oauth::client_auth::record_lock_events(&state, state.lockouts.failure(&keys, now));
-        let _ = state
-            .store
-            .audit()
-            .record(audit(Err("wrong_credentials")))
-            .await;
-        let page = Login {
-            user: None,
-            error: Some("Wrong username or password.".into()),
-            username: username.clone(),
-        };
-        return (StatusCode::UNAUTHORIZED, render(&page)).into_response();
+    match passwords::check(&state, &keys, &form.password, hash).await {
+        Verdict::Right => {}
+        Verdict::Locked(retry) => {
+            let _ = state.store.audit().record(audit(Err("locked"))).await;
+            return locked(retry);
+        }
+        Verdict::Busy => {
+            return refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many sign-ins at once; try again shortly.",
+            );
+        }
+        Verdict::Wrong => {
+            let _ = state
+                .store
+                .audit()
+                .record(audit(Err("wrong_credentials")))
+                .await;
+            let page = Login {
+                user: None,
+                error: Some("Wrong username or password.".into()),
+                username: truncate(&form.username),
+            };
+            return (StatusCode::UNAUTHORIZED, render(&page)).into_response();
+        }
+    }
+    // A right password for the decoy hash is no user's.
+    let Some(user) = user else {
+        return refusal(StatusCode::UNAUTHORIZED, "Wrong username or password.");
     };
-    state.lockouts.success(&keys);
     let cookie: [u8; 32] = random_bytes();
     let cookie = b64url(cookie);
     let csrf: [u8; 32] = random_bytes();

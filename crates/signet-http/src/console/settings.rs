@@ -3,12 +3,16 @@
 //! named admin API tokens (create, shown once; revoke), and changing one's own password.
 
 use axum::extract::{Path, State};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use signet_core::audit::{AuditEvent, event};
-use signet_core::console_user::{self, MAX_PASSWORD_BYTES};
+use signet_core::console_user;
+use signet_core::lockout::LockKind;
 
 use super::agent::SecretPage;
+use super::passwords::{self, Verdict};
 use super::render;
 use super::session::{Change, NoFields, Signed};
 use crate::admin::admin_tokens::{self, AdminTokenView, CreateAdminTokenRequest};
@@ -269,15 +273,47 @@ pub async fn change_password(
         Ok(None) => return password_page(signed, Some("no such user".into()), None),
         Err(_) => return super::unavailable(),
     };
-    let current_ok = form.current_password.len() <= MAX_PASSWORD_BYTES
-        && console_user::verify_password(&form.current_password, &user.password_hash);
+    // Guesses at the current password (with a session that is not its user's) count towards
+    // the same lock as sign-ins: per user and per address.
+    let source = signed.caller.ip.to_string();
+    let keys = [
+        (LockKind::Source, source.as_str()),
+        (LockKind::ConsoleUser, signed.username.as_str()),
+    ];
+    let current_ok = match passwords::check(
+        &state,
+        &keys,
+        &form.current_password,
+        &user.password_hash,
+    )
+    .await
+    {
+        Verdict::Right => true,
+        Verdict::Wrong => false,
+        Verdict::Locked(retry) => {
+            let error = format!(
+                "Too many wrong passwords for this user or from your address: wait {retry} seconds and try again."
+            );
+            let mut response = password_page(signed, Some(error), None);
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            if let Ok(value) = HeaderValue::from_str(&retry.to_string()) {
+                response.headers_mut().insert(RETRY_AFTER, value);
+            }
+            return response;
+        }
+        Verdict::Busy => return super::unavailable(),
+    };
     let checked = if !current_ok {
         Err("the current password is wrong".to_owned())
     } else if form.new_password != form.confirm_password {
         Err("the two new passwords differ".to_owned())
+    } else if let Err(weak) = console_user::validate_password(&form.new_password) {
+        Err(weak)
     } else {
-        console_user::validate_password(&form.new_password)
-            .and_then(|()| console_user::hash_password(&form.new_password))
+        match passwords::hash(&state, &form.new_password).await {
+            Some(hashed) => hashed,
+            None => return super::unavailable(),
+        }
     };
     let record = |outcome: Result<(), &'static str>| {
         let event = match outcome {

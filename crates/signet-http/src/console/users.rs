@@ -85,11 +85,17 @@ pub async fn create(
 ) -> Response {
     let checked = console_user::validate_username(&form.username)
         .and_then(|()| console_user::validate_password(&form.password))
-        .and_then(|()| Role::parse(&form.role).ok_or_else(|| "the role is admin or auditor".into()))
-        .and_then(|role| console_user::hash_password(&form.password).map(|hash| (role, hash)));
-    let (role, password_hash) = match checked {
-        Ok(checked) => checked,
+        .and_then(|()| {
+            Role::parse(&form.role).ok_or_else(|| "the role is admin or auditor".into())
+        });
+    let role = match checked {
+        Ok(role) => role,
         Err(error) => return page(&state, signed, Some(error), None).await,
+    };
+    let password_hash = match super::passwords::hash(&state, &form.password).await {
+        Some(Ok(hash)) => hash,
+        Some(Err(error)) => return page(&state, signed, Some(error), None).await,
+        None => return super::unavailable(),
     };
     let user = ConsoleUser {
         username: form.username,
