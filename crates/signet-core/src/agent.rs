@@ -355,11 +355,16 @@ fn validate_name(name: String) -> Result<String, AgentError> {
     Ok(name)
 }
 
+/// At most 2,000 characters; line breaks and tabs, but no other control characters (a NUL
+/// cannot be stored in PostgreSQL text, and the rest only disturb whoever reads it).
 fn validate_description(description: String) -> Result<String, AgentError> {
-    if description.chars().count() > 2000 {
+    let controls = description
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
+    if description.chars().count() > 2000 || controls {
         return Err(AgentError::Invalid(
             "description",
-            "must be at most 2000 characters".into(),
+            "must be at most 2000 characters, without control characters other than line breaks and tabs".into(),
         ));
     }
     Ok(description)
@@ -458,6 +463,24 @@ mod tests {
         assert!(AgentId::is_well_formed(a.as_str()));
         assert!(!AgentId::is_well_formed("agt_short"));
         assert!(!AgentId::is_well_formed("../../etc/passwd"));
+    }
+
+    #[test]
+    fn descriptions_keep_line_breaks_but_no_other_control_characters() {
+        let with = |description: &str| NewAgent {
+            description: Some(description.into()),
+            ..new_agent()
+        };
+        assert!(with("runs nightly\r\n\tbilling").into_agent(10).is_ok());
+        for bad in ["nul \u{0} byte", "bell \u{7}", "escape \u{1b}[31m"] {
+            assert!(
+                matches!(
+                    with(bad).into_agent(10),
+                    Err(AgentError::Invalid("description", _))
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -94,6 +94,22 @@ async fn every_binding_kind_gets_a_certificate_bound_token() {
     });
     // Issued by an intermediate: the client sends the chain, the server trusts only the root.
     bound_token(&app, &cert, &intermediate.pem, &by_dns).await;
+    // An operator revokes the intermediate (a compromised issuing CA): what it issued is
+    // refused at once, though the leaf itself is not on the list.
+    let response = app
+        .admin(reqwest::Method::POST, "/api/v1/certificates/revocations")
+        .json(&json!({ "thumbprint": intermediate.thumbprint, "reason": "issuing CA compromised" }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 201);
+    refused(
+        &app,
+        &client(&app, Some((&cert, &intermediate.pem)), None),
+        &by_dns,
+        "certificate_revoked",
+    )
+    .await;
 
     let spiffe = "spiffe://acme.example/ns/prod/sa/billing";
     let by_uri = tls_agent(&app, json!({ "tls_client_auth_san_uri": spiffe })).await;

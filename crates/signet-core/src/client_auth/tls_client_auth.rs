@@ -7,7 +7,8 @@ use crate::UnixTime;
 use crate::pki::certificate::CertificateChain;
 use crate::pki::{CertificateBinding, PkiError, RevokedCertificates, TrustStore};
 
-/// Checks `chain` for an agent bound by `binding`.
+/// Checks `chain` for an agent bound by `binding`. An operator's revocation counts for every
+/// certificate the client presented: revoking an issuing CA refuses what it issued.
 pub fn verify(
     chain: &CertificateChain,
     binding: Option<&CertificateBinding>,
@@ -15,7 +16,10 @@ pub fn verify(
     revoked: &RevokedCertificates,
     now: UnixTime,
 ) -> Result<(), ClientAuthError> {
-    if revoked.contains(&chain.leaf) {
+    if std::iter::once(&chain.leaf)
+        .chain(&chain.intermediates)
+        .any(|c| revoked.contains(c))
+    {
         return Err(ClientAuthError::CertificateRevoked);
     }
     trust

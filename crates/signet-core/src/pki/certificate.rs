@@ -124,6 +124,8 @@ impl Certificate {
 #[derive(Debug)]
 pub struct CertificateChain {
     pub leaf: Certificate,
+    /// The intermediates as presented that could be read.
+    pub intermediates: Vec<Certificate>,
     /// Leaf first, then the intermediates as presented.
     pub der: Vec<Vec<u8>>,
     /// When every presented certificate is valid (latest `notBefore`, earliest `notAfter`);
@@ -137,6 +139,7 @@ impl Clone for CertificateChain {
     fn clone(&self) -> Self {
         Self {
             leaf: self.leaf.clone(),
+            intermediates: self.intermediates.clone(),
             der: self.der.clone(),
             validity: self.validity,
             verified_under: std::sync::atomic::AtomicU64::new(
@@ -158,16 +161,20 @@ impl CertificateChain {
         }
         let leaf = Certificate::parse(first)?;
         let mut validity = Some((leaf.not_before, leaf.not_after));
+        let mut intermediates = Vec::with_capacity(der.len() - 1);
         for intermediate in &der[1..] {
-            validity = match (validity, Certificate::parse(intermediate)) {
-                (Some((from, until)), Ok(c)) => {
+            let parsed = Certificate::parse(intermediate).ok();
+            validity = match (validity, &parsed) {
+                (Some((from, until)), Some(c)) => {
                     Some((from.max(c.not_before), until.min(c.not_after)))
                 }
                 _ => None,
             };
+            intermediates.extend(parsed);
         }
         Ok(Self {
             leaf,
+            intermediates,
             der,
             validity,
             verified_under: std::sync::atomic::AtomicU64::new(0),

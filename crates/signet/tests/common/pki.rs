@@ -16,6 +16,8 @@ use super::TestApp;
 /// A CA that can sign leaves, intermediates and CRLs.
 pub struct TestCa {
     pub pem: String,
+    /// `x5t#S256` of the CA's own certificate.
+    pub thumbprint: String,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -144,6 +146,7 @@ impl TestCa {
         };
         Self {
             pem: cert.pem(),
+            thumbprint: URL_SAFE_NO_PAD.encode(digest(&SHA256, cert.der())),
             issuer: Issuer::new(params, key),
         }
     }
