@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use crate::admin::json::ApiJson;
 use crate::admin::keys::{KeyRegistration, KeyView};
 use crate::admin::problem::Problem;
+use crate::oauth::client_auth::{lock_keys, record_lock_events};
 use crate::request::Caller;
 use crate::state::AppState;
 
@@ -46,13 +47,31 @@ pub struct SelfServiceAuth {
     client_assertion: String,
 }
 
-/// Authenticates the agent by its assertion and records the assertion's `jti`.
+/// Authenticates the agent by its assertion and records the assertion's `jti`. Failures count
+/// towards the same locks as the token endpoint's (per agent and per address); while locked,
+/// 429 with nothing looked up and nothing recorded.
 async fn authenticate(
     state: &AppState,
     caller: &Caller,
     assertion: &str,
     event_type: &str,
 ) -> Result<String, Problem> {
+    let now = state.now();
+    let source = caller.ip.to_string();
+    let parsed = Assertion::parse(assertion);
+    let claimed = parsed
+        .as_ref()
+        .ok()
+        .and_then(Assertion::subject)
+        .unwrap_or_default()
+        .to_string();
+    let keys = lock_keys(&claimed, &source);
+    let (retry, ended) = state.lockouts.check(&keys, now);
+    record_lock_events(state, ended);
+    if let Some(retry) = retry {
+        return Err(Problem::too_many_requests(retry));
+    }
+    let failed = || record_lock_events(state, state.lockouts.failure(&keys, now));
     let failure = |e: ClientAuthError, agent: Option<&str>| {
         AuditEvent::failure(event_type, e.reason())
             .with_agent(agent)
@@ -65,14 +84,15 @@ async fn authenticate(
             format!("client authentication failed ({})", e.reason()),
         )
     };
-    let assertion = match Assertion::parse(assertion) {
+    let assertion = match parsed {
         Ok(a) => a,
         Err(e) => {
+            failed();
             state.store.audit().record(failure(e, None)).await?;
             return Err(refuse(e));
         }
     };
-    let agent_id = assertion.subject().unwrap_or_default().to_string();
+    let agent_id = claimed.clone();
     let credentials = if AgentId::is_well_formed(&agent_id) {
         state.store.agent_credentials(&agent_id).await?
     } else {
@@ -89,6 +109,7 @@ async fn authenticate(
         Ok(Some(v)) => v,
         Ok(None) => return Err(refuse(ClientAuthError::MethodMismatch)),
         Err(e) => {
+            failed();
             state
                 .store
                 .audit()
@@ -116,6 +137,7 @@ async fn authenticate(
             "client authentication failed",
         ));
     }
+    state.lockouts.success(&keys);
     Ok(agent_id)
 }
 
@@ -134,6 +156,14 @@ pub async fn register_key(
     caller: Caller,
     ApiJson(request): ApiJson<SelfServiceKeyRequest>,
 ) -> Result<(StatusCode, Json<Vec<KeyView>>), Problem> {
+    // Who asks first: nothing of an unauthenticated request is parsed beyond its assertion.
+    let agent_id = authenticate(
+        &state,
+        &caller,
+        &request.client_assertion,
+        event::AGENT_KEY_ADDED,
+    )
+    .await?;
     let keys = KeyRegistration {
         jwk: request.jwk,
         jwks: request.jwks,
@@ -143,13 +173,6 @@ pub async fn register_key(
         expires_at: request.expires_at,
     }
     .parse()?;
-    let agent_id = authenticate(
-        &state,
-        &caller,
-        &request.client_assertion,
-        event::AGENT_KEY_ADDED,
-    )
-    .await?;
     let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
     let audit = AuditEvent::success(event::AGENT_KEY_ADDED)
         .with_actor(&agent_id)
@@ -205,9 +228,15 @@ pub async fn revoke_key(
         .with_agent(Some(&agent_id))
         .with_source(caller.source(), caller.user_agent.as_deref())
         .with_detail(json!({ "kid": kid, "self_service": true }));
-    state
+    // Checked above for a clear answer; the store checks again as it revokes, for the race.
+    if !state
         .store
-        .revoke_agent_key(&agent_id, &kid, now, audit)
-        .await?;
+        .revoke_agent_key_keeping_one(&agent_id, &kid, now, audit)
+        .await?
+    {
+        return Err(Problem::conflict(
+            "this is the agent's last active key: register the next key first",
+        ));
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -74,12 +74,7 @@ pub async fn rotate_secret(
     let authenticated = match authenticated {
         Ok(a) => a,
         Err(Failure::Store(e)) => return Err(e.into()),
-        Err(Failure::Locked(_)) => {
-            return Err(Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many failed authentication attempts; retry later",
-            ));
-        }
+        Err(Failure::Locked(retry)) => return Err(Problem::too_many_requests(retry)),
         Err(Failure::Client(e)) => {
             state
                 .store

@@ -292,7 +292,47 @@ async fn a_password_change_ends_the_users_other_sessions(db: TestDb) {
     );
 }
 
+/// An agent revoking its own keys keeps one: two revocations at once of its last two active
+/// keys cannot both pass (checked as the key is revoked, not before).
+async fn an_agent_revoking_its_own_keys_at_once_keeps_one(db: TestDb) {
+    use signet_core::jwk::{KeyInput, parse_keys};
+    use signet_core::token::{SigningAlgorithm, SigningKey};
+    let store = open(&db).await;
+    let (first, _) = SigningKey::generate(SigningAlgorithm::Es256).expect("key");
+    let (second, _) = SigningKey::generate(SigningAlgorithm::Es256).expect("key");
+    let mut keys = parse_keys(KeyInput::Jwk(first.public_jwk()), None, None, 1).expect("valid");
+    keys.extend(parse_keys(KeyInput::Jwk(second.public_jwk()), None, None, 1).expect("valid"));
+    let a = agent("two-keys");
+    store
+        .create_agent(&a, None, &keys, &[], change())
+        .await
+        .expect("create");
+    let id = a.agent_id.as_str();
+    let (one, two) = tokio::join!(
+        store.revoke_agent_key_keeping_one(id, first.kid(), 10, change()),
+        store.revoke_agent_key_keeping_one(id, second.kid(), 10, change()),
+    );
+    let revoked = [one.expect("revoke"), two.expect("revoke")];
+    assert_eq!(revoked.iter().filter(|r| **r).count(), 1, "{revoked:?}");
+    let active: Vec<_> = store
+        .agent_keys(id)
+        .await
+        .expect("read")
+        .into_iter()
+        .filter(|k| k.revoked_at.is_none())
+        .collect();
+    assert_eq!(active.len(), 1);
+    // The last one stays, asked alone too.
+    assert!(
+        !store
+            .revoke_agent_key_keeping_one(id, &active[0].kid, 20, change())
+            .await
+            .expect("revoke")
+    );
+}
+
 test_db::both_databases! {
+    an_agent_revoking_its_own_keys_at_once_keeps_one,
     a_password_change_ends_the_users_other_sessions,
     scheduled_jobs_run_on_one_holder_at_a_time,
     keys_are_stored_revoked_and_cached_and_jtis_are_recorded_once,

@@ -447,3 +447,33 @@ async fn signet_token_signs_a_fresh_assertion_from_a_key_file_and_rotates_it() {
         assert_eq!(changes[0]["actor"], agent_id.as_str(), "{event_type}");
     }
 }
+
+/// The agent's own key management is locked like the token endpoint: past the threshold of
+/// failed assertions from an address, 429 with `Retry-After`, nothing looked up and nothing more
+/// written to the audit log.
+#[tokio::test]
+async fn self_service_failures_are_locked_out() {
+    let app = TestApp::spawn_with(&[("SIGNET_LOCKOUT_THRESHOLD", "3")]).await;
+    let attempt = || {
+        app.http
+            .post(format!("{}/api/v1/self/keys", app.url))
+            .json(&json!({ "client_assertion": "not.an.assertion", "pem": "-" }))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(attempt().await.expect("send").status(), 401);
+    }
+    let locked = attempt().await.expect("send");
+    assert_eq!(locked.status(), 429);
+    let retry: i64 = locked
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!(retry > 0);
+    let recorded = app
+        .audit("event_type=agent_key_added&outcome=failure")
+        .await;
+    assert_eq!(recorded.len(), 3, "{recorded:?}");
+}

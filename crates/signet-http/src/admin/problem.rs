@@ -22,6 +22,9 @@ pub struct Problem {
     /// The request field to fix, for validation errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'static str>,
+    /// Seconds until a lock ends (`Retry-After` of a 429).
+    #[serde(skip)]
+    retry_after: Option<i64>,
 }
 
 impl Problem {
@@ -32,6 +35,18 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
+            retry_after: None,
+        }
+    }
+
+    /// 429: locked after too many failures, for `retry_after` seconds.
+    pub fn too_many_requests(retry_after: i64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed authentications for this agent or from this address; retry later",
+            )
         }
     }
 
@@ -123,6 +138,14 @@ impl IntoResponse for Problem {
             }
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                if let Some(value) = self
+                    .retry_after
+                    .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+                {
+                    headers.insert(header::RETRY_AFTER, value);
+                }
             }
             _ => {}
         }

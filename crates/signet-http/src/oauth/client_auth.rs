@@ -263,7 +263,7 @@ pub async fn authenticate(
 
 /// What a request is counted against: the claimed agent (only a well-formed ID, so junk cannot
 /// fill the table) and the source address.
-fn lock_keys<'a>(claimed: &'a str, source: &'a str) -> Vec<(LockKind, &'a str)> {
+pub(crate) fn lock_keys<'a>(claimed: &'a str, source: &'a str) -> Vec<(LockKind, &'a str)> {
     let mut keys = vec![(LockKind::Source, source)];
     if AgentId::is_well_formed(claimed) {
         keys.push((LockKind::Agent, claimed));

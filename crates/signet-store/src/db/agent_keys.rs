@@ -107,6 +107,33 @@ impl Store {
         Ok(revoked)
     }
 
+    /// Revokes the key `kid` only if the agent keeps another active key (an agent revoking its
+    /// own keys must not lock itself out). One conditional statement in a write transaction:
+    /// two revocations at once of an agent's last two keys cannot both pass. `false` when
+    /// nothing was revoked (no such active key, or it is the last).
+    pub async fn revoke_agent_key_keeping_one(
+        &self,
+        agent_id: &str,
+        kid: &str,
+        now: UnixTime,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let change = sqlx::query(
+            "UPDATE agent_keys SET revoked_at = $1 WHERE agent_id = $2 AND kid = $3 AND revoked_at IS NULL \
+             AND EXISTS (SELECT 1 FROM agent_keys other WHERE other.agent_id = $2 AND other.kid <> $3 \
+             AND other.revoked_at IS NULL AND (other.expires_at IS NULL OR other.expires_at > $1))",
+        )
+        .bind(now)
+        .bind(agent_id)
+        .bind(kid);
+        let revoked = self.execute_audited(change, audit).await?;
+        if revoked {
+            self.changed(super::Change::Agent(agent_id.to_string()))
+                .await;
+        }
+        Ok(revoked)
+    }
+
     /// Records a client assertion's `jti` for the agent until `expires_at`. Returns `false` if it
     /// was already recorded: a replay. The primary key makes this atomic.
     pub async fn record_jti(
