@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestApp;
-use common::pki::{Leaf, TestCa, TestCert, client, mtls_token, self_signed};
+use common::pki::{Leaf, TestCa, TestCert, client, mtls_token, self_signed, server_ca};
 use rustls::client::ResolvesClientCert;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -337,3 +337,38 @@ trait MapEq: std::future::Future + Sized {
 }
 
 impl<F: std::future::Future> MapEq for F {}
+
+/// A console session begun over Signet's own TLS listener gets a `Secure` cookie, though the
+/// issuer is plain HTTP (a browser must not send it back over HTTP); over HTTP it cannot be.
+#[tokio::test]
+async fn a_console_session_over_the_tls_listener_gets_a_secure_cookie() {
+    let password = "console-over-tls-password-1";
+    let app = TestApp::spawn_with(&[("SIGNET_ADMIN_PASSWORD", password)]).await;
+    let https = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(server_ca(&app))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let tls_url = app.tls_url.clone().expect("TLS listener");
+    for (client, url, secure) in [(&https, &tls_url, true), (&plain, &app.url, false)] {
+        let response = client
+            .post(format!("{url}/console/login"))
+            .form(&[("username", "admin"), ("password", password)])
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 303);
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .expect("cookie")
+            .to_owned();
+        assert_eq!(cookie.contains("; Secure"), secure, "{url}: {cookie}");
+    }
+}

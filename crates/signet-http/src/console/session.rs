@@ -279,7 +279,9 @@ pub async fn login(
             "The database is unavailable; try again shortly.",
         );
     }
-    let secure = if state.issuer.starts_with("https://") {
+    // Secure whenever the browser came over HTTPS: an https issuer (a TLS-terminating proxy),
+    // or Signet's own TLS listener.
+    let secure = if state.issuer.starts_with("https://") || caller.over_tls {
         "; Secure"
     } else {
         ""
