@@ -331,7 +331,56 @@ async fn an_agent_revoking_its_own_keys_at_once_keeps_one(db: TestDb) {
     );
 }
 
+/// Two changes of one agent at the same moment (an operator disables it while another renames
+/// it): each reads the agent inside its own write transaction, so both are kept.
+async fn concurrent_changes_to_one_agent_are_both_kept(db: TestDb) {
+    use signet_core::agent::{Agent, AgentStatus};
+    use signet_store::StoreError;
+    let store = open(&db).await;
+    let a = stored_agent(&store, "racy").await;
+    let id = a.agent_id.as_str();
+    let disable = store.modify_agent(id, |agent: &Agent| {
+        let disabled = Agent {
+            status: AgentStatus::Disabled,
+            ..agent.clone()
+        };
+        Ok::<_, StoreError>(Some((disabled, change())))
+    });
+    let rename = store.modify_agent(id, |agent: &Agent| {
+        let renamed = Agent {
+            name: "renamed".into(),
+            ..agent.clone()
+        };
+        Ok::<_, StoreError>(Some((renamed, change())))
+    });
+    let (disabled, renamed) = tokio::join!(disable, rename);
+    assert!(disabled.expect("disable") && renamed.expect("rename"));
+    let after = store.find_agent(id).await.expect("read").expect("exists");
+    assert_eq!(
+        (after.status, after.name.as_str()),
+        (AgentStatus::Disabled, "renamed")
+    );
+    let cached = store
+        .agent_credentials(id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        cached.agent.status,
+        AgentStatus::Disabled,
+        "the cache follows"
+    );
+    let missing = store
+        .modify_agent("agt_0000000000000000000000", |_: &Agent| {
+            Ok::<_, StoreError>(None)
+        })
+        .await
+        .expect("read");
+    assert!(!missing, "no such agent");
+}
+
 test_db::both_databases! {
+    concurrent_changes_to_one_agent_are_both_kept,
     an_agent_revoking_its_own_keys_at_once_keeps_one,
     a_password_change_ends_the_users_other_sessions,
     scheduled_jobs_run_on_one_holder_at_a_time,

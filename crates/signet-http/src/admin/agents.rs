@@ -8,8 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
-use signet_core::agent::{AgentPatch, AuthMethod, NewAgent};
-use signet_core::audit::event;
+use signet_core::agent::{Agent, AgentPatch, AuthMethod, NewAgent};
+use signet_core::audit::{AuditEvent, event};
 use signet_core::client_auth::{AgentSecret, StoredSecret};
 use signet_core::jwk::{KeyInput, parse_keys};
 use signet_core::pki::BindingKind;
@@ -391,11 +391,6 @@ pub(crate) async fn update(
     agent_id: &str,
     request: PatchAgentRequest,
 ) -> Result<(), Problem> {
-    let agent = state
-        .store
-        .find_agent(agent_id)
-        .await?
-        .ok_or_else(|| Problem::not_found("agent"))?;
     let patch = AgentPatch {
         name: request.name,
         description: request.description,
@@ -417,9 +412,15 @@ pub(crate) async fn update(
     if let Some(Some(uri)) = &patch.jwks_uri {
         check_jwks_uri(state, uri)?;
     }
-    let updated = patch.apply(&agent, state.now())?;
-    if updated != agent {
-        let before = serde_json::to_value(AgentView::new(&agent)).unwrap_or_default();
+    let now = state.now();
+    // Read, changed and written in one transaction: a change made meanwhile (a disable) is
+    // neither lost nor overwritten with what was read before it.
+    let modify = |agent: &Agent| -> Result<Option<(Agent, AuditEvent)>, Problem> {
+        let updated = patch.apply(agent, now)?;
+        if updated == *agent {
+            return Ok(None);
+        }
+        let before = serde_json::to_value(AgentView::new(agent)).unwrap_or_default();
         let after = serde_json::to_value(AgentView::new(&updated)).unwrap_or_default();
         let changes: serde_json::Map<String, Value> = after
             .as_object()
@@ -436,9 +437,13 @@ pub(crate) async fn update(
         let audit = admin
             .event(event::AGENT_UPDATED, agent_id)
             .with_detail(json!({ "changes": changes }));
-        state.store.update_agent(&updated, audit).await?;
+        Ok(Some((updated, audit)))
+    };
+    if state.store.modify_agent(agent_id, modify).await? {
+        Ok(())
+    } else {
+        Err(Problem::not_found("agent"))
     }
-    Ok(())
 }
 
 /// Deletes an agent and its credentials. Its live tokens turn inactive at introspection.

@@ -217,33 +217,37 @@ impl Store {
         Ok(Page { items, next_cursor })
     }
 
-    /// Writes an updated agent (settings and status), with its audit record.
-    pub async fn update_agent(&self, agent: &Agent, audit: AuditEvent) -> Result<(), StoreError> {
+    /// Reads the agent and writes what `modify` makes of it in one write transaction, so that
+    /// no other change of the agent (a disable at the same moment) is lost between the read and
+    /// the write. `modify` answers the changed agent and its audit record, or `None` for no
+    /// change. `Ok(false)`: no such agent.
+    pub async fn modify_agent<E: From<StoreError>>(
+        &self,
+        agent_id: &str,
+        modify: impl FnOnce(&Agent) -> Result<Option<(Agent, AuditEvent)>, E>,
+    ) -> Result<bool, E> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "UPDATE agents SET name = $1, description = $2, status = $3, token_endpoint_auth_method = $4, scopes = $5, audiences = $6, access_token_ttl = $7, allowed_cidrs = $8, jwks_uri = $9, tls_binding_kind = $10, tls_binding_value = $11, tls_binding_canonical = $12, updated_at = $13 WHERE agent_id = $14",
-        )
-        .bind(&agent.name)
-        .bind(&agent.description)
-        .bind(agent.status.as_str())
-        .bind(agent.token_endpoint_auth_method.as_str())
-        .bind(json_list(&agent.scopes))
-        .bind(json_list(&agent.audiences))
-        .bind(agent.access_token_ttl.map(|t| t as i64))
-        .bind(json_list(&agent.allowed_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>()))
-        .bind(agent.jwks_uri.as_deref())
-        .bind(binding_kind(agent))
-        .bind(agent.tls_client_auth.as_ref().map(|b| b.value.as_str()))
-        .bind(agent.tls_client_auth.as_ref().map(|b| b.canonical()))
-        .bind(agent.updated_at)
-        .bind(agent.agent_id.as_str())
-        .execute(&mut *tx)
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            agent_columns!(),
+            " FROM agents WHERE agent_id = $1"
+        ))
+        .bind(agent_id)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(binding_conflict)?;
+        .map_err(StoreError::from)?;
+        let Some(current) = row.map(|r| agent_from_row(&r)).transpose()? else {
+            return Ok(false);
+        };
+        // Nothing to change: the transaction is dropped, which rolls it back.
+        let Some((updated, audit)) = modify(&current)? else {
+            return Ok(true);
+        };
+        write_agent(&mut tx, &updated).await?;
         self.commit_audited(tx, audit).await?;
-        self.changed(super::Change::Agent(agent.agent_id.to_string()))
+        self.changed(super::Change::Agent(agent_id.to_string()))
             .await;
-        Ok(())
+        Ok(true)
     }
 
     /// Deletes an agent and its credentials, with its audit record; `false` if there was none.
@@ -307,6 +311,34 @@ async fn insert_secret(
         .bind(secret.replaced_at)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Writes every setting of `agent` (not its credentials) inside `tx`.
+async fn write_agent(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    agent: &Agent,
+) -> Result<(), StoreError> {
+    sqlx::query(
+            "UPDATE agents SET name = $1, description = $2, status = $3, token_endpoint_auth_method = $4, scopes = $5, audiences = $6, access_token_ttl = $7, allowed_cidrs = $8, jwks_uri = $9, tls_binding_kind = $10, tls_binding_value = $11, tls_binding_canonical = $12, updated_at = $13 WHERE agent_id = $14",
+        )
+        .bind(&agent.name)
+        .bind(&agent.description)
+        .bind(agent.status.as_str())
+        .bind(agent.token_endpoint_auth_method.as_str())
+        .bind(json_list(&agent.scopes))
+        .bind(json_list(&agent.audiences))
+        .bind(agent.access_token_ttl.map(|t| t as i64))
+        .bind(json_list(&agent.allowed_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>()))
+        .bind(agent.jwks_uri.as_deref())
+        .bind(binding_kind(agent))
+        .bind(agent.tls_client_auth.as_ref().map(|b| b.value.as_str()))
+        .bind(agent.tls_client_auth.as_ref().map(|b| b.canonical()))
+        .bind(agent.updated_at)
+        .bind(agent.agent_id.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(binding_conflict)?;
     Ok(())
 }
 
@@ -423,166 +455,5 @@ impl Store {
         secrets.query()?.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
-    }
-}
-
-impl Store {
-    /// Forgets secrets replaced and certificates removed before `cutoff`: their use is no
-    /// longer recognised as stale (it becomes a wrong credential).
-    pub async fn purge_replaced_credentials(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
-        let secrets = sqlx::query("DELETE FROM agent_secrets WHERE replaced_at < $1")
-            .bind(cutoff)
-            .execute(&self.pool)
-            .await?;
-        let certificates = sqlx::query("DELETE FROM removed_certificates WHERE removed_at < $1")
-            .bind(cutoff)
-            .execute(&self.pool)
-            .await?;
-        let purged = secrets.rows_affected() + certificates.rows_affected();
-        if purged > 0 {
-            self.changed(super::Change::AllAgents).await;
-        }
-        Ok(purged)
-    }
-
-    /// Marks a credential as reported expiring; `false` if it already was (by this node or
-    /// another), so each is reported once.
-    pub async fn mark_expiry_warned(
-        &self,
-        credential: &ExpiringCredential,
-        now: UnixTime,
-    ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "INSERT INTO expiry_warnings (agent_id, kind, id, expires_at, warned_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .bind(&credential.agent_id)
-        .bind(&credential.kind)
-        .bind(credential.id.as_deref().unwrap_or_default())
-        .bind(credential.expires_at)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() > 0)
-    }
-
-    /// Counts one use of a replaced credential (`kind`: secret, key or certificate).
-    pub async fn record_stale_use(
-        &self,
-        agent_id: &str,
-        kind: &str,
-        now: UnixTime,
-        source: Option<&str>,
-        user_agent: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO stale_credential_use (agent_id, kind, count, first_at, last_at, last_source, last_user_agent)
-             SELECT $1, $2, 1, $3, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM agents WHERE agent_id = $1)
-             ON CONFLICT (agent_id, kind) DO UPDATE SET count = stale_credential_use.count + 1, last_at = excluded.last_at,
-                 last_source = excluded.last_source, last_user_agent = excluded.last_user_agent",
-        )
-        .bind(agent_id)
-        .bind(kind)
-        .bind(now)
-        .bind(source)
-        .bind(user_agent)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Counted uses of the agent's replaced credentials, by kind.
-    pub async fn stale_credential_use(&self, agent_id: &str) -> Result<Vec<StaleUse>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT kind, count, first_at, last_at, last_source, last_user_agent FROM stale_credential_use WHERE agent_id = $1 ORDER BY kind",
-        )
-        .bind(agent_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StaleUse {
-                    kind: r.try_get("kind")?,
-                    count: r.try_get("count")?,
-                    first_at: r.try_get("first_at")?,
-                    last_at: r.try_get("last_at")?,
-                    last_source: r.try_get("last_source")?,
-                    last_user_agent: r.try_get("last_user_agent")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Makes every token the agent was issued up to `now` inactive at introspection.
-    pub async fn revoke_agent_tokens(
-        &self,
-        agent_id: &str,
-        now: UnixTime,
-        audit: AuditEvent,
-    ) -> Result<bool, StoreError> {
-        let change = sqlx::query(
-            "UPDATE agents SET tokens_revoked_before = $1, updated_at = $2 WHERE agent_id = $3",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(agent_id);
-        let revoked = self.execute_audited(change, audit).await?;
-        self.changed(super::Change::Agent(agent_id.to_string()))
-            .await;
-        Ok(revoked)
-    }
-}
-
-/// Uses of an agent's replaced credentials of one kind.
-#[derive(Debug, Clone)]
-pub struct StaleUse {
-    pub kind: String,
-    pub count: i64,
-    pub first_at: UnixTime,
-    pub last_at: UnixTime,
-    pub last_source: Option<String>,
-    pub last_user_agent: Option<String>,
-}
-
-/// A credential that expires soon (or has expired), for the expiry listing.
-#[derive(Debug, Clone)]
-pub struct ExpiringCredential {
-    pub agent_id: String,
-    /// `secret`, `key`, `certificate` (registered) or `issued_certificate`.
-    pub kind: String,
-    /// The key's `kid` or the certificate's thumbprint; none for a secret.
-    pub id: Option<String>,
-    pub expires_at: UnixTime,
-}
-
-impl Store {
-    /// Live credentials whose expiry is before `until`, soonest first (at most 1,000):
-    /// current secrets, unrevoked keys, registered certificates, and the newest unrevoked
-    /// certificate the agent CA issued to each agent.
-    pub async fn expiring_credentials(
-        &self,
-        until: UnixTime,
-    ) -> Result<Vec<ExpiringCredential>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT agent_id, 'secret' AS kind, NULL AS id, expires_at FROM agent_secrets WHERE replaced_at IS NULL AND expires_at IS NOT NULL AND expires_at < $1
-             UNION ALL SELECT agent_id, 'key', kid, expires_at FROM agent_keys WHERE revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at < $1
-             UNION ALL SELECT agent_id, 'certificate', thumbprint, not_after FROM agent_certificates WHERE not_after < $1
-             UNION ALL SELECT i.agent_id, 'issued_certificate', i.thumbprint, i.not_after FROM issued_certificates i
-                 WHERE i.revoked_at IS NULL AND i.not_after < $1
-                   AND i.not_after = (SELECT MAX(not_after) FROM issued_certificates j WHERE j.agent_id = i.agent_id AND j.revoked_at IS NULL)
-             ORDER BY expires_at LIMIT 1000",
-        )
-        .bind(until)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ExpiringCredential {
-                    agent_id: r.try_get("agent_id")?,
-                    kind: r.try_get("kind")?,
-                    id: r.try_get("id")?,
-                    expires_at: r.try_get("expires_at")?,
-                })
-            })
-            .collect()
     }
 }

@@ -11,6 +11,7 @@ mod audit_chain;
 mod certificates;
 mod changes;
 mod console;
+mod credential_use;
 mod keys;
 mod probe;
 mod statement;
@@ -30,7 +31,7 @@ use crate::cache::AgentCache;
 use crate::group_commit::{AuditLog, ChainHead, chain_next};
 use crate::migrations::migrate;
 
-pub use agents::{ExpiringCredential, Page, StaleUse};
+pub use agents::Page;
 pub use alerts::{AlertRecord, DeliveryRecord};
 pub use audit_chain::ChainReport;
 pub use certificates::{
@@ -38,6 +39,7 @@ pub use certificates::{
 };
 pub use changes::Change;
 pub use console::ConsoleSession;
+pub use credential_use::{ExpiringCredential, StaleUse};
 pub use keys::StoredSigningKey;
 
 /// How hard a commit is pushed to disk.
