@@ -97,14 +97,7 @@ impl Store {
         now: UnixTime,
         audit: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let change = sqlx::query("UPDATE agent_keys SET revoked_at = $1 WHERE agent_id = $2 AND kid = $3 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(agent_id)
-            .bind(kid);
-        let revoked = self.execute_audited(change, audit).await?;
-        self.changed(super::Change::Agent(agent_id.to_string()))
-            .await;
-        Ok(revoked)
+        self.revoke_key_where("", agent_id, kid, now, audit).await
     }
 
     /// Revokes the key `kid` only if the agent keeps another active key (an agent revoking its
@@ -118,14 +111,28 @@ impl Store {
         now: UnixTime,
         audit: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let change = sqlx::query(
-            "UPDATE agent_keys SET revoked_at = $1 WHERE agent_id = $2 AND kid = $3 AND revoked_at IS NULL \
-             AND EXISTS (SELECT 1 FROM agent_keys other WHERE other.agent_id = $2 AND other.kid <> $3 \
-             AND other.revoked_at IS NULL AND (other.expires_at IS NULL OR other.expires_at > $1))",
-        )
-        .bind(now)
-        .bind(agent_id)
-        .bind(kid);
+        const ANOTHER_ACTIVE: &str = " AND EXISTS (SELECT 1 FROM agent_keys other WHERE other.agent_id = $2 AND other.kid <> $3 AND other.revoked_at IS NULL AND (other.expires_at IS NULL OR other.expires_at > $1))";
+        self.revoke_key_where(ANOTHER_ACTIVE, agent_id, kid, now, audit)
+            .await
+    }
+
+    /// Revokes the agent's unrevoked key `kid` if `condition` (more SQL, on `$1` now, `$2` the
+    /// agent, `$3` the kid) holds, with its audit record.
+    async fn revoke_key_where(
+        &self,
+        condition: &'static str,
+        agent_id: &str,
+        kid: &str,
+        now: UnixTime,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE agent_keys SET revoked_at = $1 WHERE agent_id = $2 AND kid = $3 AND revoked_at IS NULL{condition}"
+        );
+        let change = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(agent_id)
+            .bind(kid);
         let revoked = self.execute_audited(change, audit).await?;
         if revoked {
             self.changed(super::Change::Agent(agent_id.to_string()))
