@@ -263,19 +263,27 @@ async fn a_change_is_applied_once_on_its_node_and_once_on_each_other_node() {
     };
     let (here, there) = (open(&db).await, open(&db).await);
     let (mut heard_here, mut heard_there) = (here.subscribe(), there.subscribe());
-    // Both listeners are connected once each node has heard a change of the other.
+    // Both listeners are connected once each node has heard a change of the other. A change
+    // announced before a listener connected is never heard (the node catches up by resyncing
+    // instead), so the warm-up changes until one is heard.
     for (from, to, heard, name) in [
         (&here, "the other node", &mut heard_there, "warm-up-1"),
         (&there, "this node", &mut heard_here, "warm-up-2"),
     ] {
-        let warm_up = Change::Agent(stored_agent(from, name).await.agent_id.to_string());
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !matches!(heard.try_recv(), Ok(c) if c == warm_up) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        'heard: for attempt in 0.. {
+            let agent = stored_agent(from, &format!("{name}-{attempt}")).await;
+            let warm_up = Change::Agent(agent.agent_id.to_string());
+            for _ in 0..25 {
+                if std::iter::from_fn(|| heard.try_recv().ok()).any(|c| c == warm_up) {
+                    break 'heard;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{to} never heard the change"
+                "{to} never heard a change"
             );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
     let a = stored_agent(&here, "changed").await;
