@@ -1,7 +1,7 @@
 //! Certificates an operator revoked, by SHA-256 thumbprint or by issuer and serial number,
 //! held in memory so that the token endpoint checks them without a query.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::certificate::Certificate;
 
@@ -18,7 +18,8 @@ pub enum Revocation {
 #[derive(Debug, Default, Clone)]
 pub struct RevokedCertificates {
     thumbprints: HashSet<String>,
-    issuer_serials: HashSet<(String, String)>,
+    /// Serials by issuer: looked up by reference, without building a key per request.
+    issuer_serials: HashMap<String, HashSet<String>>,
 }
 
 impl RevokedCertificates {
@@ -30,7 +31,7 @@ impl RevokedCertificates {
                     set.thumbprints.insert(t);
                 }
                 Revocation::IssuerSerial { issuer, serial } => {
-                    set.issuer_serials.insert((issuer, serial));
+                    set.issuer_serials.entry(issuer).or_default().insert(serial);
                 }
             }
         }
@@ -40,14 +41,19 @@ impl RevokedCertificates {
     /// Whether `certificate` was revoked by either of its names.
     pub fn contains(&self, certificate: &Certificate) -> bool {
         self.thumbprints.contains(&certificate.thumbprint)
-            || (!self.issuer_serials.is_empty()
-                && self
-                    .issuer_serials
-                    .contains(&(certificate.issuer.clone(), certificate.serial.clone())))
+            || self
+                .issuer_serials
+                .get(&certificate.issuer)
+                .is_some_and(|serials| serials.contains(&certificate.serial))
     }
 
     pub fn len(&self) -> usize {
-        self.thumbprints.len() + self.issuer_serials.len()
+        self.thumbprints.len()
+            + self
+                .issuer_serials
+                .values()
+                .map(HashSet::len)
+                .sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {

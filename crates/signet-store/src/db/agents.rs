@@ -39,27 +39,15 @@ impl Store {
         audit: AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO agents (agent_id, name, description, status, token_endpoint_auth_method, scopes, audiences, access_token_ttl, allowed_cidrs, jwks_uri, tls_binding_kind, tls_binding_value, tls_binding_canonical, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
-        .bind(agent.agent_id.as_str())
-        .bind(&agent.name)
-        .bind(&agent.description)
-        .bind(agent.status.as_str())
-        .bind(agent.token_endpoint_auth_method.as_str())
-        .bind(json_list(&agent.scopes))
-        .bind(json_list(&agent.audiences))
-        .bind(agent.access_token_ttl.map(|t| t as i64))
-        .bind(json_list(&agent.allowed_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>()))
-        .bind(agent.jwks_uri.as_deref())
-        .bind(binding_kind(agent))
-        .bind(agent.tls_client_auth.as_ref().map(|b| b.value.as_str()))
-        .bind(agent.tls_client_auth.as_ref().map(|b| b.canonical()))
-        .bind(agent.created_at)
-        .bind(agent.updated_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(binding_conflict)?;
+        );
+        bind_settings(insert.bind(agent.agent_id.as_str()), agent)
+            .bind(agent.created_at)
+            .bind(agent.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(binding_conflict)?;
         if let Some(secret) = secret {
             insert_secret(&mut tx, agent.agent_id.as_str(), secret).await?;
         }
@@ -319,9 +307,25 @@ async fn write_agent(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     agent: &Agent,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-            "UPDATE agents SET name = $1, description = $2, status = $3, token_endpoint_auth_method = $4, scopes = $5, audiences = $6, access_token_ttl = $7, allowed_cidrs = $8, jwks_uri = $9, tls_binding_kind = $10, tls_binding_value = $11, tls_binding_canonical = $12, updated_at = $13 WHERE agent_id = $14",
-        )
+    let update = sqlx::query(
+        "UPDATE agents SET name = $1, description = $2, status = $3, token_endpoint_auth_method = $4, scopes = $5, audiences = $6, access_token_ttl = $7, allowed_cidrs = $8, jwks_uri = $9, tls_binding_kind = $10, tls_binding_value = $11, tls_binding_canonical = $12, updated_at = $13 WHERE agent_id = $14",
+    );
+    bind_settings(update, agent)
+        .bind(agent.updated_at)
+        .bind(agent.agent_id.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(binding_conflict)?;
+    Ok(())
+}
+
+/// Binds the agent's settings in the order both statements name them: `name` to
+/// `tls_binding_canonical`.
+fn bind_settings<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    agent: &'q Agent,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
         .bind(&agent.name)
         .bind(&agent.description)
         .bind(agent.status.as_str())
@@ -329,17 +333,17 @@ async fn write_agent(
         .bind(json_list(&agent.scopes))
         .bind(json_list(&agent.audiences))
         .bind(agent.access_token_ttl.map(|t| t as i64))
-        .bind(json_list(&agent.allowed_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>()))
+        .bind(json_list(
+            &agent
+                .allowed_cidrs
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>(),
+        ))
         .bind(agent.jwks_uri.as_deref())
         .bind(binding_kind(agent))
         .bind(agent.tls_client_auth.as_ref().map(|b| b.value.as_str()))
         .bind(agent.tls_client_auth.as_ref().map(|b| b.canonical()))
-        .bind(agent.updated_at)
-        .bind(agent.agent_id.as_str())
-        .execute(&mut **tx)
-        .await
-        .map_err(binding_conflict)?;
-    Ok(())
 }
 
 fn binding_kind(agent: &Agent) -> Option<&'static str> {
