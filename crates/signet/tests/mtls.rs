@@ -472,6 +472,34 @@ async fn self_signed_certificates_are_matched_by_thumbprint() {
         .await;
     assert_eq!(listed["registered"].as_array().map(Vec::len), Some(1));
     assert!(!listed.to_string().contains("PRIVATE KEY"));
+
+    // A NUL in the subject ("bank\0.evil") is stored and shown escaped, on either database
+    // (PostgreSQL text refuses a NUL), and the certificate works.
+    let nul = self_signed(&Leaf::named("bank\0.evil"));
+    let response = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{agent}/certificates"),
+        )
+        .json(&json!({ "certificate": nul.pem }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 201);
+    let listed = app
+        .get_json(&format!("/api/v1/agents/{agent}/certificates"))
+        .await;
+    let subjects: Vec<&str> = listed["registered"]
+        .as_array()
+        .expect("registered")
+        .iter()
+        .filter_map(|c| c["subject"].as_str())
+        .collect();
+    assert!(
+        subjects.contains(&r"CN=bank\00.evil,O=Acme"),
+        "{subjects:?}"
+    );
+    bound_token(&app, &nul, "", &agent).await;
 }
 
 #[tokio::test]

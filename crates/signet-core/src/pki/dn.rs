@@ -192,9 +192,19 @@ fn render(rdns: Rdns) -> String {
         .join(",")
 }
 
+/// RFC 4514 §2.4: the special characters with a backslash, and control characters (NUL, which
+/// RFC 4514 requires, and the rest, which would otherwise reach logs, terminals and PostgreSQL
+/// text columns as written) as `\xx` per UTF-8 byte.
 fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
+        if c.is_control() {
+            let mut bytes = [0; 4];
+            for byte in c.encode_utf8(&mut bytes).bytes() {
+                out.push_str(&format!("\\{byte:02x}"));
+            }
+            continue;
+        }
         if matches!(c, ',' | '+' | '\\' | '=' | '"' | '<' | '>' | ';') {
             out.push('\\');
         }
@@ -276,6 +286,16 @@ mod tests {
                 assert_ne!(other, ascii, "{lookalike:?}");
             }
         }
+    }
+
+    #[test]
+    fn control_characters_are_hex_escaped() {
+        // A NUL in a name (the "www.bank.com\0.evil.com" trick) never reaches a string as is,
+        // and the escaped spelling written by an operator names the same thing.
+        let canonical = canonical_from_str(r"CN=bank\00.evil,O=x\01y").expect("valid");
+        assert_eq!(canonical, r"2.5.4.3=bank\00.evil,2.5.4.10=x\01y");
+        assert!(!canonical.contains('\0'));
+        assert_eq!(escape("a\u{85}b"), r"a\c2\85b");
     }
 
     #[test]
