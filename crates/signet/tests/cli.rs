@@ -168,6 +168,12 @@ async fn cli_errors_are_actionable() {
         .await
         .expect("run");
     assert_eq!(unreachable.status.code(), Some(5));
+    // The flag works, with a warning that the process list shows it.
+    assert!(
+        String::from_utf8_lossy(&unreachable.stderr).contains("warning: --admin-token is visible"),
+        "{}",
+        String::from_utf8_lossy(&unreachable.stderr)
+    );
     let usage = signet(&app, &["agent", "frobnicate"], &[]).await;
     assert_eq!(usage.code, 2);
 }

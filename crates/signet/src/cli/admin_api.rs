@@ -16,7 +16,8 @@ pub struct AdminConnection {
     /// Base URL of the Signet server [default: http://127.0.0.1:8080].
     #[arg(long, env = "SIGNET_URL", global = true)]
     url: Option<String>,
-    /// Admin token (default: SIGNET_ADMIN_TOKEN or the file in SIGNET_ADMIN_TOKEN_FILE).
+    /// Admin token (default: SIGNET_ADMIN_TOKEN or the file in SIGNET_ADMIN_TOKEN_FILE, which
+    /// other users of the machine cannot read in the process list as they can this flag).
     #[arg(long, global = true, hide_env_values = true)]
     admin_token: Option<String>,
     /// Print the server's JSON instead of a summary.
@@ -40,7 +41,14 @@ pub(super) struct Api {
 impl Api {
     pub(super) fn new(connection: &AdminConnection) -> Result<Self, CliError> {
         let token = match &connection.admin_token {
-            Some(token) => token.clone(),
+            Some(token) => {
+                // Arguments are readable by every user of the machine (`ps`, /proc) and end up
+                // in shell history; the variable and the file are not.
+                eprintln!(
+                    "warning: --admin-token is visible to other users of this machine; prefer SIGNET_ADMIN_TOKEN or SIGNET_ADMIN_TOKEN_FILE"
+                );
+                token.clone()
+            }
             None => env_secret("ADMIN_TOKEN")?.ok_or_else(|| {
                 CliError::failure("no admin token: pass --admin-token or set SIGNET_ADMIN_TOKEN (or SIGNET_ADMIN_TOKEN_FILE)")
             })?,
