@@ -131,7 +131,7 @@ pub fn app(state: AppState) -> Router {
         )
         // The console's forms are small (the largest carry a JWK Set, a certificate or a CSR);
         // its routes read them with axum's limit.
-        .merge(crate::console::routes().layer(DefaultBodyLimit::max(64 * 1024)))
+        .merge(crate::console::routes(state.clone()).layer(DefaultBodyLimit::max(64 * 1024)))
         .fallback(|| async {
             Problem::new(axum::http::StatusCode::NOT_FOUND, "no such endpoint").into_response()
         })

@@ -84,6 +84,14 @@ async fn an_operator_signs_in_registers_an_agent_and_regenerates_its_secret() {
         return;
     };
     assert!(shots.join("04-secret-regenerated.png").exists());
+    // The sign-in posted from another site is on record, with the browser's address.
+    let refused = app.audit("event_type=console&outcome=failure").await;
+    assert!(
+        refused
+            .iter()
+            .any(|r| r["reason"] == "cross_site_request" && r["source"] == "127.0.0.1"),
+        "{refused:?}"
+    );
 }
 
 /// A new P-256 key and a CSR for it, as `openssl req -new` would make.

@@ -7,6 +7,7 @@ mod agent;
 mod agents;
 mod audit;
 mod credentials;
+mod origin;
 mod passwords;
 mod session;
 mod settings;
@@ -23,7 +24,7 @@ use crate::state::AppState;
 /// The console's routes.
 pub(crate) use passwords::permits as password_permits;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route(
             "/console",
@@ -118,6 +119,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            origin::same_origin_posts,
+        ))
 }
 
 /// A page with the console's protective headers: never cached (pages can show a secret once),

@@ -2,7 +2,7 @@
 // an agent and read its one-time secret from the page, get a token with it, regenerate the
 // secret in the Credentials tab (confirming the documented warning), see the old secret fail
 // and the new one work, find the failure in the Activity tab, check that a form without its
-// CSRF token is refused, and sign out. Screenshots go to SCREENSHOT_DIR.
+// CSRF token (or, for signing in, posted from another site) is refused, and sign out. Screenshots go to SCREENSHOT_DIR.
 //
 //   CONSOLE_URL=http://127.0.0.1:PORT ADMIN_PASSWORD=… SCREENSHOT_DIR=… CHROMIUM=/usr/bin/chromium \
 //     node console.mjs
@@ -34,6 +34,27 @@ try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+
+  // A page on another site that posts the sign-in form (login CSRF: the visitor would be
+  // signed in as whoever's password the page holds) is refused; no session is set.
+  const elsewhere = await browser.newContext();
+  const attacker = await elsewhere.newPage();
+  await attacker.route("http://attacker.example/**", (route) =>
+    route.fulfill({
+      contentType: "text/html",
+      body: `<form method="post" action="${base}/console/login">
+        <input name="username" value="admin"><input name="password" value="${password}">
+        </form><script>document.forms[0].submit()</script>`,
+    }),
+  );
+  const [posted] = await Promise.all([
+    attacker.waitForResponse((r) => r.url().endsWith("/console/login")),
+    attacker.goto("http://attacker.example/"),
+  ]);
+  assert.equal(posted.status(), 403);
+  await attacker.getByText("This form was sent from another site.").waitFor();
+  assert.deepEqual(await elsewhere.cookies(base), [], "no session from another site's form");
+  await elsewhere.close();
 
   // Not signed in: sent to the sign-in page. A wrong password says so.
   await page.goto(`${base}/console`);
