@@ -56,6 +56,9 @@ struct Entry {
     window_start: UnixTime,
     locked_until: Option<UnixTime>,
     locked_at: UnixTime,
+    /// When the last lock ended (or ends): kept after the lock is over, so that the back-off
+    /// forgives only a quiet period longer than the maximum lock.
+    last_lock_end: Option<UnixTime>,
     /// How many locks in a row (for the back-off), and requests refused by the current one.
     strikes: u32,
     refused: u64,
@@ -144,7 +147,12 @@ impl Lockouts {
         let policy = self.policy;
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, e| e.locked_until.is_some_and(|t| t > now));
+            // Idle entries first (no failure in the current window, no back-off to remember);
+            // only if that is not enough, every entry that is not locked.
+            entries.retain(|_, e| !e.idle(now, &policy));
+            if entries.len() >= MAX_ENTRIES {
+                entries.retain(|_, e| e.locked_until.is_some_and(|t| t > now));
+            }
         }
         let mut events = Vec::new();
         for (kind, key) in keys {
@@ -155,8 +163,8 @@ impl Lockouts {
             if now - entry.window_start >= policy.window {
                 entry.window_start = now;
                 entry.failures = 0;
-                // A quiet window forgives earlier strikes.
-                if entry.locked_until.is_none_or(|t| now - t > policy.max) {
+                // A quiet period longer than the longest lock forgives earlier strikes.
+                if entry.last_lock_end.is_none_or(|t| now - t > policy.max) {
                     entry.strikes = 0;
                 }
             }
@@ -169,6 +177,7 @@ impl Lockouts {
                 entry.strikes += 1;
                 entry.locked_at = now;
                 entry.locked_until = Some(now + length);
+                entry.last_lock_end = Some(now + length);
                 entry.refused = 0;
                 events.push(LockEvent::Started {
                     lock: lock(*kind, key, entry, now + length),
@@ -218,10 +227,21 @@ impl Lockouts {
         let until = entry.locked_until.filter(|t| *t > now)?;
         let lifted = lock(kind, key, entry, until);
         entry.locked_until = None;
+        entry.last_lock_end = None;
         entry.failures = 0;
         entry.strikes = 0;
         entry.refused = 0;
         Some(lifted)
+    }
+}
+
+impl Entry {
+    /// Nothing worth keeping: not locked, no failure in the current window, and the last lock
+    /// (if any) long enough ago to be forgiven.
+    fn idle(&self, now: UnixTime, policy: &LockoutPolicy) -> bool {
+        self.locked_until.is_none()
+            && now - self.window_start >= policy.window
+            && self.last_lock_end.is_none_or(|t| now - t > policy.max)
     }
 }
 
@@ -269,6 +289,43 @@ mod tests {
             l.failure(&keys, t);
         }
         assert_eq!(l.check(&keys, 43).0, Some(60));
+    }
+
+    /// Each lock soon after the last one ends doubles, up to the maximum, however the windows
+    /// fall; a quiet period longer than the maximum starts over.
+    #[test]
+    fn the_back_off_doubles_up_to_the_maximum_across_windows() {
+        let l = Lockouts::new(policy());
+        let keys = [(LockKind::Agent, "agt_a")];
+        let mut now = 1_000;
+        let mut lengths = Vec::new();
+        for _ in 0..6 {
+            // An attacker waits out each lock (ending it) and starts again a minute later, in
+            // a new window each time.
+            let mut started = Vec::new();
+            for _ in 0..3 {
+                now += 1;
+                started = l.failure(&keys, now);
+            }
+            let [LockEvent::Started { lock, .. }] = &started[..] else {
+                panic!("no lock at {now}: {started:?}");
+            };
+            lengths.push(lock.until - now);
+            now = lock.until;
+            assert!(matches!(
+                &l.check(&keys, now).1[..],
+                [LockEvent::Ended { .. }]
+            ));
+            now += 61;
+        }
+        assert_eq!(lengths, [30, 60, 120, 240, 300, 300]);
+        // Quiet for longer than the longest lock: the next lock is the first again.
+        now += 301;
+        for _ in 0..3 {
+            now += 1;
+            l.failure(&keys, now);
+        }
+        assert_eq!(l.check(&keys, now).0, Some(30));
     }
 
     #[test]

@@ -121,17 +121,20 @@ impl Assertion {
             }
         };
         let key = key.ok_or(ClientAuthError::UnknownKid)?;
-        if key.revoked_at.is_some_and(|t| t <= now) {
-            return Err(ClientAuthError::KeyRevoked);
-        }
-        if key.expires_at.is_some_and(|t| t <= now) {
-            return Err(ClientAuthError::KeyExpired);
-        }
         if key.alg != alg {
             return Err(ClientAuthError::AlgorithmMismatch);
         }
         if !key.verify(self.signing_input.as_bytes(), &self.signature) {
             return Err(ClientAuthError::BadSignature);
+        }
+        // Only after the signature: "a revoked (or expired) key is in use" is an alert, and a
+        // stale-use record with the caller's address; naming a revoked `kid` with no signature
+        // must not raise it.
+        if key.revoked_at.is_some_and(|t| t <= now) {
+            return Err(ClientAuthError::KeyRevoked);
+        }
+        if key.expires_at.is_some_and(|t| t <= now) {
+            return Err(ClientAuthError::KeyExpired);
         }
 
         let claim = |name: &str| self.claims.get(name);
@@ -440,6 +443,25 @@ mod tests {
             Err(ClientAuthError::BadSignature),
         );
         check("a.b", &keys, Err(ClientAuthError::MalformedAssertion));
+        // A revoked or expired key's `kid` with no valid signature is a bad signature, not
+        // "a revoked key in use" (which raises an alert).
+        for (revoked_at, expires_at, reason) in [
+            (Some(NOW - 1), None, ClientAuthError::KeyRevoked),
+            (None, Some(NOW - 1), ClientAuthError::KeyExpired),
+        ] {
+            let mut registered =
+                parse_keys(KeyInput::Jwk(key.public_jwk()), None, None, 0).expect("valid");
+            registered[0].revoked_at = revoked_at;
+            registered[0].expires_at = expires_at;
+            let stale = [Arc::new(VerifyingKey::new(&registered[0]).expect("parse"))];
+            check(
+                &forge(json!({"alg": "ES256", "kid": key.kid()})),
+                &stale,
+                Err(ClientAuthError::BadSignature),
+            );
+            let signed = key.sign_assertion(None, claims().to_string().as_bytes());
+            check(&signed, &stale, Err(reason));
+        }
         check("a.b.c.d", &keys, Err(ClientAuthError::MalformedAssertion));
         check("!!.??.**", &keys, Err(ClientAuthError::MalformedAssertion));
         check(
