@@ -29,7 +29,7 @@ enum Command {
     /// Manage agents through a running server's admin API.
     #[command(subcommand)]
     Agent(cli::agent::AgentCommand),
-    /// The audit log: verify its hash chain.
+    /// The audit log: verify its hash chain, export records, or tail new ones as JSON lines.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
     /// Named admin API tokens: create (admin or auditor role), list, revoke; retire the

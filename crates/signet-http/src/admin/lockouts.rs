@@ -1,5 +1,5 @@
-//! `/api/v1/lockouts`: agents and source addresses locked by brute-force protection (on this
-//! node), and lifting a lock. Lifting is audited with the actor.
+//! `/api/v1/lockouts`: agents, source addresses and console usernames locked by brute-force
+//! protection (on this node), and lifting a lock. Lifting is audited with the actor.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -16,9 +16,9 @@ use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LockView {
-    /// `agent` or `source`.
+    /// `agent`, `source` or `console_user`.
     kind: &'static str,
-    /// The agent ID or the source address.
+    /// The agent ID, the source address or the console username.
     key: String,
     locked_at: String,
     until: String,
@@ -55,7 +55,7 @@ pub async fn list_lockouts(_admin: Admin, State(state): State<AppState>) -> Json
     )
 }
 
-/// Lifts a lock (`kind` is `agent` or `source`).
+/// Lifts a lock (`kind` is `agent`, `source` or `console_user`).
 #[utoipa::path(
     delete, path = "/api/v1/lockouts/{kind}/{key}", tag = "audit",
     params(("kind" = String, Path), ("key" = String, Path)),
