@@ -259,6 +259,23 @@ pub fn unkeyed_chain_hash(previous: &[u8; 32], record: &ChainFields<'_>) -> [u8;
     crate::crypto::sha256(&chain_input(b"signet-audit-v1", previous, record))
 }
 
+/// The seal of a retention checkpoint (the last deleted record's id and hash): only a process
+/// holding the audit key can write a checkpoint that verification starts from.
+pub fn checkpoint_mac(key: &AuditKey, last_id: i64, hash: &[u8]) -> [u8; 32] {
+    let mut input = b"signet-audit-checkpoint-v1".to_vec();
+    input.extend_from_slice(&last_id.to_be_bytes());
+    input.extend_from_slice(hash);
+    key.mac(&input)
+}
+
+/// The seal of `legacy_before`: records with lower ids may come from before the chain was
+/// keyed (unkeyed or unhashed); from it on, every record must carry a keyed hash.
+pub fn legacy_before_mac(key: &AuditKey, legacy_before: i64) -> [u8; 32] {
+    let mut input = b"signet-audit-legacy-before-v1".to_vec();
+    input.extend_from_slice(&legacy_before.to_be_bytes());
+    key.mac(&input)
+}
+
 fn chain_input(version: &[u8], previous: &[u8; 32], record: &ChainFields<'_>) -> Vec<u8> {
     let mut input = Vec::with_capacity(256);
     input.extend_from_slice(version);

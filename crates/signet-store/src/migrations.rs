@@ -5,6 +5,9 @@
 use sqlx::AnyPool;
 use sqlx::{Acquire, AnyConnection};
 
+use signet_core::audit::{checkpoint_mac, legacy_before_mac};
+use signet_core::crypto::AuditKey;
+
 use crate::StoreError;
 use crate::db::Backend;
 
@@ -37,6 +40,7 @@ pub const MIGRATIONS: &[(&str, &str, &str)] = &[
     migration!("0014_admin_tokens"),
     migration!("0015_console"),
     migration!("0016_audit_chain_head"),
+    migration!("0017_audit_seals"),
 ];
 
 /// PostgreSQL: the advisory lock held while one node migrates (others wait, then find nothing
@@ -74,7 +78,11 @@ pub async fn check_current(pool: &AnyPool) -> Result<(), StoreError> {
 }
 
 /// Applies every migration not yet recorded, each in its own transaction.
-pub async fn migrate(pool: &AnyPool, backend: Backend) -> Result<Vec<&'static str>, StoreError> {
+pub async fn migrate(
+    pool: &AnyPool,
+    backend: Backend,
+    audit_key: &AuditKey,
+) -> Result<Vec<&'static str>, StoreError> {
     let mut connection = pool.acquire().await?;
     if backend == Backend::Postgres {
         sqlx::query("SELECT 1 FROM pg_advisory_lock($1)")
@@ -82,7 +90,7 @@ pub async fn migrate(pool: &AnyPool, backend: Backend) -> Result<Vec<&'static st
             .execute(&mut *connection)
             .await?;
     }
-    let result = migrate_on(&mut connection, backend).await;
+    let result = migrate_on(&mut connection, backend, audit_key).await;
     if backend == Backend::Postgres {
         sqlx::query("SELECT 1 FROM pg_advisory_unlock($1)")
             .bind(MIGRATION_LOCK)
@@ -95,6 +103,7 @@ pub async fn migrate(pool: &AnyPool, backend: Backend) -> Result<Vec<&'static st
 async fn migrate_on(
     connection: &mut AnyConnection,
     backend: Backend,
+    audit_key: &AuditKey,
 ) -> Result<Vec<&'static str>, StoreError> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS signet_migrations (name TEXT PRIMARY KEY NOT NULL, applied_at BIGINT NOT NULL)",
@@ -123,6 +132,9 @@ async fn migrate_on(
         };
         let mut tx = connection.begin().await?;
         sqlx::raw_sql(script).execute(&mut *tx).await?;
+        if *name == "0017_audit_seals" {
+            seal_audit_log(&mut tx, audit_key).await?;
+        }
         sqlx::query("INSERT INTO signet_migrations (name, applied_at) VALUES ($1, $2)")
             .bind(*name)
             .bind(signet_core::now())
@@ -132,4 +144,33 @@ async fn migrate_on(
         newly_applied.push(*name);
     }
     Ok(newly_applied)
+}
+
+/// `0017_audit_seals`: seals the checkpoints retention wrote before, and where records from
+/// before keying may end (the next id at upgrade), in the migration's own transaction: trust
+/// placed once, at the upgrade, never again by a later start.
+async fn seal_audit_log(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    audit_key: &AuditKey,
+) -> Result<(), StoreError> {
+    let checkpoints: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT last_id, hash FROM audit_checkpoints")
+            .fetch_all(&mut **tx)
+            .await?;
+    for (last_id, hash) in checkpoints {
+        sqlx::query("UPDATE audit_checkpoints SET mac = $1 WHERE last_id = $2")
+            .bind(checkpoint_mac(audit_key, last_id, &hash).to_vec())
+            .bind(last_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let legacy_before: i64 =
+        sqlx::query_scalar("SELECT legacy_before FROM audit_chain_head WHERE id = 1")
+            .fetch_one(&mut **tx)
+            .await?;
+    sqlx::query("UPDATE audit_chain_head SET legacy_mac = $1 WHERE id = 1")
+        .bind(legacy_before_mac(audit_key, legacy_before).to_vec())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

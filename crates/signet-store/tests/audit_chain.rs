@@ -51,8 +51,8 @@ async fn rewrite(db: &TestDb, from: i64, changed: Option<i64>, rehash: Rehash<'_
     let mut last = 0i64;
     for row in &rows {
         let id: i64 = row.get("id");
-        let stored: Vec<u8> = row.get("hash");
         if id < from {
+            let stored: Vec<u8> = row.get("hash");
             previous = stored.try_into().expect("32 bytes");
             continue;
         }
@@ -133,14 +133,71 @@ async fn a_changed_record_rehashed_without_the_key_is_named(db: TestDb) {
         (None, 0),
         "{report:?}"
     );
+    // The whole log rewritten from its first record as a log from before keying (unkeyed
+    // hashes), or with no hashes at all (as before tamper evidence): this log began keyed,
+    // so neither passes.
+    rewrite(&db, 1, Some(2), Rehash::Unkeyed).await;
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(report.first_broken, Some(1), "{report:?}");
+    execute(&db, &["UPDATE audit_events SET hash = NULL"]).await;
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(report.first_broken, Some(1), "{report:?}");
+    // The chain head holds the last record's hash.
+    rewrite(&db, 1, None, Rehash::With(&audit_key())).await;
+    assert_eq!(
+        store
+            .verify_audit_chain()
+            .await
+            .expect("verify")
+            .first_broken,
+        None
+    );
+    execute(&db, &["UPDATE audit_chain_head SET hash = $1 WHERE id = 1"]).await;
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(report.first_broken, Some(6), "{report:?}");
     store.close().await;
+}
+
+/// Runs statements as someone with the database in hand (`$1`, if any, is 32 bytes of 7s).
+async fn execute(db: &TestDb, statements: &[&'static str]) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(db.url()).await.expect("connect");
+    for sql in statements {
+        let query = sqlx::query(*sql);
+        let query = if sql.contains("$1") {
+            query.bind(vec![7u8; 32])
+        } else {
+            query
+        };
+        query.execute(&pool).await.expect(sql);
+    }
+    pool.close().await;
+}
+
+/// Undoes migration 0017 (as a database of the version before it), so that the next open
+/// upgrades it.
+async fn as_before_0017(db: &TestDb) {
+    execute(
+        db,
+        &[
+            "ALTER TABLE audit_checkpoints DROP COLUMN mac",
+            "ALTER TABLE audit_chain_head DROP COLUMN legacy_before",
+            "ALTER TABLE audit_chain_head DROP COLUMN legacy_mac",
+            "DELETE FROM signet_migrations WHERE name = '0017_audit_seals'",
+        ],
+    )
+    .await;
 }
 
 async fn a_log_begun_before_keying_verifies_and_counts_its_unkeyed_records(db: TestDb) {
     let store = open(&db).await;
     record_some(&store, 3).await;
-    // As a version before keying wrote them.
+    // As a version before keying wrote them, then upgraded to this one: the upgrade seals
+    // where such records end.
     rewrite(&db, 1, None, Rehash::Unkeyed).await;
+    store.close().await;
+    as_before_0017(&db).await;
+    let store = open(&db).await;
     record_some(&store, 2).await;
     let report = store.verify_audit_chain().await.expect("verify");
     assert_eq!(
@@ -280,10 +337,135 @@ async fn anchors_deleted_by_retention_are_reported_unchecked(db: TestDb) {
     store.close().await;
 }
 
+/// A checkpoint written into the database by hand (to skip a changed record, sealed with a
+/// guessed MAC or none) does not get past verification.
+async fn a_forged_checkpoint_is_passed_over(db: TestDb) {
+    let store = open(&db).await;
+    record_some(&store, 6).await;
+    execute(
+        &db,
+        &[
+            "UPDATE audit_events SET source = '192.0.2.66' WHERE id = 2",
+            "INSERT INTO audit_checkpoints (last_id, hash, created_at) SELECT id, hash, 0 FROM audit_events WHERE id = 3",
+        ],
+    )
+    .await;
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(
+        (report.first_broken, report.checkpoint),
+        (Some(2), None),
+        "the forged checkpoint is passed over: {report:?}"
+    );
+    execute(
+        &db,
+        &["UPDATE audit_checkpoints SET mac = $1 WHERE last_id = 3"],
+    )
+    .await;
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(report.first_broken, Some(2), "{report:?}");
+    store.close().await;
+}
+
+/// Retention's own checkpoints, written before and after the upgrade, are followed.
+async fn retention_checkpoints_are_followed_across_the_upgrade(db: TestDb) {
+    let store = open(&db).await;
+    record_some(&store, 4).await;
+    assert_eq!(store.prune_audit(i64::MAX, 0).await.expect("prune"), 4);
+    record_some(&store, 2).await;
+    store.close().await;
+    as_before_0017(&db).await;
+    let store = open(&db).await;
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(
+        (report.first_broken, report.checkpoint, report.checked),
+        (None, Some(4), 2),
+        "{report:?}"
+    );
+    // A record put back before the checkpoint lies outside the chain: named.
+    execute(
+        &db,
+        &["INSERT INTO audit_events (id, ts_ms, event_type, outcome) VALUES (3, 0, 'token_request', 'success')"],
+    )
+    .await;
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(report.first_broken, Some(3), "{report:?}");
+    store.close().await;
+}
+
+/// Retention deletes a large backlog a bounded number of records per transaction, each with
+/// its checkpoint; checks made while it runs report no break.
+async fn retention_in_chunks_during_checks(db: TestDb) {
+    let store = open(&db).await;
+    let writers: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { record_some(&store, 1_400).await })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    // Retention in many small steps (as housekeeping does, minute by minute) while checks run.
+    let pool = sqlx::AnyPool::connect(db.url()).await.expect("connect");
+    let times: Vec<i64> = sqlx::query_scalar("SELECT ts_ms FROM audit_events ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .expect("times");
+    let cutoffs: Vec<i64> = times[..11_000].iter().step_by(100).copied().collect();
+    let pruner = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for cutoff in cutoffs {
+                store.prune_audit(cutoff, 0).await.expect("prune");
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut checks = 0;
+    while !pruner.is_finished() {
+        let report = store.verify_audit_chain().await.expect("verify");
+        assert_eq!(report.first_broken, None, "{report:?}");
+        checks += 1;
+    }
+    pruner.await.expect("pruner");
+    assert!(checks > 1, "checks ran while retention did: {checks}");
+    // The rest, over 10,000 records, in more than one transaction.
+    let count = "SELECT COUNT(*) FROM audit_checkpoints";
+    let before: i64 = sqlx::query_scalar(count)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert!(left > 10_000, "{left}");
+    assert_eq!(
+        store.prune_audit(i64::MAX, 0).await.expect("prune"),
+        left as u64
+    );
+    let after: i64 = sqlx::query_scalar(count)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(after - before, 2, "{left} records, 10,000 a transaction");
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(
+        (report.first_broken, report.checked),
+        (None, 0),
+        "{report:?}"
+    );
+    pool.close().await;
+    store.close().await;
+}
+
 test_db::both_databases! {
     a_check_during_writes_reports_no_break,
     an_anchor_shows_a_log_cut_short_with_its_head_moved_back,
     anchors_deleted_by_retention_are_reported_unchecked,
     a_changed_record_rehashed_without_the_key_is_named,
     a_log_begun_before_keying_verifies_and_counts_its_unkeyed_records,
+    a_forged_checkpoint_is_passed_over,
+    retention_checkpoints_are_followed_across_the_upgrade,
+    retention_in_chunks_during_checks,
 }

@@ -171,7 +171,7 @@ impl Store {
             .connect(&pool_url)
             .await?;
         if options.migrate {
-            let applied = migrate(&pool, backend).await?;
+            let applied = migrate(&pool, backend, &audit_key).await?;
             for name in applied {
                 tracing::info!(migration = name, "applied database migration");
             }
