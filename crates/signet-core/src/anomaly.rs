@@ -110,6 +110,16 @@ impl Rate {
     }
 }
 
+/// The burst rules' counts, keyed by subjects callers choose (claimed agent IDs, addresses): at
+/// most [`MAX_WINDOWS`], swept of ended windows at most once a second when full; while it is
+/// still full, new subjects are not counted (existing ones are), so a flood of fresh subjects
+/// costs neither memory nor a scan per request.
+#[derive(Debug, Default)]
+struct Windows {
+    map: HashMap<(Rule, String), Window>,
+    swept_at: UnixTime,
+}
+
 /// Agents' rates, sharded so that concurrent token requests rarely share a lock.
 const RATE_SHARDS: usize = 16;
 
@@ -118,7 +128,7 @@ const RATE_SHARDS: usize = 16;
 #[derive(Debug)]
 pub struct Detector {
     policy: AnomalyPolicy,
-    windows: Mutex<HashMap<(Rule, String), Window>>,
+    windows: Mutex<Windows>,
     /// Hash of (agent, network) → when it was last checked.
     networks: Mutex<HashMap<u64, UnixTime>>,
     rates: [Mutex<HashMap<Box<str>, Rate>>; RATE_SHARDS],
@@ -159,7 +169,7 @@ impl Detector {
     pub fn new(policy: AnomalyPolicy) -> Self {
         Self {
             policy,
-            windows: Mutex::new(HashMap::new()),
+            windows: Mutex::new(Windows::default()),
             networks: Mutex::new(HashMap::new()),
             rates: std::array::from_fn(|_| Mutex::new(HashMap::new())),
         }
@@ -302,18 +312,29 @@ impl Detector {
                 | "missing_token"
         );
         if self.policy.burst_failures > 0 && client_failure {
+            // An address counts as its lock key: an IPv6 address by its /64.
+            let source = audit.source.as_deref().map(|s| {
+                s.parse()
+                    .map_or_else(|_| s.to_string(), crate::lockout::source_key)
+            });
             let keys = [
                 (Rule::FailureBurstAgent, audit.agent_id.as_deref()),
-                (Rule::FailureBurstSource, audit.source.as_deref()),
+                (Rule::FailureBurstSource, source.as_deref()),
             ];
-            let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-            if windows.len() >= MAX_WINDOWS {
+            let mut guard = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+            let windows = &mut *guard;
+            if windows.map.len() >= MAX_WINDOWS && windows.swept_at != now {
                 let window = self.policy.burst_window;
-                windows.retain(|_, w| now - w.start < window);
+                windows.map.retain(|_, w| now - w.start < window);
+                windows.swept_at = now;
             }
             for (rule, subject) in keys {
                 let Some(subject) = subject else { continue };
-                let window = windows.entry((rule, subject.to_string())).or_default();
+                let key = (rule, subject.to_string());
+                if windows.map.len() >= MAX_WINDOWS && !windows.map.contains_key(&key) {
+                    continue;
+                }
+                let window = windows.map.entry(key).or_default();
                 if now - window.start >= self.policy.burst_window {
                     window.start = now;
                     window.count = 0;
@@ -436,6 +457,45 @@ mod tests {
         assert!(d.observe(&e, 3).is_empty());
         // A new window starts over.
         assert!(d.observe(&e, 100).is_empty());
+    }
+
+    #[test]
+    fn sources_count_by_network_and_the_table_has_a_ceiling() {
+        let d = Detector::new(policy());
+        // Three addresses of one /64: one source.
+        let mut signals = Vec::new();
+        for (t, address) in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"]
+            .into_iter()
+            .enumerate()
+        {
+            signals = d.observe(&failure("wrong_secret", "agt_x", address), t as i64);
+        }
+        let source = signals.iter().find(|s| s.rule == Rule::FailureBurstSource);
+        assert_eq!(
+            source.map(|s| s.subject.as_str()),
+            Some("2001:db8:1:2::/64")
+        );
+
+        // A flood of fresh addresses fills the table to its ceiling and no further.
+        let d = Detector::new(policy());
+        for i in 0..MAX_WINDOWS as u32 + 1_000 {
+            let address = std::net::Ipv4Addr::from(i).to_string();
+            d.observe(&failure("wrong_secret", "agt_x", &address), 0);
+        }
+        let size = |d: &Detector| d.windows.lock().expect("lock").map.len();
+        assert_eq!(size(&d), MAX_WINDOWS);
+        // Counted subjects still count; once their windows end, new ones are counted again.
+        let known = failure("wrong_secret", "agt_x", "0.0.0.5");
+        let by_source = |signals: Vec<Signal>| {
+            signals
+                .iter()
+                .any(|s| s.rule == Rule::FailureBurstSource && s.subject == "0.0.0.5")
+        };
+        assert!(!by_source(d.observe(&known, 1)));
+        assert!(by_source(d.observe(&known, 2)), "its third failure");
+        let later = policy().burst_window + 10;
+        d.observe(&failure("wrong_secret", "agt_y", "192.0.2.1"), later);
+        assert!(size(&d) < 10, "{}", size(&d));
     }
 
     #[test]

@@ -64,6 +64,19 @@ struct Entry {
     refused: u64,
 }
 
+/// The key a source address is counted under: an IPv4 address as itself, an IPv6 address by
+/// its /64 (one subscriber's or host's allocation: a fresh address from it each attempt would
+/// otherwise never lock).
+pub fn source_key(address: std::net::IpAddr) -> String {
+    match address.to_canonical() {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => {
+            let network = u128::from(v6) & (u128::MAX << 64);
+            format!("{}/64", std::net::Ipv6Addr::from(network))
+        }
+    }
+}
+
 /// A lock as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lock {
@@ -326,6 +339,16 @@ mod tests {
             l.failure(&keys, now);
         }
         assert_eq!(l.check(&keys, now).0, Some(30));
+    }
+
+    #[test]
+    fn ipv6_sources_count_by_their_64() {
+        let key = |text: &str| source_key(text.parse().expect("address"));
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff::9"), key("2001:db8:1:2::5"));
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
     }
 
     #[test]

@@ -54,7 +54,9 @@ impl Caller {
     /// A caller known only by address and headers (the plain HTTP listener, no proxy header).
     pub fn new(peer: SocketAddr, headers: &HeaderMap) -> Self {
         Self {
-            ip: peer.ip(),
+            // An IPv4 client of a dual-stack listener is `::ffff:a.b.c.d`: recorded, locked and
+            // matched against `allowed_cidrs` as the IPv4 address it is.
+            ip: peer.ip().to_canonical(),
             user_agent: headers
                 .get(USER_AGENT)
                 .and_then(|v| v.to_str().ok())
@@ -75,7 +77,8 @@ impl Caller {
         let mut caller = Self::new(peer, &parts.headers);
         let from_proxy = from_trusted_proxy(&parts.extensions, state);
         if from_proxy {
-            caller.ip = forwarded_client(&parts.headers, peer.ip(), &state.config.trusted_proxies);
+            caller.ip = forwarded_client(&parts.headers, peer.ip(), &state.config.trusted_proxies)
+                .to_canonical();
         }
         if let Some(tls) = parts.extensions.get::<TlsConnection>() {
             caller.over_tls = true;

@@ -57,7 +57,7 @@ async fn authenticate(
     event_type: &str,
 ) -> Result<String, Problem> {
     let now = state.now();
-    let source = caller.ip.to_string();
+    let source = signet_core::lockout::source_key(caller.ip);
     let parsed = Assertion::parse(assertion);
     let claimed = parsed
         .as_ref()

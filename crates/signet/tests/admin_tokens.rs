@@ -350,3 +350,36 @@ async fn long_secrets_are_compared_whole() {
         assert_eq!(status, expected, "{} bytes", attempt.len());
     }
 }
+
+/// A flood of bad admin tokens from one address: recorded up to the lockout threshold (each
+/// with the path cut short), then refused with 429 and Retry-After without a record; a working
+/// token from the same address still works.
+#[tokio::test]
+async fn a_flood_of_bad_admin_tokens_is_not_recorded_past_the_lock() {
+    let app = TestApp::spawn_with(&[("SIGNET_LOCKOUT_THRESHOLD", "3")]).await;
+    let long_path = format!("/api/v1/agents/{}", "x".repeat(10_000));
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let response = with_token(&app, "signet_admin_not-a-token", Method::GET, &long_path)
+            .send()
+            .await
+            .expect("send");
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            let retry: i64 = response.headers()["retry-after"]
+                .to_str()
+                .expect("ascii")
+                .parse()
+                .expect("seconds");
+            assert!(retry > 0);
+        }
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
+    let refused = app.audit("event_type=admin_auth&outcome=failure").await;
+    assert_eq!(refused.len(), 3, "only the refusals before the lock");
+    let path = refused[0]["detail"]["path"].as_str().expect("path");
+    assert_eq!(path.chars().count(), 256, "{path}");
+    let locks = app.get_json("/api/v1/lockouts").await;
+    assert_eq!(locks[0]["kind"], "source", "{locks}");
+    assert_eq!(locks[0]["key"], "127.0.0.1", "{locks}");
+}

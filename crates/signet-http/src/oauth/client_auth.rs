@@ -194,7 +194,7 @@ pub async fn authenticate(
     attempt: &mut Attempt,
 ) -> Result<AuthenticatedAgent, Failure> {
     let now = state.now();
-    let source = caller.ip.to_string();
+    let source = signet_core::lockout::source_key(caller.ip);
     let presented = match presented(headers, form, caller.certificate.as_ref(), attempt) {
         Ok(presented) => presented,
         Err(e) => {
