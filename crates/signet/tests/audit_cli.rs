@@ -71,6 +71,58 @@ async fn export_and_tail_print_json_lines() {
     let _ = tail.kill().await;
 }
 
+/// An unfiltered tail does not print the records of its own polls (each one an admin request),
+/// and does print other admin requests.
+#[tokio::test]
+async fn tail_leaves_out_its_own_polls() {
+    let app = TestApp::spawn().await;
+    let agent = app.secret_agent().await;
+    app.access_token(&agent).await;
+    let mut tail = tokio::process::Command::new(signet_bin())
+        .args(["audit", "tail", "--interval", "0.1"])
+        .env_clear()
+        .env("SIGNET_URL", &app.url)
+        .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut lines = tokio::io::BufReader::new(tail.stdout.take().expect("stdout")).lines();
+    // Issue tokens until tail prints one (it starts after the newest record), then ask for
+    // the agents list as an operator would, and read until that request is printed.
+    let mut printed = Vec::new();
+    let mut asked = false;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if !asked {
+            app.access_token(&agent).await;
+        }
+        let wait = std::time::Duration::from_millis(500);
+        while let Ok(line) = tokio::time::timeout(wait, lines.next_line()).await {
+            let record: Value =
+                serde_json::from_str(&line.expect("read").expect("a line")).expect("json");
+            printed.push(record);
+        }
+        if !asked && printed.iter().any(|r| r["event_type"] == "token_request") {
+            app.get_json("/api/v1/agents").await;
+            asked = true;
+        }
+        let theirs = |r: &&Value| r["event_type"] == "admin_request";
+        if printed.iter().filter(theirs).count() > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{printed:?}");
+    }
+    // Several polls a second ran meanwhile; the only admin request printed is the operator's.
+    let admin: Vec<&Value> = printed
+        .iter()
+        .filter(|r| r["event_type"] == "admin_request")
+        .collect();
+    assert_eq!(admin.len(), 1, "{admin:?}");
+    assert_eq!(admin[0]["detail"]["path"], "/api/v1/agents");
+    let _ = tail.kill().await;
+}
+
 #[tokio::test]
 async fn the_log_is_read_by_time_range() {
     let app = TestApp::spawn_with(&[("SIGNET_TESTING_CLOCK", "1")]).await;

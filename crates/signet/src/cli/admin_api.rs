@@ -36,7 +36,13 @@ pub(super) struct Api {
     url: String,
     token: String,
     client: reqwest::Client,
+    /// The request ids the server gave this client's latest requests (`X-Request-Id`), so that
+    /// `audit tail` can leave out the records of its own polls.
+    own_requests: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
+
+/// Request ids remembered by [`Api`]: far more than one poll of `audit tail` makes.
+const OWN_REQUESTS_KEPT: usize = 1024;
 
 impl Api {
     pub(super) fn new(connection: &AdminConnection) -> Result<Self, CliError> {
@@ -62,6 +68,7 @@ impl Api {
                 .to_string(),
             token,
             client: http(),
+            own_requests: Default::default(),
         })
     }
 
@@ -83,10 +90,32 @@ impl Api {
             .send()
             .await
             .map_err(|e| unreachable(&self.url, e))?;
+        if let Some(id) = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            let mut own = self.own_requests.lock().unwrap_or_else(|e| e.into_inner());
+            if own.len() == OWN_REQUESTS_KEPT {
+                own.pop_front();
+            }
+            own.push_back(id.to_owned());
+        }
         if response.status() == reqwest::StatusCode::NO_CONTENT {
             return Ok(Value::Null);
         }
         read_json(response, what).await
+    }
+}
+
+impl Api {
+    /// Whether an audit record was written by one of this client's own recent requests.
+    pub(super) fn made_by_me(&self, record: &Value) -> bool {
+        let Some(id) = record["request_id"].as_str() else {
+            return false;
+        };
+        let own = self.own_requests.lock().unwrap_or_else(|e| e.into_inner());
+        own.iter().any(|mine| mine == id)
     }
 }
 
