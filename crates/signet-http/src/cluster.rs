@@ -1,6 +1,7 @@
 //! Following the other nodes (PostgreSQL): signing keys and certificate revocations are read
-//! again when another node announces a change to them, and both after a resynchronisation. The
-//! agent cache follows inside the store.
+//! again when another node announces a change to them, and both after a resynchronisation; a
+//! lock an operator lifted on one node is lifted on every node. The agent cache follows inside
+//! the store.
 
 use signet_store::Change;
 use tokio::sync::broadcast::error::RecvError;
@@ -18,6 +19,12 @@ pub fn follow_changes(state: AppState) {
                 // Missed some (too many at once): read everything again.
                 Ok(Change::Resync) | Err(RecvError::Lagged(_)) => (true, true),
                 Ok(Change::Agent(_) | Change::AllAgents) => (false, false),
+                Ok(Change::LockLifted { kind, key }) => {
+                    if let Some(kind) = signet_core::lockout::LockKind::parse(&kind) {
+                        state.lockouts.lift(kind, &key, state.now());
+                    }
+                    (false, false)
+                }
                 Err(RecvError::Closed) => return,
             };
             if keys && let Err(e) = state.keys.reload(&state.store, &state.master_key).await {

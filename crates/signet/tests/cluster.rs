@@ -334,3 +334,47 @@ async fn scheduled_jobs_run_on_one_node_and_move_when_it_stops() {
     }
     let _ = stopped.stop().await;
 }
+
+/// Locks are kept per node; an operator's lift on one node lifts the lock on every node, also
+/// when the node asked does not hold it.
+#[tokio::test]
+async fn a_lock_lifted_on_one_node_is_lifted_on_every_node() {
+    let Some(nodes) = cluster_with(2, &[("SIGNET_LOCKOUT_THRESHOLD", "3")]).await else {
+        return;
+    };
+    let agent = nodes[0].secret_agent().await;
+    let wrong = TestAgent {
+        id: agent.id.clone(),
+        secret: signet_core::client_auth::AgentSecret::generate()
+            .expose()
+            .to_string(),
+    };
+    // Locked on the second node only (the agent and the address).
+    for _ in 0..3 {
+        assert_eq!(token_status(&nodes[1], &wrong).await, 401);
+    }
+    assert_eq!(token_status(&nodes[1], &agent).await, 429);
+    assert_eq!(token_status(&nodes[0], &agent).await, 200);
+    let locks = nodes[1].get_json("/api/v1/lockouts").await;
+    assert_eq!(locks.as_array().map(Vec::len), Some(2), "{locks}");
+    // Lifted through the first node, which holds neither lock.
+    for (kind, key) in [("agent", agent.id.as_str()), ("source", "127.0.0.1")] {
+        let response = nodes[0]
+            .admin(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/lockouts/{kind}/{key}"),
+            )
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 204);
+    }
+    within_a_second("the second node lifts its locks", || async {
+        token_status(&nodes[1], &agent).await == 200
+    })
+    .await;
+    let locks = nodes[1].get_json("/api/v1/lockouts").await;
+    assert_eq!(locks, json!([]));
+    let lifted = nodes[0].audit("event_type=lockout_lifted").await;
+    assert_eq!(lifted.len(), 2, "{lifted:?}");
+}

@@ -69,17 +69,31 @@ pub async fn lift_lockout(
 ) -> Result<StatusCode, Problem> {
     let kind = LockKind::parse(&kind)
         .ok_or_else(|| Problem::bad_request("kind must be agent, source or console_user"))?;
-    let lock = state
+    // Locks are per node. On a cluster the lift goes to every node, which may hold the lock
+    // when this one does not; alone, a lock this node does not hold does not exist.
+    let here = state
         .lockouts
-        .lift(kind, &key, state.now())
-        .ok_or_else(|| Problem::not_found("lock"))?;
+        .locks(state.now())
+        .into_iter()
+        .find(|l| l.kind == kind && l.key == key);
+    let cluster = state.store.backend() == signet_store::Backend::Postgres;
+    if here.is_none() && !cluster {
+        return Err(Problem::not_found("lock"));
+    }
+    // On record before it takes effect: a lift that cannot be recorded is not made.
     let mut audit = admin
         .event(event::LOCKOUT_LIFTED, "")
         .with_agent(None)
-        .with_detail(json!({ "kind": kind.as_str(), "key": key, "refused": lock.refused }));
+        .with_detail(json!({
+            "kind": kind.as_str(),
+            "key": key,
+            "refused": here.as_ref().map(|l| l.refused),
+        }));
     if kind == LockKind::Agent {
         audit = audit.with_agent(Some(&key));
     }
     state.store.audit().record(audit).await?;
+    state.lockouts.lift(kind, &key, state.now());
+    state.store.announce_lock_lifted(kind.as_str(), &key).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -56,6 +56,9 @@ pub enum Change {
     SigningKeys,
     /// Anything may have changed (after a lost connection, or periodically): reload everything.
     Resync,
+    /// An operator lifted a brute-force lock (kind and key, as `signet_core::lockout` names
+    /// them): every node lifts its own.
+    LockLifted { kind: String, key: String },
 }
 
 impl Change {
@@ -66,6 +69,7 @@ impl Change {
             Self::Revocations => "revocations".into(),
             Self::SigningKeys => "signing_keys".into(),
             Self::Resync => "resync".into(),
+            Self::LockLifted { kind, key } => format!("lock_lifted:{kind}:{key}"),
         }
     }
 
@@ -75,9 +79,18 @@ impl Change {
             "revocations" => Some(Self::Revocations),
             "signing_keys" => Some(Self::SigningKeys),
             "resync" => Some(Self::Resync),
-            other => other
-                .strip_prefix("agent:")
-                .map(|id| Self::Agent(id.to_owned())),
+            other => {
+                if let Some(lock) = other.strip_prefix("lock_lifted:") {
+                    let (kind, key) = lock.split_once(':')?;
+                    return Some(Self::LockLifted {
+                        kind: kind.to_owned(),
+                        key: key.to_owned(),
+                    });
+                }
+                other
+                    .strip_prefix("agent:")
+                    .map(|id| Self::Agent(id.to_owned()))
+            }
         }
     }
 }
@@ -86,6 +99,16 @@ impl Store {
     /// This node's view of changes, including those other nodes announce.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
+    }
+
+    /// Announces that an operator lifted a lock, to this node's and every other node's
+    /// followers (each lifts its own copy).
+    pub async fn announce_lock_lifted(&self, kind: &str, key: &str) {
+        self.changed(Change::LockLifted {
+            kind: kind.to_owned(),
+            key: key.to_owned(),
+        })
+        .await;
     }
 
     /// Applies `change` here and announces it to every node. A failed announcement is logged:
@@ -107,7 +130,7 @@ impl Store {
         match change {
             Change::Agent(id) => self.cache.invalidate(id),
             Change::AllAgents | Change::Resync => self.cache.clear(),
-            Change::Revocations | Change::SigningKeys => {}
+            Change::Revocations | Change::SigningKeys | Change::LockLifted { .. } => {}
         }
         // Nobody listening is fine.
         let _ = self.changes.send(change.clone());
@@ -183,6 +206,10 @@ mod tests {
             Change::Revocations,
             Change::SigningKeys,
             Change::Resync,
+            Change::LockLifted {
+                kind: "source".into(),
+                key: "2001:db8:1:2::/64".into(),
+            },
         ] {
             assert_eq!(Change::decode(&change.encode()), Some(change));
         }
