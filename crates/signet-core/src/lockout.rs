@@ -152,6 +152,27 @@ impl Lockouts {
         (retry_after, events)
     }
 
+    /// The locks that have run out since they were last looked at (each reported once), so
+    /// that every lock's end is on record even if its agent or address never comes back.
+    pub fn ended(&self, now: UnixTime) -> Vec<LockEvent> {
+        if self.tracked.load(Ordering::Relaxed) == 0 {
+            return Vec::new();
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut events = Vec::new();
+        for ((kind, key), entry) in entries.iter_mut() {
+            if let Some(until) = entry.locked_until.filter(|t| *t <= now) {
+                events.push(LockEvent::Ended {
+                    lock: lock(*kind, key, entry, until),
+                });
+                entry.locked_until = None;
+                entry.failures = 0;
+                entry.refused = 0;
+            }
+        }
+        events
+    }
+
     /// Counts a failed authentication; returns the locks it started.
     pub fn failure(&self, keys: &[(LockKind, &str)], now: UnixTime) -> Vec<LockEvent> {
         if !self.enabled() {
@@ -293,10 +314,14 @@ mod tests {
         );
         assert_eq!(l.check(&keys, 10).0, Some(22));
         assert_eq!(l.locks(10)[0].refused, 1);
-        // When it ends, the end is reported once with what it refused.
-        let (retry, ended) = l.check(&keys, 40);
-        assert_eq!(retry, None);
+        // When it ends, the end is reported once with what it refused: by the sweep, or by
+        // the next request, whichever looks first.
+        assert!(l.ended(31).is_empty());
+        let ended = l.ended(40);
         assert!(matches!(&ended[..], [LockEvent::Ended { lock }] if lock.refused == 1));
+        let (retry, ended) = l.check(&keys, 40);
+        assert_eq!((retry, ended), (None, Vec::new()));
+        assert!(l.ended(41).is_empty());
         // A second lock soon after lasts twice as long.
         for t in 41..44 {
             l.failure(&keys, t);

@@ -72,6 +72,11 @@ async fn failures_lock_the_agent_and_the_source_until_lifted_or_expired() {
     // Lock records are written off the request path: wait for them.
     let started = app.audit_eventually("event_type=lockout_started", 2).await;
     assert_eq!(started.len(), 2, "{started:?}");
+    // With the id of the request that started them.
+    assert!(
+        started.iter().all(|r| r["request_id"].is_string()),
+        "{started:?}"
+    );
 
     // Visible to operators, with what each lock refused; an operator lifts them.
     let locks = app.get_json("/api/v1/lockouts").await;
@@ -108,6 +113,21 @@ async fn failures_lock_the_agent_and_the_source_until_lifted_or_expired() {
     let ended = app.audit_eventually("event_type=lockout_ended", 1).await;
     assert!(!ended.is_empty());
     assert!(ended[0]["detail"]["refused"].as_u64().is_some());
+
+    // A lock whose agent and address never come back still has its end on record.
+    let ended = app
+        .audit_eventually("event_type=lockout_ended", 2)
+        .await
+        .len();
+    for _ in 0..5 {
+        status_and_retry(&app, &wrong(&agent)).await;
+    }
+    assert_eq!(status_and_retry(&app, &agent).await.0, 429);
+    app.set_clock_offset(31 + 121).await;
+    let now_ended = app
+        .audit_eventually("event_type=lockout_ended", ended + 2)
+        .await;
+    assert_eq!(now_ended.len(), ended + 2, "{now_ended:?}");
 }
 
 #[tokio::test]

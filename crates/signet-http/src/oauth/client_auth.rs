@@ -303,12 +303,32 @@ pub fn record_lock_events(state: &AppState, events: Vec<LockEvent>) {
         }
         .with_actor("signet");
         let store = state.store.clone();
+        // The record carries the id of the request that started (or noticed the end of) the
+        // lock: the task-local does not follow into the spawned task by itself.
+        let request_id = signet_store::REQUEST_ID.try_with(Arc::clone).ok();
         tokio::spawn(async move {
-            if let Err(e) = store.audit().record(record).await {
+            let written = async move { store.audit().record(record).await };
+            let written = match request_id {
+                Some(id) => signet_store::REQUEST_ID.scope(id, written).await,
+                None => written.await,
+            };
+            if let Err(e) = written {
                 tracing::warn!(error = %e, "lockout could not be audited");
             }
         });
     }
+}
+
+/// Records the end of every lock when it runs out, once a second, whether or not its agent
+/// or address comes back.
+pub fn spawn_lock_sweeper(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            record_lock_events(&state, state.lockouts.ended(state.now()));
+        }
+    });
 }
 
 /// The agent's credentials with the keys published at its `jwks_uri` added to its registered

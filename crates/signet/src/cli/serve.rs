@@ -344,6 +344,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     }
     super::housekeeping::spawn(state.clone());
     signet_http::cluster::follow_changes(state.clone());
+    signet_http::oauth::client_auth::spawn_lock_sweeper(state.clone());
     spawn_tls_reload(state.clone(), tls.as_ref().map(|t| t.certificate.clone()));
     print_banner(
         &config,
