@@ -91,8 +91,10 @@ impl FromRequestParts<AppState> for Admin {
         record_lock_events(state, ended);
         let (actor, role) = match authenticate(state, bearer_token(&parts.headers)).await? {
             Ok(found) => found,
-            Err(_) if let Some(retry) = locked => return Err(Problem::too_many_requests(retry)),
             Err(reason) => {
+                if let Some(retry) = locked {
+                    return Err(Problem::too_many_requests(retry));
+                }
                 record_lock_events(state, state.lockouts.failure(&keys, now));
                 let event = AuditEvent::failure(event::ADMIN_AUTH, reason)
                     .with_source(caller.source(), caller.user_agent.as_deref())
