@@ -175,6 +175,64 @@ async fn the_file_sink_copies_every_record_and_resumes_after_a_crash() {
     }
 }
 
+/// Records deleted before the sink copied them (retention while the sink was stopped or
+/// behind): the sink says which, and copies on.
+#[tokio::test]
+async fn records_deleted_before_the_sink_copied_them_are_named_in_the_log() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("audit.jsonl");
+    let app = TestApp::spawn_with(&[
+        ("SIGNET_AUDIT_SINK", path.to_str().expect("path")),
+        ("SIGNET_LOG_FORMAT", "json"),
+    ])
+    .await;
+    let agent = app.secret_agent().await;
+    let jtis = tokens(&app, &agent, 6).await;
+    let copied = until_in_sink(&path, &jtis).await;
+    let ids: Vec<i64> = copied
+        .iter()
+        .map(|r| r["id"].as_i64().expect("id"))
+        .collect();
+    let kept = ids[ids.len() - 4];
+    let mut app = app
+        .restart_after(|stopped| {
+            // As if the sink had copied only up to `kept`, and retention then deleted every
+            // record up to two after it.
+            let lines: Vec<String> = std::fs::read_to_string(&path)
+                .expect("sink")
+                .lines()
+                .filter(|l| {
+                    serde_json::from_str::<Value>(l).expect("json")["id"].as_i64() <= Some(kept)
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(&path, lines.concat()).expect("truncate the sink");
+            stopped.execute_sql(&format!(
+                "DELETE FROM audit_events WHERE id <= {}",
+                kept + 2
+            ));
+        })
+        .await;
+    let more = tokens(&app, &agent, 1).await;
+    let copied = until_in_sink(&path, &more).await;
+    assert!(
+        copied.iter().any(|r| r["id"].as_i64() == Some(kept + 3)),
+        "copies on after the gap"
+    );
+    let (_, log) = app.stop().await;
+    let warned = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("deleted before the sink copied them"))
+                && l["fields"]["from"] == kept + 1
+                && l["fields"]["to"] == kept + 2
+        });
+    assert!(warned, "{log}");
+}
+
 #[tokio::test]
 async fn the_stdout_sink_prints_one_record_per_line() {
     let app = TestApp::spawn_with(&[("SIGNET_AUDIT_SINK", "stdout")]).await;

@@ -276,8 +276,15 @@ impl TestApp {
     }
 
     /// Stops the server and starts a new one on the same data directory.
-    pub async fn restart(mut self) -> Self {
+    pub async fn restart(self) -> Self {
+        self.restart_after(|_| {}).await
+    }
+
+    /// Stops the server, runs `meanwhile` on its files, and starts a new one on the same data
+    /// directory.
+    pub async fn restart_after(mut self, meanwhile: impl FnOnce(&Self)) -> Self {
         self.stop().await;
+        meanwhile(&self);
         let mut next = Self::start(&self.data_dir, &self.env).await;
         next._tmp = self._tmp.take();
         next
