@@ -51,9 +51,10 @@ impl LockKind {
 
 #[derive(Debug, Clone, Default)]
 struct Entry {
-    /// Failures in the current window, and when it began.
+    /// Failures in the current window, and when it began; failures in the window before it.
     failures: u32,
     window_start: UnixTime,
+    previous: u32,
     locked_until: Option<UnixTime>,
     locked_at: UnixTime,
     /// When the last lock ended (or ends): kept after the lock is over, so that the back-off
@@ -144,6 +145,7 @@ impl Lockouts {
                     });
                     entry.locked_until = None;
                     entry.failures = 0;
+                    entry.previous = 0;
                     entry.refused = 0;
                 }
                 None => {}
@@ -167,6 +169,7 @@ impl Lockouts {
                 });
                 entry.locked_until = None;
                 entry.failures = 0;
+                entry.previous = 0;
                 entry.refused = 0;
             }
         }
@@ -194,8 +197,17 @@ impl Lockouts {
             if entry.locked_until.is_some_and(|t| t > now) {
                 continue;
             }
-            if now - entry.window_start >= policy.window {
-                entry.window_start = now;
+            let elapsed = now - entry.window_start;
+            if elapsed >= policy.window || elapsed < 0 {
+                // Consecutive windows of `window` seconds; the one just ended still counts,
+                // weighted by how much of it lies within `window` of now.
+                let passed = elapsed.div_euclid(policy.window);
+                entry.previous = if passed == 1 { entry.failures } else { 0 };
+                entry.window_start = if passed >= 1 {
+                    entry.window_start + passed * policy.window
+                } else {
+                    now
+                };
                 entry.failures = 0;
                 // A quiet period longer than the longest lock forgives earlier strikes.
                 if entry.last_lock_end.is_none_or(|t| now - t > policy.max) {
@@ -203,7 +215,7 @@ impl Lockouts {
                 }
             }
             entry.failures += 1;
-            if entry.failures >= policy.threshold {
+            if entry.recent_failures(now, &policy) >= f64::from(policy.threshold) {
                 let length = policy
                     .base
                     .saturating_mul(1_i64 << entry.strikes.min(20))
@@ -215,9 +227,10 @@ impl Lockouts {
                 entry.refused = 0;
                 events.push(LockEvent::Started {
                     lock: lock(*kind, key, entry, now + length),
-                    failures: entry.failures,
+                    failures: entry.recent_failures(now, &policy).round() as u32,
                 });
                 entry.failures = 0;
+                entry.previous = 0;
             }
         }
         self.tracked.store(entries.len(), Ordering::Relaxed);
@@ -235,6 +248,7 @@ impl Lockouts {
                 && entry.locked_until.is_none()
             {
                 entry.failures = 0;
+                entry.previous = 0;
             }
         }
     }
@@ -263,6 +277,7 @@ impl Lockouts {
         entry.locked_until = None;
         entry.last_lock_end = None;
         entry.failures = 0;
+        entry.previous = 0;
         entry.strikes = 0;
         entry.refused = 0;
         Some(lifted)
@@ -270,6 +285,14 @@ impl Lockouts {
 }
 
 impl Entry {
+    /// Failures within the last `window` seconds, as a sliding window estimates them: this
+    /// window's, and the previous window's share that still overlaps.
+    fn recent_failures(&self, now: UnixTime, policy: &LockoutPolicy) -> f64 {
+        let into = (now - self.window_start).clamp(0, policy.window);
+        let overlap = (policy.window - into) as f64 / policy.window.max(1) as f64;
+        f64::from(self.failures) + f64::from(self.previous) * overlap
+    }
+
     /// Nothing worth keeping: not locked, no failure in the current window, and the last lock
     /// (if any) long enough ago to be forgiven.
     fn idle(&self, now: UnixTime, policy: &LockoutPolicy) -> bool {
@@ -364,6 +387,27 @@ mod tests {
             l.failure(&keys, now);
         }
         assert_eq!(l.check(&keys, now).0, Some(30));
+    }
+
+    /// Failures on both sides of a window's end add up (fixed windows would let nearly twice
+    /// the threshold through across the boundary); older ones fade.
+    #[test]
+    fn failures_across_a_window_boundary_add_up() {
+        let l = Lockouts::new(policy());
+        let keys = [(LockKind::Source, "10.0.0.9")];
+        l.failure(&keys, 58);
+        l.failure(&keys, 59);
+        assert!(matches!(
+            &l.failure(&keys, 60)[..],
+            [LockEvent::Started { .. }]
+        ));
+        // Two failures a window ago and one now, well into the next window: not three recent.
+        let l = Lockouts::new(policy());
+        l.failure(&keys, 1);
+        l.failure(&keys, 2);
+        assert!(l.failure(&keys, 115).is_empty());
+        assert!(l.failure(&keys, 116).is_empty());
+        assert_eq!(l.check(&keys, 116).0, None);
     }
 
     #[test]

@@ -19,12 +19,14 @@ use crate::oauth::client_auth::{lock_keys, record_lock_events};
 use crate::request::Caller;
 use crate::state::AppState;
 
-/// A self-service request: a client assertion (as at the token endpoint, `aud` = the token
-/// endpoint or the issuer) and, for registration, the new key.
+/// A self-service request: a client assertion (as at the token endpoint, but with `aud` = this
+/// endpoint, `<issuer>/api/v1/self/keys`, for registration and revocation alike) and, for
+/// registration, the new key.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SelfServiceKeyRequest {
-    /// A fresh client assertion signed with one of the agent's current keys.
+    /// A fresh client assertion signed with one of the agent's current keys, `aud` =
+    /// `<issuer>/api/v1/self/keys`.
     client_assertion: String,
     /// The new public key as a JWK…
     #[schema(value_type = Option<Object>)]
@@ -43,7 +45,8 @@ pub struct SelfServiceKeyRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SelfServiceAuth {
-    /// A fresh client assertion signed with one of the agent's current keys.
+    /// A fresh client assertion signed with one of the agent's current keys, `aud` =
+    /// `<issuer>/api/v1/self/keys`.
     client_assertion: String,
 }
 
@@ -103,7 +106,12 @@ async fn authenticate(
         assertion,
     };
     let verified = state
-        .check_credentials(&presented, credentials.as_deref(), caller.ip)
+        .check_credentials_for(
+            &presented,
+            credentials.as_deref(),
+            caller.ip,
+            &state.key_management_policy,
+        )
         .map(|a| a.assertion);
     let verified = match verified {
         Ok(Some(v)) => v,

@@ -26,6 +26,9 @@ pub struct PublicUrls {
     pub mtls_base_url: Option<String>,
 }
 
+/// Where an agent manages its own keys; also the `aud` its assertions there must carry.
+pub const SELF_KEYS_PATH: &str = "/api/v1/self/keys";
+
 /// Shared state, cloned for every request by every extractor and middleware that takes it: one
 /// `Arc`, so a clone is one reference count (it was one per field, a few percent of the
 /// token endpoint's CPU). Fields are read through `Deref`.
@@ -53,6 +56,8 @@ pub struct Shared {
     pub issuer: Arc<str>,
     /// The rules for private_key_jwt client assertions, computed once.
     pub assertion_policy: Arc<AssertionPolicy>,
+    /// The same rules for assertions at `/api/v1/self/keys`, whose `aud` must name it.
+    pub key_management_policy: Arc<AssertionPolicy>,
     /// Fetches and caches keys published at agents' `jwks_uri`.
     pub jwks_fetcher: Arc<JwksFetcher>,
     /// Trusted client CAs, certificate revocations and the agent CA.
@@ -99,6 +104,17 @@ impl AppState {
             max_lifetime: config.client_assertion_max_lifetime as i64,
             clock_skew: config.clock_skew_seconds as i64,
         };
+        // An agent managing its own keys signs for that endpoint only: an assertion meant for
+        // the token endpoint (one token, minutes long) cannot register a key (lasting access),
+        // nor the other way round.
+        let mut key_audiences = vec![format!("{issuer}{SELF_KEYS_PATH}")];
+        if let Some(base) = &mtls_base_url {
+            key_audiences.push(format!("{base}{SELF_KEYS_PATH}"));
+        }
+        let key_management_policy = AssertionPolicy {
+            audiences: key_audiences,
+            ..assertion_policy.clone()
+        };
         let jwks_fetcher = Arc::new(JwksFetcher::new(&config.jwks_uri));
         let clock = Arc::new(if config.testing_clock {
             Clock::adjustable()
@@ -123,6 +139,7 @@ impl AppState {
             admin_token_sha256,
             issuer: issuer.into(),
             assertion_policy: Arc::new(assertion_policy),
+            key_management_policy: Arc::new(key_management_policy),
             pki: Arc::new(pki),
             clock,
             lockouts,
@@ -141,10 +158,21 @@ impl AppState {
         credentials: Option<&'a AgentCredentials>,
         source: std::net::IpAddr,
     ) -> Result<Authenticated<'a>, ClientAuthError> {
+        self.check_credentials_for(presented, credentials, source, &self.assertion_policy)
+    }
+
+    /// As [`AppState::check_credentials`], with the assertion rules of another endpoint.
+    pub fn check_credentials_for<'a>(
+        &self,
+        presented: &PresentedCredentials,
+        credentials: Option<&'a AgentCredentials>,
+        source: std::net::IpAddr,
+        assertion_policy: &AssertionPolicy,
+    ) -> Result<Authenticated<'a>, ClientAuthError> {
         let (trust, revoked) = (self.pki.trust(), self.pki.revoked());
         let context = AuthContext {
             master_key: &self.master_key,
-            assertion_policy: &self.assertion_policy,
+            assertion_policy,
             trust: &trust,
             revoked_certificates: &revoked,
             source,

@@ -8,6 +8,28 @@ use common::{ADMIN_TOKEN, TestAgent, TestApp, signet_bin};
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 
+/// `signet audit tail` polling every 0.1 s with `filters`, and its output's lines.
+fn spawn_tail(
+    app: &TestApp,
+    filters: &[&str],
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    let mut tail = tokio::process::Command::new(signet_bin())
+        .args(["audit", "tail", "--interval", "0.1"])
+        .args(filters)
+        .env_clear()
+        .env("SIGNET_URL", &app.url)
+        .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let lines = tokio::io::BufReader::new(tail.stdout.take().expect("stdout")).lines();
+    (tail, lines)
+}
+
 #[tokio::test]
 async fn export_and_tail_print_json_lines() {
     let app = TestApp::spawn().await;
@@ -38,23 +60,7 @@ async fn export_and_tail_print_json_lines() {
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first: {ids:?}");
     assert!(lines.iter().all(|l| l["event_type"] == "token_request"));
 
-    let mut tail = tokio::process::Command::new(signet_bin())
-        .args([
-            "audit",
-            "tail",
-            "--interval",
-            "0.1",
-            "--event-type",
-            "token_request",
-        ])
-        .env_clear()
-        .env("SIGNET_URL", &app.url)
-        .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
-    let mut lines = tokio::io::BufReader::new(tail.stdout.take().expect("stdout")).lines();
+    let (mut tail, mut lines) = spawn_tail(&app, &["--event-type", "token_request"]);
     // tail starts after the newest record when it starts: tokens issued before it is up are
     // not printed, so issue one at a time until one is.
     let mut issued = Vec::new();
@@ -78,16 +84,7 @@ async fn tail_leaves_out_its_own_polls() {
     let app = TestApp::spawn().await;
     let agent = app.secret_agent().await;
     app.access_token(&agent).await;
-    let mut tail = tokio::process::Command::new(signet_bin())
-        .args(["audit", "tail", "--interval", "0.1"])
-        .env_clear()
-        .env("SIGNET_URL", &app.url)
-        .env("SIGNET_ADMIN_TOKEN", ADMIN_TOKEN)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
-    let mut lines = tokio::io::BufReader::new(tail.stdout.take().expect("stdout")).lines();
+    let (mut tail, mut lines) = spawn_tail(&app, &[]);
     // Issue tokens until tail prints one (it starts after the newest record), then ask for
     // the agents list as an operator would, and read until that request is printed.
     let mut printed = Vec::new();

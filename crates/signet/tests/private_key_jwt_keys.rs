@@ -15,13 +15,34 @@ async fn keys_rotate_without_downtime() {
     let f = Fixture::new(Algorithm::ES256).await;
     let next = AgentKey::new(Algorithm::ES256);
 
-    // The agent registers its next key itself, proving possession of the current one.
+    // An assertion for the token endpoint does not register a key (a leaked one would give
+    // lasting access), and one for key management gets no token.
     let response = f
         .app
         .http
         .post(format!("{}/api/v1/self/keys", f.app.url))
         .json(
             &json!({ "client_assertion": f.sign(&f.claims()), "pem": next.pair.public_key_pem() }),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 401);
+    let refused = f
+        .app
+        .audit_eventually("event_type=agent_key_added&outcome=failure", 1)
+        .await;
+    assert_eq!(refused[0]["reason"], "bad_audience", "{refused:?}");
+    f.refused_with(&f.sign(&f.key_claims()), "bad_audience")
+        .await;
+
+    // The agent registers its next key itself, proving possession of the current one.
+    let response = f
+        .app
+        .http
+        .post(format!("{}/api/v1/self/keys", f.app.url))
+        .json(
+            &json!({ "client_assertion": f.sign(&f.key_claims()), "pem": next.pair.public_key_pem() }),
         )
         .send()
         .await
@@ -44,7 +65,7 @@ async fn keys_rotate_without_downtime() {
         .app
         .http
         .post(format!("{}/api/v1/self/keys/{}/revoke", f.app.url, f.kid))
-        .json(&json!({ "client_assertion": sign(&next, &next_kid, &f.claims()) }))
+        .json(&json!({ "client_assertion": sign(&next, &next_kid, &f.key_claims()) }))
         .send()
         .await
         .expect("send");
@@ -60,7 +81,7 @@ async fn keys_rotate_without_downtime() {
         .app
         .http
         .post(format!("{}/api/v1/self/keys/{next_kid}/revoke", f.app.url))
-        .json(&json!({ "client_assertion": sign(&next, &next_kid, &f.claims()) }))
+        .json(&json!({ "client_assertion": sign(&next, &next_kid, &f.key_claims()) }))
         .send()
         .await
         .expect("send");
@@ -69,7 +90,7 @@ async fn keys_rotate_without_downtime() {
         .app
         .http
         .post(format!("{}/api/v1/self/keys", f.app.url))
-        .json(&json!({ "client_assertion": f.sign(&f.claims()), "pem": AgentKey::new(Algorithm::ES256).pair.public_key_pem() }))
+        .json(&json!({ "client_assertion": f.sign(&f.key_claims()), "pem": AgentKey::new(Algorithm::ES256).pair.public_key_pem() }))
         .send()
         .await
         .expect("send");

@@ -182,17 +182,22 @@ async fn every_error_code_from_a_real_request() {
     );
     app.set_status(&agent.id, "active").await;
 
-    // client_secret_post failures answer 401 without a Basic challenge.
+    // Every 401 carries a challenge (RFC 9110 §15.5.2), also for methods without the
+    // Authorization header: client_secret_post here, an assertion below.
     let form = format!(
         "grant_type=client_credentials&client_id={}&client_secret={}",
         wrong.id, wrong.secret
     );
     let (status, challenge, error) =
         error_of(app.post_form("/oauth2/token", None, &form).await).await;
-    assert_eq!(
-        (status, challenge, error.as_str()),
-        (401, None, "invalid_client")
-    );
+    assert_eq!((status, error.as_str()), (401, "invalid_client"));
+    assert!(challenge.expect("WWW-Authenticate").starts_with("Basic"));
+    let stranger = common::jwt::AgentKey::new(jsonwebtoken::Algorithm::ES256);
+    let assertion = common::jwt::sign(&stranger, "k1", &common::jwt::claims_for(&app, &pkjwt_id));
+    let (status, challenge, error) =
+        error_of(common::jwt::token_request(&app, None, &assertion).await).await;
+    assert_eq!((status, error.as_str()), (401, "invalid_client"));
+    assert!(challenge.expect("WWW-Authenticate").starts_with("Basic"));
 
     // A malformed secret is refused before any lookup.
     let mangled = common::TestAgent {

@@ -280,12 +280,6 @@ impl ClientAuthError {
             Self::StaleCertificate => "stale_certificate",
         }
     }
-
-    /// Whether the caller sent credentials in the `Authorization` header, or none at all, in
-    /// which case RFC 6749 §5.2 asks for 401 with `WWW-Authenticate`.
-    pub fn wants_basic_challenge(self, presented_basic: bool) -> bool {
-        presented_basic || matches!(self, Self::NoCredentials | Self::MalformedBasicHeader)
-    }
 }
 
 /// Checks presented credentials against the agent's stored ones. `credentials` is `None` when

@@ -28,14 +28,13 @@ use crate::state::AppState;
 pub struct Attempt {
     pub claimed_agent_id: Option<String>,
     pub method: Option<&'static str>,
-    pub used_basic: bool,
 }
 
 impl Attempt {
-    /// The wire answer when this attempt failed with `error`: challenged as Basic when the
-    /// caller used (or should use) Basic, as Bearer when it presented an admin token.
+    /// The wire answer when this attempt failed with `error`: challenged as Bearer when it
+    /// presented an admin token, as Basic otherwise.
     pub fn refusal(&self, error: ClientAuthError) -> OAuthError {
-        let wire = OAuthError::from_client_auth(error, self.used_basic);
+        let wire = OAuthError::from_client_auth(error);
         if self.method == Some(ADMIN_TOKEN_METHOD) {
             wire.with_bearer_challenge()
         } else {
@@ -75,7 +74,6 @@ pub fn presented(
     let basic = match headers.get(AUTHORIZATION) {
         None => None,
         Some(value) => {
-            attempt.used_basic = true;
             attempt.method = Some("client_secret_basic");
             Some(parse_basic(value.as_bytes())?)
         }

@@ -22,7 +22,7 @@ pub struct OAuthError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Challenge {
-    /// RFC 6749 §5.2: with 401 for callers that used (or should use) HTTP Basic.
+    /// RFC 6749 §5.2, RFC 9110 §15.5.2: with every 401 of client authentication.
     Basic,
     /// RFC 6750 §3.1: a refused bearer token (an admin token at introspection or revocation).
     Bearer,
@@ -78,17 +78,16 @@ impl OAuthError {
         )
     }
 
-    /// Client authentication failed. 401 with a Basic challenge when the client used (or
-    /// mangled) the `Authorization` header or sent nothing, 401 without a challenge otherwise.
-    pub fn from_client_auth(error: ClientAuthError, used_basic: bool) -> Self {
+    /// Client authentication failed: 401 with a Basic challenge, whatever the method the client
+    /// used. RFC 6749 §5.2 requires it for callers that used the `Authorization` header, and
+    /// RFC 9110 §15.5.2 for every 401; Basic is a scheme the endpoint takes.
+    pub fn from_client_auth(error: ClientAuthError) -> Self {
         let mut wire = Self::new(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "client authentication failed",
         );
-        wire.challenge = error
-            .wants_basic_challenge(used_basic)
-            .then_some(Challenge::Basic);
+        wire.challenge = Some(Challenge::Basic);
         if error == ClientAuthError::MultipleMethods {
             wire = Self::invalid_request("use exactly one client authentication method");
         }

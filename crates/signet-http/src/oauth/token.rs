@@ -138,7 +138,7 @@ pub async fn token(
             let replay = ClientAuthError::JtiReplayed;
             let replayed = (
                 || AuditEvent::failure(event::TOKEN_REQUEST, replay.reason()),
-                || OAuthError::from_client_auth(replay, attempt.used_basic).into_response(),
+                || OAuthError::from_client_auth(replay).into_response(),
             );
             let issued = (issued.event, issued.response);
             let (response, was_replay) = audited_with_jti(
@@ -184,8 +184,8 @@ async fn issue(
         .map_err(|(reason, wire)| Refusal::new(reason, wire))?;
     // The client is authenticated first, so that every later refusal is audited against a
     // known agent.
-    let refuse = |failure: Failure, used_basic: bool| match failure {
-        Failure::Client(e) => Refusal::new(e.reason(), OAuthError::from_client_auth(e, used_basic)),
+    let refuse = |failure: Failure| match failure {
+        Failure::Client(e) => Refusal::new(e.reason(), OAuthError::from_client_auth(e)),
         Failure::Store(e) => {
             tracing::error!(error = %e, "agent lookup failed");
             Refusal::new("store_unavailable", OAuthError::temporarily_unavailable())
@@ -197,7 +197,7 @@ async fn issue(
     };
     let authenticated = client_auth::authenticate(state, caller, headers, &form, attempt)
         .await
-        .map_err(|f| refuse(f, attempt.used_basic))?;
+        .map_err(refuse)?;
     match form.get("grant_type") {
         None => {
             return Err(Refusal::new(

@@ -191,7 +191,7 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 async fn assertion(url: &str, agent_id: &str, key_path: &str) -> Result<String, CliError> {
     let key = agent_key(key_path)?;
     let kid = env_path("AGENT_KEY_ID");
-    signed_assertion(url, agent_id, &key, kid.as_deref()).await
+    signed_assertion(url, agent_id, &key, kid.as_deref(), Audience::TokenEndpoint).await
 }
 
 /// The agent's private key from `key_path` (`SIGNET_AGENT_KEY_FILE`), for the algorithm in
@@ -206,14 +206,24 @@ pub(super) fn agent_key(key_path: &str) -> Result<SigningKey, CliError> {
         .map_err(|e| CliError::failure(format!("SIGNET_AGENT_KEY_FILE: {e}")))
 }
 
+/// Where a client assertion is to be used: its `aud`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Audience {
+    /// The token endpoint, from the server's metadata.
+    TokenEndpoint,
+    /// The agent's own key management, `<issuer>/api/v1/self/keys`.
+    KeyManagement,
+}
+
 /// A fresh client assertion signed with `key` (as `kid`, default its thumbprint): `iss` = `sub`
-/// = the agent, `aud` = the token endpoint from the server's metadata, one minute of validity,
-/// a random `jti`.
+/// = the agent, `aud` as the server's metadata names it, one minute of validity, a random
+/// `jti`.
 pub(super) async fn signed_assertion(
     url: &str,
     agent_id: &str,
     key: &SigningKey,
     kid: Option<&str>,
+    audience: Audience,
 ) -> Result<String, CliError> {
     let metadata = http()
         .get(format!("{url}/.well-known/oauth-authorization-server"))
@@ -221,10 +231,18 @@ pub(super) async fn signed_assertion(
         .await
         .map_err(|e| unreachable(url, e))?;
     let metadata = json(metadata, "reading the server's metadata").await?;
-    let audience = metadata["token_endpoint"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{url}/oauth2/token"));
+    let named = |field: &str, or: String| {
+        metadata[field]
+            .as_str()
+            .map(|v| v.trim_end_matches('/').to_string())
+            .unwrap_or(or)
+    };
+    let audience = match audience {
+        Audience::TokenEndpoint => named("token_endpoint", format!("{url}/oauth2/token")),
+        Audience::KeyManagement => {
+            format!("{}/api/v1/self/keys", named("issuer", url.to_string()))
+        }
+    };
     let now = signet_core::now();
     let jti: [u8; 16] = signet_core::crypto::random_bytes();
     let claims = serde_json::json!({

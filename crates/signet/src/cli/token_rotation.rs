@@ -10,7 +10,7 @@ use signet_core::pki::certificate::to_pem;
 use signet_core::token::SigningKey;
 
 use super::client::{basic_authorization, form_encode, http, json, unreachable};
-use super::token::{agent_key, env_path, signed_assertion};
+use super::token::{Audience, agent_key, env_path, signed_assertion};
 use super::{CliError, EXIT_AUTH, EXIT_REFUSED, env_secret, write_private};
 
 /// `signet token rotate`: the agent replaces its own secret.
@@ -88,7 +88,14 @@ pub async fn rotate_key(url: &str, keep_old: bool) -> Result<(), CliError> {
         .generate_like()
         .map_err(|e| CliError::failure(format!("cannot make a new key: {e}")))?;
     let registration = json!({
-        "client_assertion": signed_assertion(url, &agent_id, &current, Some(&current_kid)).await?,
+        "client_assertion": signed_assertion(
+            url,
+            &agent_id,
+            &current,
+            Some(&current_kid),
+            Audience::KeyManagement,
+        )
+        .await?,
         "jwk": next.public_jwk(),
         "alg": next.alg().as_str(),
     });
@@ -131,7 +138,7 @@ async fn revoke_old(
     let mut attempt = 0;
     loop {
         let proof = json!({
-            "client_assertion": signed_assertion(url, agent_id, next, None).await?,
+            "client_assertion": signed_assertion(url, agent_id, next, None, Audience::KeyManagement).await?,
         });
         match post(url, &path, proof, "revoking the old key").await {
             Err(e) if e.code == EXIT_AUTH && attempt < 5 => {

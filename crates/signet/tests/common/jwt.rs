@@ -72,6 +72,11 @@ impl Fixture {
         claims_for(&self.app, &self.agent_id)
     }
 
+    /// Claims for the agent's own key management (`aud` = that endpoint).
+    pub fn key_claims(&self) -> Value {
+        key_claims_for(&self.app, &self.agent_id)
+    }
+
     pub fn sign(&self, claims: &Value) -> String {
         sign(&self.key, &self.kid, claims)
     }
@@ -133,6 +138,13 @@ pub fn claims_for(app: &TestApp, agent_id: &str) -> Value {
         "exp": now + 60,
         "jti": signet_core::encoding::b64url(jti),
     })
+}
+
+/// As [`claims_for`], for `/api/v1/self/keys`.
+pub fn key_claims_for(app: &TestApp, agent_id: &str) -> Value {
+    let mut claims = claims_for(app, agent_id);
+    claims["aud"] = json!(format!("{}/api/v1/self/keys", app.issuer));
+    claims
 }
 
 pub fn sign(key: &AgentKey, kid: &str, claims: &Value) -> String {
