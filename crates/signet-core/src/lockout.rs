@@ -28,6 +28,10 @@ pub enum LockKind {
     Source,
     /// A console username (failed sign-ins from many addresses).
     ConsoleUser,
+    /// A source address refused at the operators' surfaces (bad admin tokens, console forms
+    /// from another site): kept apart from `Source`, so that a misconfigured script does not
+    /// lock the agents behind the same address out of the token endpoint.
+    OperatorSource,
 }
 
 impl LockKind {
@@ -36,6 +40,7 @@ impl LockKind {
             Self::Agent => "agent",
             Self::Source => "source",
             Self::ConsoleUser => "console_user",
+            Self::OperatorSource => "operator_source",
         }
     }
 
@@ -44,6 +49,7 @@ impl LockKind {
             "agent" => Some(Self::Agent),
             "source" => Some(Self::Source),
             "console_user" => Some(Self::ConsoleUser),
+            "operator_source" => Some(Self::OperatorSource),
             _ => None,
         }
     }
@@ -71,11 +77,19 @@ struct Entry {
 pub fn source_key(address: std::net::IpAddr) -> String {
     match address.to_canonical() {
         std::net::IpAddr::V4(v4) => v4.to_string(),
+        // Inside a site (unique local, link-local, loopback) a /64 is a shared network, e.g. a
+        // Kubernetes node's pods: each address counts as itself there.
+        std::net::IpAddr::V6(v6) if !is_global_unicast(v6) => v6.to_string(),
         std::net::IpAddr::V6(v6) => {
             let network = u128::from(v6) & (u128::MAX << 64);
             format!("{}/64", std::net::Ipv6Addr::from(network))
         }
     }
+}
+
+/// Global unicast (2000::/3), where a /64 is one subscriber's or host's allocation.
+fn is_global_unicast(address: std::net::Ipv6Addr) -> bool {
+    address.segments()[0] & 0xe000 == 0x2000
 }
 
 /// A lock as operators see it.
@@ -99,20 +113,49 @@ pub enum LockEvent {
 #[derive(Debug)]
 pub struct Lockouts {
     policy: LockoutPolicy,
-    entries: Mutex<HashMap<(LockKind, String), Entry>>,
+    entries: Mutex<Table>,
     /// How many entries exist, so that the usual case (no failures anywhere) takes no lock.
     tracked: AtomicUsize,
 }
 
-/// Entries kept at most; beyond, idle ones are dropped (an attacker rotating addresses cannot
-/// grow memory without bound).
+/// Entries kept at most (an attacker rotating agent IDs or addresses cannot grow memory without
+/// bound); see [`Table::make_room`].
 const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Debug, Default)]
+struct Table {
+    map: HashMap<(LockKind, String), Entry>,
+    /// When room was last made (at most once a second, however many failures arrive).
+    swept_at: UnixTime,
+}
+
+impl Table {
+    /// Frees room in a full table: entries with nothing to remember first, then those with a
+    /// single recent failure (the bulk of a flood of fresh agent IDs or addresses), then those
+    /// below half the threshold. Locks, back-off histories and keys under sustained guessing are
+    /// kept; while the table is still full, new keys are not counted (the ones in it are).
+    fn make_room(&mut self, now: UnixTime, policy: &LockoutPolicy) {
+        if self.map.len() < MAX_ENTRIES || self.swept_at == now {
+            return;
+        }
+        self.swept_at = now;
+        self.map.retain(|_, e| !e.idle(now, policy));
+        for floor in [2.0, f64::from(policy.threshold) / 2.0] {
+            if self.map.len() < MAX_ENTRIES * 9 / 10 {
+                return;
+            }
+            self.map.retain(|_, e| {
+                e.locked_until.is_some() || e.strikes > 0 || e.recent_failures(now, policy) >= floor
+            });
+        }
+    }
+}
 
 impl Lockouts {
     pub fn new(policy: LockoutPolicy) -> Self {
         Self {
             policy,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Table::default()),
             tracked: AtomicUsize::new(0),
         }
     }
@@ -127,11 +170,11 @@ impl Lockouts {
         if !self.enabled() || self.tracked.load(Ordering::Relaxed) == 0 {
             return (None, Vec::new());
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let mut events = Vec::new();
         let mut retry_after = None;
         for (kind, key) in keys {
-            let Some(entry) = entries.get_mut(&(*kind, key.to_string())) else {
+            let Some(entry) = table.map.get_mut(&(*kind, key.to_string())) else {
                 continue;
             };
             match entry.locked_until {
@@ -155,14 +198,17 @@ impl Lockouts {
     }
 
     /// The locks that have run out since they were last looked at (each reported once), so
-    /// that every lock's end is on record even if its agent or address never comes back.
+    /// that every lock's end is on record even if its agent or address never comes back. Also
+    /// forgets entries with nothing left to remember, so that a quiet server's token requests
+    /// take no lock here.
     pub fn ended(&self, now: UnixTime) -> Vec<LockEvent> {
         if self.tracked.load(Ordering::Relaxed) == 0 {
             return Vec::new();
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let policy = self.policy;
+        let mut table = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let mut events = Vec::new();
-        for ((kind, key), entry) in entries.iter_mut() {
+        for ((kind, key), entry) in table.map.iter_mut() {
             if let Some(until) = entry.locked_until.filter(|t| *t <= now) {
                 events.push(LockEvent::Ended {
                     lock: lock(*kind, key, entry, until),
@@ -173,6 +219,8 @@ impl Lockouts {
                 entry.refused = 0;
             }
         }
+        table.map.retain(|_, e| !e.idle(now, &policy));
+        self.tracked.store(table.map.len(), Ordering::Relaxed);
         events
     }
 
@@ -182,37 +230,36 @@ impl Lockouts {
             return Vec::new();
         }
         let policy = self.policy;
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_ENTRIES {
-            // Idle entries first (no failure in the current window, no back-off to remember);
-            // only if that is not enough, every entry that is not locked.
-            entries.retain(|_, e| !e.idle(now, &policy));
-            if entries.len() >= MAX_ENTRIES {
-                entries.retain(|_, e| e.locked_until.is_some_and(|t| t > now));
-            }
-        }
+        let window = policy.window.max(1);
+        let mut table = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        table.make_room(now, &policy);
         let mut events = Vec::new();
         for (kind, key) in keys {
-            let entry = entries.entry((*kind, key.to_string())).or_default();
+            let id = (*kind, key.to_string());
+            if table.map.len() >= MAX_ENTRIES && !table.map.contains_key(&id) {
+                continue;
+            }
+            let entry = table.map.entry(id).or_default();
             if entry.locked_until.is_some_and(|t| t > now) {
                 continue;
             }
+            // A quiet period longer than the longest lock forgives earlier strikes.
+            if entry.last_lock_end.is_some_and(|t| now - t > policy.max) {
+                entry.strikes = 0;
+                entry.last_lock_end = None;
+            }
             let elapsed = now - entry.window_start;
-            if elapsed >= policy.window || elapsed < 0 {
+            if elapsed >= window || elapsed < 0 {
                 // Consecutive windows of `window` seconds; the one just ended still counts,
                 // weighted by how much of it lies within `window` of now.
-                let passed = elapsed.div_euclid(policy.window);
+                let passed = elapsed.div_euclid(window);
                 entry.previous = if passed == 1 { entry.failures } else { 0 };
                 entry.window_start = if passed >= 1 {
-                    entry.window_start + passed * policy.window
+                    entry.window_start + passed * window
                 } else {
                     now
                 };
                 entry.failures = 0;
-                // A quiet period longer than the longest lock forgives earlier strikes.
-                if entry.last_lock_end.is_none_or(|t| now - t > policy.max) {
-                    entry.strikes = 0;
-                }
             }
             entry.failures += 1;
             if entry.recent_failures(now, &policy) >= f64::from(policy.threshold) {
@@ -233,7 +280,7 @@ impl Lockouts {
                 entry.previous = 0;
             }
         }
-        self.tracked.store(entries.len(), Ordering::Relaxed);
+        self.tracked.store(table.map.len(), Ordering::Relaxed);
         events
     }
 
@@ -242,9 +289,9 @@ impl Lockouts {
         if !self.enabled() || self.tracked.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         for (kind, key) in keys {
-            if let Some(entry) = entries.get_mut(&(*kind, key.to_string()))
+            if let Some(entry) = table.map.get_mut(&(*kind, key.to_string()))
                 && entry.locked_until.is_none()
             {
                 entry.failures = 0;
@@ -255,8 +302,9 @@ impl Lockouts {
 
     /// The locks in force.
     pub fn locks(&self, now: UnixTime) -> Vec<Lock> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let mut locks: Vec<Lock> = entries
+        let table = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut locks: Vec<Lock> = table
+            .map
             .iter()
             .filter_map(|((kind, key), e)| {
                 e.locked_until
@@ -270,8 +318,8 @@ impl Lockouts {
 
     /// An operator lifts a lock; returns it if there was one.
     pub fn lift(&self, kind: LockKind, key: &str, now: UnixTime) -> Option<Lock> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = entries.get_mut(&(kind, key.to_string()))?;
+        let mut table = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = table.map.get_mut(&(kind, key.to_string()))?;
         let until = entry.locked_until.filter(|t| *t > now)?;
         let lifted = lock(kind, key, entry, until);
         entry.locked_until = None;
@@ -288,16 +336,18 @@ impl Entry {
     /// Failures within the last `window` seconds, as a sliding window estimates them: this
     /// window's, and the previous window's share that still overlaps.
     fn recent_failures(&self, now: UnixTime, policy: &LockoutPolicy) -> f64 {
-        let into = (now - self.window_start).clamp(0, policy.window);
-        let overlap = (policy.window - into) as f64 / policy.window.max(1) as f64;
+        let window = policy.window.max(1);
+        let into = (now - self.window_start).clamp(0, window);
+        let overlap = (window - into) as f64 / window as f64;
         f64::from(self.failures) + f64::from(self.previous) * overlap
     }
 
-    /// Nothing worth keeping: not locked, no failure in the current window, and the last lock
+    /// Nothing worth keeping: not locked, no failure in the last two windows, and the last lock
     /// (if any) long enough ago to be forgiven.
     fn idle(&self, now: UnixTime, policy: &LockoutPolicy) -> bool {
+        // Two windows: the one just ended still counts in the sliding window.
         self.locked_until.is_none()
-            && now - self.window_start >= policy.window
+            && now - self.window_start >= 2 * policy.window.max(1)
             && self.last_lock_end.is_none_or(|t| now - t > policy.max)
     }
 }
@@ -410,6 +460,31 @@ mod tests {
         assert_eq!(l.check(&keys, 116).0, None);
     }
 
+    /// Fresh agent IDs by the hundred thousand (one failure each) fill the table; the flood is
+    /// what makes room, not the agent under sustained guessing, which still locks.
+    #[test]
+    fn a_flood_of_fresh_keys_does_not_wipe_a_victims_count() {
+        let l = Lockouts::new(LockoutPolicy {
+            threshold: 20,
+            ..policy()
+        });
+        let victim = [(LockKind::Agent, "agt_victim")];
+        for t in 0..10 {
+            l.failure(&victim, t);
+        }
+        for i in 0..MAX_ENTRIES + 5_000 {
+            let junk = format!("agt_junk{i}");
+            l.failure(
+                &[(LockKind::Agent, junk.as_str())],
+                10 + (i / 40_000) as i64,
+            );
+        }
+        let size = l.entries.lock().expect("lock").map.len();
+        assert!(size <= MAX_ENTRIES, "{size}");
+        let started: usize = (0..10).map(|t| l.failure(&victim, 20 + t).len()).sum();
+        assert_eq!(started, 1, "the victim's twentieth failure locks it");
+    }
+
     #[test]
     fn ipv6_sources_count_by_their_64() {
         let key = |text: &str| source_key(text.parse().expect("address"));
@@ -418,6 +493,10 @@ mod tests {
         assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
         assert_eq!(key("2001:db8:1:2:ffff::9"), key("2001:db8:1:2::5"));
         assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        // Inside a site each address counts as itself (a node's pods share a /64).
+        assert_eq!(key("fd00:10:244:1::7"), "fd00:10:244:1::7");
+        assert_eq!(key("fe80::1"), "fe80::1");
+        assert_eq!(key("::1"), "::1");
     }
 
     #[test]

@@ -243,10 +243,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         &mut out,
         "signet_lockouts_active",
         "gauge",
-        "Agents, source addresses and console usernames locked by brute-force protection (this node).",
+        "Agents, source addresses (at the token endpoint or the operators' surfaces) and console usernames locked by brute-force protection (this node).",
     );
     let locks = state.lockouts.locks(state.now());
-    for kind in ["agent", "source", "console_user"] {
+    for kind in ["agent", "source", "console_user", "operator_source"] {
         let n = locks.iter().filter(|l| l.kind.as_str() == kind).count();
         let _ = writeln!(out, "signet_lockouts_active{{kind=\"{kind}\"}} {n}");
     }

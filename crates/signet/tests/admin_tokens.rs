@@ -380,6 +380,14 @@ async fn a_flood_of_bad_admin_tokens_is_not_recorded_past_the_lock() {
     let path = refused[0]["detail"]["path"].as_str().expect("path");
     assert_eq!(path.chars().count(), 256, "{path}");
     let locks = app.get_json("/api/v1/lockouts").await;
-    assert_eq!(locks[0]["kind"], "source", "{locks}");
+    assert_eq!(locks[0]["kind"], "operator_source", "{locks}");
     assert_eq!(locks[0]["key"], "127.0.0.1", "{locks}");
+    // The agents behind that address are not locked out of the token endpoint.
+    let agent = app.secret_agent().await;
+    assert_eq!(
+        app.token(&agent, "grant_type=client_credentials")
+            .await
+            .status(),
+        200
+    );
 }

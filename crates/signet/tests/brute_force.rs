@@ -406,3 +406,101 @@ async fn guesses_at_the_current_password_are_limited() {
             .is_empty()
     );
 }
+
+/// A sign-in form posted from another site (login CSRF) is refused with 403 and no session,
+/// also without a browser (the header is what counts); a flood of such posts is recorded up to
+/// the lockout threshold, then only refused, and locks nothing for the agents at that address.
+#[tokio::test]
+async fn cross_site_console_posts_are_refused_and_a_flood_is_not_recorded() {
+    let password = "console-cross-site-password-1";
+    let app = TestApp::spawn_with(&[
+        ("SIGNET_ADMIN_PASSWORD", password),
+        ("SIGNET_LOCKOUT_THRESHOLD", "3"),
+    ])
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let sign_in = |site: &'static str| {
+        client
+            .post(format!("{}/console/login", app.url))
+            .header("sec-fetch-site", site)
+            .form(&[("username", "admin"), ("password", password)])
+            .send()
+    };
+    for _ in 0..6 {
+        let refused = sign_in("cross-site").await.expect("send");
+        assert_eq!(refused.status(), 403);
+        assert!(!refused.headers().contains_key("set-cookie"));
+    }
+    let recorded = app.audit("event_type=console&outcome=failure").await;
+    let cross_site = recorded
+        .iter()
+        .filter(|r| r["reason"] == "cross_site_request")
+        .count();
+    assert_eq!(cross_site, 3, "{recorded:?}");
+    let locks = app.get_json("/api/v1/lockouts").await;
+    assert_eq!(locks[0]["kind"], "operator_source", "{locks}");
+    let agent = app.secret_agent().await;
+    assert_eq!(status_and_retry(&app, &agent).await.0, 200);
+    // The console's own form still signs in.
+    assert_eq!(sign_in("same-origin").await.expect("send").status(), 303);
+}
+
+/// Guesses from fresh addresses of one IPv6 /64 lock the /64; another /64 is not affected; an
+/// operator lifts the lock by any address in it (as audit records show them).
+#[tokio::test]
+async fn ipv6_guesses_lock_their_64() {
+    let app = TestApp::spawn_with(&[
+        ("SIGNET_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("SIGNET_LOCKOUT_THRESHOLD", "3"),
+    ])
+    .await;
+    let from = |agent: &TestAgent, address: &str| {
+        app.http
+            .post(format!("{}/oauth2/token", app.url))
+            .basic_auth(&agent.id, Some(&agent.secret))
+            .header("x-forwarded-for", address)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    // Three agents, one wrong guess each, each from a new address of the same /64.
+    for i in 1..=3 {
+        let agent = app.secret_agent().await;
+        let address = format!("2001:db8:1:2::{i}");
+        let status = from(&wrong(&agent), &address).await.expect("send").status();
+        assert_eq!(status, 401);
+    }
+    let agent = app.secret_agent().await;
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(
+        status(from(&agent, "2001:db8:1:2::77").await.expect("send")),
+        429
+    );
+    assert_eq!(
+        status(from(&agent, "2001:db8:1:3::1").await.expect("send")),
+        200
+    );
+    // Records keep the address itself; the lock is the /64.
+    let failures = app.audit("event_type=token_request&outcome=failure").await;
+    assert!(
+        failures.iter().any(|r| r["source"] == "2001:db8:1:2::1"),
+        "{failures:?}"
+    );
+    let locks = app.get_json("/api/v1/lockouts").await;
+    assert_eq!(locks[0]["key"], "2001:db8:1:2::/64", "{locks}");
+    let lifted = app
+        .admin(
+            reqwest::Method::DELETE,
+            "/api/v1/lockouts/source/2001:db8:1:2::99",
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(lifted.status(), 204);
+    assert_eq!(
+        status(from(&agent, "2001:db8:1:2::77").await.expect("send")),
+        200
+    );
+}

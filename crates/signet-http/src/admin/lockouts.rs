@@ -16,7 +16,8 @@ use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LockView {
-    /// `agent`, `source` or `console_user`.
+    /// `agent`, `source`, `console_user` or `operator_source` (an address refused at the admin
+    /// API or the console).
     kind: &'static str,
     /// The agent ID, the source address or the console username.
     key: String,
@@ -55,7 +56,7 @@ pub async fn list_lockouts(_admin: Admin, State(state): State<AppState>) -> Json
     )
 }
 
-/// Lifts a lock (`kind` is `agent`, `source` or `console_user`).
+/// Lifts a lock (`kind` is `agent`, `source`, `console_user` or `operator_source`).
 #[utoipa::path(
     delete, path = "/api/v1/lockouts/{kind}/{key}", tag = "audit",
     params(("kind" = String, Path), ("key" = String, Path)),
@@ -67,8 +68,17 @@ pub async fn lift_lockout(
     State(state): State<AppState>,
     Path((kind, key)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    let kind = LockKind::parse(&kind)
-        .ok_or_else(|| Problem::bad_request("kind must be agent, source or console_user"))?;
+    let kind = LockKind::parse(&kind).ok_or_else(|| {
+        Problem::bad_request("kind must be agent, source, console_user or operator_source")
+    })?;
+    // An address is locked under its key (an IPv6 address: its /64): lifting by the address
+    // an audit record shows lifts that.
+    let key = match key.parse() {
+        Ok(address) if matches!(kind, LockKind::Source | LockKind::OperatorSource) => {
+            signet_core::lockout::source_key(address)
+        }
+        _ => key,
+    };
     // Locks are per node. On a cluster the lift goes to every node, which may hold the lock
     // when this one does not; alone, a lock this node does not hold does not exist.
     let here = state

@@ -80,12 +80,13 @@ impl FromRequestParts<AppState> for Admin {
         // The path as requested, cut short: a refused request must not write 64 KiB of it.
         let path: String = parts.uri.path().chars().take(MAX_RECORDED_PATH).collect();
         let detail = serde_json::json!({ "method": parts.method.as_str(), "path": path });
-        // Refused tokens count towards the source address's lock, as failed client
-        // authentications do; while it is locked, refusals get 429 and are not recorded (a
+        // Refused tokens count towards the address's lock at the operators' surfaces (not the
+        // agents': a script with a stale token must not lock the agents behind its address out
+        // of the token endpoint); while it is locked, refusals get 429 and are not recorded (a
         // flood of bad tokens cannot fill the audit log). A working token still works: admin
         // tokens are too long to guess, and an operator must not be locked out by a neighbour.
         let source = signet_core::lockout::source_key(caller.ip);
-        let keys = [(LockKind::Source, source.as_str())];
+        let keys = [(LockKind::OperatorSource, source.as_str())];
         let now = state.now();
         let (locked, ended) = state.lockouts.check(&keys, now);
         record_lock_events(state, ended);

@@ -296,7 +296,9 @@ pub fn record_lock_events(state: &AppState, events: Vec<LockEvent>) {
         };
         let record = match lock.kind {
             LockKind::Agent => record.with_agent(Some(&lock.key)),
-            LockKind::Source => record.with_source(Some(lock.key.clone()), None),
+            LockKind::Source | LockKind::OperatorSource => {
+                record.with_source(Some(lock.key.clone()), None)
+            }
             LockKind::ConsoleUser => record.with_agent(None),
         }
         .with_actor("signet");

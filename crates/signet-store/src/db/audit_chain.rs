@@ -351,7 +351,7 @@ impl Store {
             .rows_affected();
         let hash = hash.unwrap_or_else(|| CHAIN_GENESIS.to_vec());
         sqlx::query(
-            "INSERT INTO audit_checkpoints (last_id, hash, created_at, mac) VALUES ($1, $2, $3, $4) ON CONFLICT (last_id) DO NOTHING",
+            "INSERT INTO audit_checkpoints (last_id, hash, created_at, mac) VALUES ($1, $2, $3, $4) ON CONFLICT (last_id) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at, mac = excluded.mac",
         )
         .bind(last_id)
         .bind(hash.clone())

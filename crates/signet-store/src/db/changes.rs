@@ -112,7 +112,8 @@ impl Store {
     }
 
     /// Applies `change` here and announces it to every node. A failed announcement is logged:
-    /// the other nodes' periodic resynchronisation still picks the change up.
+    /// the other nodes' periodic resynchronisation still picks the change up, except a lifted
+    /// lock (locks live in memory only), which on a node that missed it lasts until it ends.
     pub(crate) async fn changed(&self, change: Change) {
         self.apply(&change);
         if self.backend == super::Backend::Postgres
