@@ -366,6 +366,26 @@ async fn a_forged_checkpoint_is_passed_over(db: TestDb) {
     store.close().await;
 }
 
+/// A checkpoint row planted where retention will write its own is replaced by retention's
+/// sealed one, not kept (which would leave the log unverifiable).
+async fn retention_replaces_a_planted_checkpoint(db: TestDb) {
+    let store = open(&db).await;
+    record_some(&store, 4).await;
+    execute(
+        &db,
+        &["INSERT INTO audit_checkpoints (last_id, hash, created_at) VALUES (4, $1, 0)"],
+    )
+    .await;
+    assert_eq!(store.prune_audit(i64::MAX, 0).await.expect("prune"), 4);
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(
+        (report.first_broken, report.checkpoint),
+        (None, Some(4)),
+        "{report:?}"
+    );
+    store.close().await;
+}
+
 /// Retention's own checkpoints, written before and after the upgrade, are followed.
 async fn retention_checkpoints_are_followed_across_the_upgrade(db: TestDb) {
     let store = open(&db).await;
@@ -467,5 +487,6 @@ test_db::both_databases! {
     a_log_begun_before_keying_verifies_and_counts_its_unkeyed_records,
     a_forged_checkpoint_is_passed_over,
     retention_checkpoints_are_followed_across_the_upgrade,
+    retention_replaces_a_planted_checkpoint,
     retention_in_chunks_during_checks,
 }
