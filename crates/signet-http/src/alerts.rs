@@ -201,7 +201,7 @@ impl Alerts {
                     .or_default() += 1;
                 if self.webhook.is_some() {
                     let (alerts, store) = (self.clone(), store.clone());
-                    tokio::spawn(async move { alerts.deliver(&store, &alert).await });
+                    tokio::spawn(async move { alerts.deliver(&store, &alert, 1).await });
                 }
             }
             Ok((_, false)) => {}
@@ -209,13 +209,47 @@ impl Alerts {
         }
     }
 
-    /// POSTs the alert until the receiver answers 2xx or the attempts run out.
-    async fn deliver(&self, store: &Store, alert: &AlertRecord) {
+    /// Resumes the deliveries a stopped node left unfinished (alerts of the last day, never
+    /// accepted, attempts left, none tried for longer than a delivery in progress waits). Run
+    /// by the node holding the housekeeping lease.
+    pub async fn resume_deliveries(self: &Arc<Self>, store: &Store, now: i64) {
+        let Some(webhook) = &self.webhook else {
+            return;
+        };
+        // A live delivery waits at most 8 × the base between attempts.
+        let quiet = i64::try_from(webhook.retry_base.as_secs())
+            .unwrap_or(i64::MAX / 32)
+            .saturating_mul(16)
+            .saturating_add(60);
+        let pending = match store
+            .abandoned_deliveries(now - 86_400, now.saturating_sub(quiet), ATTEMPTS)
+            .await
+        {
+            Ok(pending) => pending,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for unfinished alert deliveries");
+                return;
+            }
+        };
+        for (alert, tries) in pending {
+            tracing::info!(
+                alert = alert.id,
+                tries,
+                "resuming an unfinished alert delivery"
+            );
+            let (alerts, store) = (self.clone(), store.clone());
+            tokio::spawn(async move { alerts.deliver(&store, &alert, tries + 1).await });
+        }
+    }
+
+    /// POSTs the alert, from attempt `first` on, until the receiver answers 2xx or the attempts
+    /// run out.
+    async fn deliver(&self, store: &Store, alert: &AlertRecord, first: u32) {
         let Some(webhook) = &self.webhook else {
             return;
         };
         let body = serde_json::to_string(&payload(alert)).unwrap_or_default();
-        for attempt in 1..=ATTEMPTS {
+        for attempt in first..=ATTEMPTS {
             let timestamp = signet_core::now();
             let signature = signature(&webhook.secret, timestamp, &body);
             let outcome = webhook

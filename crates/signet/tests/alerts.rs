@@ -27,6 +27,12 @@ struct Delivery {
 /// A minimal HTTP receiver: redirects the first request elsewhere (307), answers 500 to the
 /// second, 200 afterwards (whichever alerts they deliver).
 async fn receiver() -> (String, Arc<Mutex<Vec<Delivery>>>) {
+    receiver_failing(true, 1).await
+}
+
+/// A receiver that redirects the first request (if `redirect`), then answers 500 to `errors`
+/// requests, then 200.
+async fn receiver_failing(redirect: bool, errors: usize) -> (String, Arc<Mutex<Vec<Delivery>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -87,9 +93,10 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Delivery>>>) {
                 log.push(delivery);
                 log.len()
             };
+            let failing = count - usize::from(redirect);
             let status = match count {
-                1 => format!("307 Temporary Redirect\r\nlocation: {elsewhere}"),
-                2 => "500 Internal Server Error".to_owned(),
+                1 if redirect => format!("307 Temporary Redirect\r\nlocation: {elsewhere}"),
+                _ if failing <= errors => "500 Internal Server Error".to_owned(),
                 _ => "200 OK".to_owned(),
             };
             let _ = stream
@@ -393,4 +400,71 @@ async fn a_token_rate_far_above_the_agents_baseline_raises_an_alert() {
     );
     assert_eq!(spikes[0]["detail"]["tokens_this_minute"], 20);
     assert_eq!(spikes[0]["detail"]["baseline_per_minute"], 2.0);
+}
+
+/// A node that stops between attempts leaves its delivery unfinished; the node holding the
+/// housekeeping lease resumes it (once the last attempt is older than a live delivery waits),
+/// and the delivery log shows every attempt.
+#[tokio::test]
+async fn an_unfinished_delivery_is_resumed_after_a_restart() {
+    let (url, seen) = receiver_failing(false, 1).await;
+    let app = TestApp::spawn_with(&[
+        ("SIGNET_TESTING_CLOCK", "1"),
+        ("SIGNET_HOUSEKEEPING_SECONDS", "1"),
+        ("SIGNET_ALERT_FAILURE_BURST", "0"),
+        ("SIGNET_ALERT_WEBHOOK_URL", &url),
+        ("SIGNET_ALERT_WEBHOOK_SECRET", SECRET),
+        // The second attempt would come a minute later: the node is gone by then.
+        ("SIGNET_ALERT_WEBHOOK_RETRY_SECONDS", "60"),
+    ])
+    .await;
+    // One alert: a replaced secret used.
+    let agent = app.secret_agent().await;
+    let regenerated = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{}/secret/regenerate", agent.id),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(regenerated.status(), 200);
+    let stale = app.token(&agent, "grant_type=client_credentials").await;
+    assert_eq!(stale.status(), 401);
+    let list = until(&app, "an alert", |l| !l.is_empty()).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let id = list[0]["id"].as_i64().expect("id");
+    let deliveries = format!("/api/v1/alerts/{id}/deliveries");
+    for _ in 0..100 {
+        if !app.get_json(&deliveries).await["items"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let app = app.crash_and_restart().await;
+    // Past the wait of a live delivery (16 × 60 s + 60 s).
+    app.set_clock_offset(1_100).await;
+    let mut log = Value::Null;
+    for _ in 0..100 {
+        log = app.get_json(&deliveries).await;
+        if log["items"]
+            .as_array()
+            .is_some_and(|items| items.len() >= 2)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let items = log["items"].as_array().expect("items");
+    let outcomes: Vec<(i64, bool)> = items
+        .iter()
+        .map(|d| (d["attempt"].as_i64().unwrap_or(0), d["ok"] == true))
+        .collect();
+    assert_eq!(outcomes, [(1, false), (2, true)], "{log}");
+    let received = seen.lock().expect("lock").clone();
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_eq!(received[0].body, received[1].body, "the same alert");
 }

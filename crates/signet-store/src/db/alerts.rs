@@ -220,6 +220,34 @@ impl Store {
             .collect()
     }
 
+    /// Alerts whose webhook delivery was abandoned (its node stopped between attempts): tried
+    /// at least once and never accepted, fewer than `attempts` times, the last try before
+    /// `quiet_since`, first raised at or after `since`; with how many tries each had.
+    pub async fn abandoned_deliveries(
+        &self,
+        since: UnixTime,
+        quiet_since: UnixTime,
+        attempts: u32,
+    ) -> Result<Vec<(AlertRecord, u32)>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            alert_columns!(),
+            ", d.tries FROM alerts JOIN (SELECT alert_id, COUNT(*) AS tries, MAX(at) AS last_try, MAX(ok) AS delivered FROM alert_deliveries GROUP BY alert_id) d ON d.alert_id = alerts.id",
+            " WHERE d.delivered = 0 AND d.tries < $1 AND d.last_try < $2 AND alerts.first_at >= $3 ORDER BY alerts.id LIMIT 100"
+        ))
+        .bind(i64::from(attempts))
+        .bind(quiet_since)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let tries: i64 = r.try_get("tries")?;
+                Ok((alert_from_row(r)?, u32::try_from(tries).unwrap_or(u32::MAX)))
+            })
+            .collect()
+    }
+
     pub async fn record_delivery(
         &self,
         alert_id: i64,

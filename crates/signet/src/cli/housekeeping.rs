@@ -1,5 +1,6 @@
-//! Scheduled work: signing-key rotation, expiry warnings, audit retention and the purge of
-//! expired `jti`s, revocations, replaced credentials and console sessions. On a cluster one node
+//! Scheduled work: signing-key rotation, expiry warnings, resuming alert deliveries a stopped
+//! node left unfinished, audit retention and the purge of expired `jti`s, revocations,
+//! replaced credentials and console sessions. On a cluster one node
 //! at a time runs it (a lease in the database, renewed at each run, taken over when its holder
 //! stops); every node reloads its signing keys.
 
@@ -68,6 +69,7 @@ pub fn spawn(state: AppState) {
                 Err(e) => tracing::warn!(error = %e, "scheduled signing key rotation failed"),
             }
             warn_expiring(&state, now).await;
+            state.alerts.resume_deliveries(&store, now).await;
             if let Some(retention) = state.config.audit_retention_seconds {
                 let cutoff_ms = (now - retention as i64) * 1000;
                 match store.prune_audit(cutoff_ms, now).await {
