@@ -182,15 +182,7 @@ impl Lockouts {
                     entry.refused += 1;
                     retry_after = Some(retry_after.unwrap_or(0).max(until - now));
                 }
-                Some(until) => {
-                    events.push(LockEvent::Ended {
-                        lock: lock(*kind, key, entry, until),
-                    });
-                    entry.locked_until = None;
-                    entry.failures = 0;
-                    entry.previous = 0;
-                    entry.refused = 0;
-                }
+                Some(until) => events.push(entry.end(*kind, key, until)),
                 None => {}
             }
         }
@@ -210,13 +202,7 @@ impl Lockouts {
         let mut events = Vec::new();
         for ((kind, key), entry) in table.map.iter_mut() {
             if let Some(until) = entry.locked_until.filter(|t| *t <= now) {
-                events.push(LockEvent::Ended {
-                    lock: lock(*kind, key, entry, until),
-                });
-                entry.locked_until = None;
-                entry.failures = 0;
-                entry.previous = 0;
-                entry.refused = 0;
+                events.push(entry.end(*kind, key, until));
             }
         }
         table.map.retain(|_, e| !e.idle(now, &policy));
@@ -333,6 +319,18 @@ impl Lockouts {
 }
 
 impl Entry {
+    /// A lock that ran out at `until`: its end, reported once, and a fresh count.
+    fn end(&mut self, kind: LockKind, key: &str, until: UnixTime) -> LockEvent {
+        let ended = LockEvent::Ended {
+            lock: lock(kind, key, self, until),
+        };
+        self.locked_until = None;
+        self.failures = 0;
+        self.previous = 0;
+        self.refused = 0;
+        ended
+    }
+
     /// Failures within the last `window` seconds, as a sliding window estimates them: this
     /// window's, and the previous window's share that still overlaps.
     fn recent_failures(&self, now: UnixTime, policy: &LockoutPolicy) -> f64 {
