@@ -108,6 +108,11 @@ impl Caller {
     pub fn source(&self) -> Option<String> {
         Some(self.ip.to_string())
     }
+
+    /// The key the caller's address is locked under (`signet_core::lockout::source_key`).
+    pub fn lock_key(&self) -> String {
+        signet_core::lockout::source_key(self.ip)
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {

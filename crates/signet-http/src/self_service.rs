@@ -60,7 +60,7 @@ async fn authenticate(
     event_type: &str,
 ) -> Result<String, Problem> {
     let now = state.now();
-    let source = signet_core::lockout::source_key(caller.ip);
+    let source = caller.lock_key();
     let parsed = Assertion::parse(assertion);
     let claimed = parsed
         .as_ref()

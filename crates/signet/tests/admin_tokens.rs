@@ -328,10 +328,7 @@ async fn long_secrets_are_compared_whole() {
         let expected = if variant == token { 200 } else { 401 };
         assert_eq!(status, expected, "{variant}");
     }
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let client = common::no_redirects();
     for (attempt, expected) in [
         (
             format!("{}{}", "p".repeat(72), "something-else-entirely"),

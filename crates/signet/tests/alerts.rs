@@ -128,6 +128,22 @@ async fn until<F: Fn(&[Value]) -> bool>(app: &TestApp, what: &str, check: F) -> 
     panic!("{what}: {:?}", alerts(app).await);
 }
 
+/// Regenerates the agent's secret, then asks for a token with the replaced one (refused, and
+/// recognised as stale).
+async fn use_replaced_secret(app: &TestApp, agent: &TestAgent) {
+    let response = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{}/secret/regenerate", agent.id),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let stale = app.token(agent, "grant_type=client_credentials").await;
+    assert_eq!(stale.status(), 401);
+}
+
 fn wrong(agent: &TestAgent) -> TestAgent {
     TestAgent {
         id: agent.id.clone(),
@@ -184,16 +200,7 @@ async fn scripted_scenarios_raise_deduplicated_alerts_and_reach_the_webhook() {
     assert_eq!(list.len(), 2, "a storm makes one alert each, not dozens");
 
     // A stale secret, and a request from outside allowed_cidrs.
-    let response = app
-        .admin(
-            reqwest::Method::POST,
-            &format!("/api/v1/agents/{}/secret/regenerate", agent.id),
-        )
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(response.status(), 200);
-    app.token(&agent, "grant_type=client_credentials").await;
+    use_replaced_secret(&app, &agent).await;
     let fenced = app
         .create_agent(json!({ "name": "fenced", "allowed_cidrs": ["10.0.0.0/8"] }))
         .await;
@@ -420,17 +427,7 @@ async fn an_unfinished_delivery_is_resumed_after_a_restart() {
     .await;
     // One alert: a replaced secret used.
     let agent = app.secret_agent().await;
-    let regenerated = app
-        .admin(
-            reqwest::Method::POST,
-            &format!("/api/v1/agents/{}/secret/regenerate", agent.id),
-        )
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(regenerated.status(), 200);
-    let stale = app.token(&agent, "grant_type=client_credentials").await;
-    assert_eq!(stale.status(), 401);
+    use_replaced_secret(&app, &agent).await;
     let list = until(&app, "an alert", |l| !l.is_empty()).await;
     assert_eq!(list.len(), 1, "{list:?}");
     let id = list[0]["id"].as_i64().expect("id");

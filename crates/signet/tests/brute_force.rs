@@ -89,15 +89,7 @@ async fn failures_lock_the_agent_and_the_source_until_lifted_or_expired() {
     assert_eq!(agent_lock["key"], json!(agent.id));
     assert!(agent_lock["refused"].as_u64().unwrap_or_default() >= 12);
     for (kind, key) in [("agent", agent.id.as_str()), ("source", "127.0.0.1")] {
-        let response = app
-            .admin(
-                reqwest::Method::DELETE,
-                &format!("/api/v1/lockouts/{kind}/{key}"),
-            )
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(response.status(), 204);
+        assert_eq!(app.lift_lock(kind, key).await, 204);
     }
     assert_eq!(status_and_retry(&app, &agent).await.0, 200);
     assert_eq!(app.audit("event_type=lockout_lifted").await.len(), 2);
@@ -185,10 +177,7 @@ async fn sign_in_at(
     username: &str,
     password: &str,
 ) -> (u16, Option<String>, bool) {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let client = common::no_redirects();
     let response = client
         .post(format!("{url}/console/login"))
         .header("x-forwarded-for", address)
@@ -247,15 +236,7 @@ async fn console_sign_ins_are_limited_per_username_across_addresses() {
             .any(|l| l["kind"] == "console_user" && l["key"] == "admin"),
         "{locks}"
     );
-    let response = app
-        .admin(
-            reqwest::Method::DELETE,
-            "/api/v1/lockouts/console_user/admin",
-        )
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(response.status(), 204);
+    assert_eq!(app.lift_lock("console_user", "admin").await, 204);
     let (status, _, cookie) = console_sign_in(&app, "198.51.100.7", "admin", password).await;
     assert_eq!((status, cookie), (303, true));
 }
@@ -343,10 +324,7 @@ async fn guesses_at_the_current_password_are_limited() {
         ("SIGNET_LOCKOUT_THRESHOLD", "3"),
     ])
     .await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let client = common::no_redirects();
     let signed_in = client
         .post(format!("{}/console/login", app.url))
         .form(&[("username", "admin"), ("password", password)])
@@ -418,10 +396,7 @@ async fn cross_site_console_posts_are_refused_and_a_flood_is_not_recorded() {
         ("SIGNET_LOCKOUT_THRESHOLD", "3"),
     ])
     .await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let client = common::no_redirects();
     let sign_in = |site: &'static str| {
         client
             .post(format!("{}/console/login", app.url))
@@ -490,15 +465,7 @@ async fn ipv6_guesses_lock_their_64() {
     );
     let locks = app.get_json("/api/v1/lockouts").await;
     assert_eq!(locks[0]["key"], "2001:db8:1:2::/64", "{locks}");
-    let lifted = app
-        .admin(
-            reqwest::Method::DELETE,
-            "/api/v1/lockouts/source/2001:db8:1:2::99",
-        )
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(lifted.status(), 204);
+    assert_eq!(app.lift_lock("source", "2001:db8:1:2::99").await, 204);
     assert_eq!(
         status(from(&agent, "2001:db8:1:2::77").await.expect("send")),
         200

@@ -359,15 +359,7 @@ async fn a_lock_lifted_on_one_node_is_lifted_on_every_node() {
     assert_eq!(locks.as_array().map(Vec::len), Some(2), "{locks}");
     // Lifted through the first node, which holds neither lock.
     for (kind, key) in [("agent", agent.id.as_str()), ("source", "127.0.0.1")] {
-        let response = nodes[0]
-            .admin(
-                reqwest::Method::DELETE,
-                &format!("/api/v1/lockouts/{kind}/{key}"),
-            )
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(response.status(), 204);
+        assert_eq!(nodes[0].lift_lock(kind, key).await, 204);
     }
     within_a_second("the second node lifts its locks", || async {
         token_status(&nodes[1], &agent).await == 200

@@ -290,10 +290,7 @@ async fn migrate_prepares_the_database_serve_then_uses() {
     .await;
     let agent = app.secret_agent().await;
     app.access_token(&agent).await;
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let no_redirects = common::no_redirects();
     let sign_in = |password: &'static str| {
         no_redirects
             .post(format!("{}/console/login", app.url))

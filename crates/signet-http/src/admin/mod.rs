@@ -24,11 +24,10 @@ use axum::http::{HeaderMap, Method};
 use signet_core::admin_token::Role;
 use signet_core::audit::{AuditEvent, event};
 use signet_core::crypto::{constant_time_eq, sha256};
-use signet_core::lockout::LockKind;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::oauth::client_auth::record_lock_events;
+use crate::oauth::client_auth::operator_refusal;
 use crate::request::Caller;
 use crate::state::AppState;
 use problem::Problem;
@@ -80,23 +79,16 @@ impl FromRequestParts<AppState> for Admin {
         // The path as requested, cut short: a refused request must not write 64 KiB of it.
         let path: String = parts.uri.path().chars().take(MAX_RECORDED_PATH).collect();
         let detail = serde_json::json!({ "method": parts.method.as_str(), "path": path });
-        // Refused tokens count towards the address's lock at the operators' surfaces (not the
-        // agents': a script with a stale token must not lock the agents behind its address out
-        // of the token endpoint); while it is locked, refusals get 429 and are not recorded (a
-        // flood of bad tokens cannot fill the audit log). A working token still works: admin
-        // tokens are too long to guess, and an operator must not be locked out by a neighbour.
-        let source = signet_core::lockout::source_key(caller.ip);
-        let keys = [(LockKind::OperatorSource, source.as_str())];
-        let now = state.now();
-        let (locked, ended) = state.lockouts.check(&keys, now);
-        record_lock_events(state, ended);
         let (actor, role) = match authenticate(state, bearer_token(&parts.headers)).await? {
             Ok(found) => found,
             Err(reason) => {
-                if let Some(retry) = locked {
+                // Refusals count towards the address's lock at the operators' surfaces; while
+                // it holds they get 429 and no record. A working token still works: admin
+                // tokens are too long to guess, and an operator must not be locked out by a
+                // neighbour.
+                if let Some(retry) = operator_refusal(state, &caller) {
                     return Err(Problem::too_many_requests(retry));
                 }
-                record_lock_events(state, state.lockouts.failure(&keys, now));
                 let event = AuditEvent::failure(event::ADMIN_AUTH, reason)
                     .with_source(caller.source(), caller.user_agent.as_deref())
                     .with_detail(detail);

@@ -10,9 +10,8 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use signet_core::audit::{AuditEvent, event};
-use signet_core::lockout::LockKind;
 
-use crate::oauth::client_auth::record_lock_events;
+use crate::oauth::client_auth::operator_refusal;
 use crate::request::Caller;
 use crate::state::AppState;
 
@@ -31,13 +30,7 @@ pub(super) async fn same_origin_posts(
     let caller = Caller::from_parts(&parts, &state);
     // Counted towards the address's lock at the operators' surfaces: a flood of such posts
     // (a header anyone can send) is recorded up to the threshold, then only refused.
-    let source = signet_core::lockout::source_key(caller.ip);
-    let keys = [(LockKind::OperatorSource, source.as_str())];
-    let now = state.now();
-    let (locked, ended) = state.lockouts.check(&keys, now);
-    record_lock_events(&state, ended);
-    if locked.is_none() {
-        record_lock_events(&state, state.lockouts.failure(&keys, now));
+    if operator_refusal(&state, &caller).is_none() {
         let event = AuditEvent::failure(event::CONSOLE, "cross_site_request")
             .with_source(caller.source(), caller.user_agent.as_deref());
         let _ = state.store.audit().record(event).await;

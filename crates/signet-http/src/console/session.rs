@@ -178,7 +178,7 @@ pub async fn login(
     axum::Form(form): axum::Form<Credentials>,
 ) -> Response {
     let now = state.now();
-    let source = signet_core::lockout::source_key(caller.ip);
+    let source = caller.lock_key();
     let user = match state.store.console_user(&form.username).await {
         Ok(user) => user,
         Err(e) => {

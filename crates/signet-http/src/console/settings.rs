@@ -275,7 +275,7 @@ pub async fn change_password(
     };
     // Guesses at the current password (with a session that is not its user's) count towards
     // the same lock as sign-ins: per user and per address.
-    let source = signet_core::lockout::source_key(signed.caller.ip);
+    let source = signed.caller.lock_key();
     let keys = [
         (LockKind::Source, source.as_str()),
         (LockKind::ConsoleUser, signed.username.as_str()),

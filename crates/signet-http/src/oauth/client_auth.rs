@@ -192,7 +192,7 @@ pub async fn authenticate(
     attempt: &mut Attempt,
 ) -> Result<AuthenticatedAgent, Failure> {
     let now = state.now();
-    let source = signet_core::lockout::source_key(caller.ip);
+    let source = caller.lock_key();
     let presented = match presented(headers, form, caller.certificate.as_ref(), attempt) {
         Ok(presented) => presented,
         Err(e) => {
@@ -267,6 +267,23 @@ pub(crate) fn lock_keys<'a>(claimed: &'a str, source: &'a str) -> Vec<(LockKind,
         keys.push((LockKind::Agent, claimed));
     }
     keys
+}
+
+/// Counts a refusal at the operators' surfaces (a bad admin token, a console form from another
+/// site) towards the address's own lock, apart from the agents' (a script with a stale token
+/// must not lock the agents behind its address out of the token endpoint). `Some(retry)` while
+/// the address is locked: the refusal is then not to be recorded (a flood cannot fill the
+/// audit log).
+pub fn operator_refusal(state: &AppState, caller: &Caller) -> Option<i64> {
+    let source = caller.lock_key();
+    let keys = [(LockKind::OperatorSource, source.as_str())];
+    let now = state.now();
+    let (locked, ended) = state.lockouts.check(&keys, now);
+    record_lock_events(state, ended);
+    if locked.is_none() {
+        record_lock_events(state, state.lockouts.failure(&keys, now));
+    }
+    locked
 }
 
 /// Audits the start and end of locks, off the request path (one record per lock, however many

@@ -297,6 +297,19 @@ impl TestApp {
     }
 
     /// Moves the server's clock (the server must run with `SIGNET_TESTING_CLOCK=1`).
+    /// Lifts a brute-force lock through the admin API; the response status.
+    pub async fn lift_lock(&self, kind: &str, key: &str) -> u16 {
+        self.admin(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/lockouts/{kind}/{key}"),
+        )
+        .send()
+        .await
+        .expect("send")
+        .status()
+        .as_u16()
+    }
+
     pub async fn set_clock_offset(&self, seconds: i64) {
         let response = self
             .admin(reqwest::Method::PUT, "/api/v1/testing/clock")
@@ -522,6 +535,14 @@ impl TestApp {
 }
 
 /// Decodes a JWT's payload without verifying it (for assertions on claims).
+/// An HTTP client that does not follow redirects (to see a console sign-in's 303 and cookie).
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
 pub fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("payload");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
